@@ -1,0 +1,1 @@
+//! bash-god: bash command analysis, optimization and policy-guarded execution.

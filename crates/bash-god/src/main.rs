@@ -1,0 +1,3 @@
+fn main() {
+    println!("bash-god: not wired yet");
+}
