@@ -92,8 +92,8 @@ let
         );
       };
     in
-    pkgs.runCommand "${crateName}-source" { } ''
-      cp -r --no-preserve=mode ${real} $out
+    pkgs.runCommand "${crateName}-source" { realSource = real; } ''
+      cp -r --no-preserve=mode "$realSource" $out
       while read -r file; do
         [ -n "$file" ] || continue
         mkdir -p "$out/$(dirname "$file")"

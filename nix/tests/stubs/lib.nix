@@ -121,8 +121,11 @@ in
       if outside != [ ] then
         throw "lib.fileset.toSource: files outside root: ${concatStringsSep ", " outside}"
       else
+        # Like the real result (lib.cleanSourceWith): a source path, not a derivation, so
+        # crane may read Cargo.toml/Cargo.lock from it without import from derivation.
         {
-          type = "derivation";
+          _isLibCleanSourceWith = true;
+          origSrc = root;
           name = "source";
           outPath = "/nix/store/00000000000000000000000000000000-source";
           # Relative names, the wiring test's view of the source.

@@ -1,0 +1,411 @@
+/**
+  Wiring test: evaluates the real `outputs` function of flake.nix with recording
+  stand-ins (nix/tests/stubs) for nixpkgs, crane, rust-overlay and fenix, whose function
+  and argument names mirror the real ones at the revisions pinned in flake.lock, and checks
+  what the flake asked them to build:
+
+  - packages.<system> is exactly crate x variant (+ images, launcher, default), with no
+    x86_64-only variant on aarch64-linux;
+  - every crate x variant package: `-p <crate>`, `--target <triple>` (musl for servers,
+    glibc for Python modules), its variant's RUSTFLAGS (from Cargo.toml, read here
+    independently), the dependency artifacts of its own variant, tests only on the
+    baseline variant, the same PYO3_PYTHON as every other derivation, the git commit and
+    SOURCE_DATE_EPOCH, a source holding its own crate and the members it depends on but no
+    other member's code, and for Python modules the site-packages layout;
+  - every cargo invocation of a dependency build has `--target`;
+  - the toolchain comes from rust-toolchain.toml through fromRustupToolchainFile and
+    overrideToolchain, with this system's glibc and musl targets;
+  - the required checks and images exist and are configured (clippy denies warnings, docs
+    deny warnings, audit uses the advisory-db input, images run as non-root with a fixed
+    `created` and the OCI labels; dispatch images contain the launcher and every variant);
+  - flake.lock pins every input of flake.nix (github, 40-hex rev, sha256 narHash), with
+    rust-overlay and fenix following nixpkgs;
+  - the checker itself rejects a package with wrong RUSTFLAGS (self-test).
+
+  What it does NOT prove: that anything builds; that nixpkgs/crane/rust-overlay/fenix
+  behave as the stand-ins assume beyond their argument names (e.g. that cargo accepts the
+  flags, that dockerTools lays out `contents` as expected, that the musl C compiler links);
+  that the narHashes match what GitHub serves (nixpkgs' was not re-derived here); anything
+  Nix >= 2.31 evaluates differently from the Nix running this test; shell scripts inside
+  derivations (they are only inspected as strings).
+
+  Run: nix-instantiate --eval --strict --json nix/tests/wiring.nix --arg root ./.
+*/
+{
+  root ? ../..,
+}:
+let
+  inherit (builtins)
+    all
+    any
+    attrNames
+    concatLists
+    elem
+    filter
+    fromJSON
+    fromTOML
+    length
+    map
+    match
+    readFile
+    sort
+    toJSON
+    ;
+
+  stubs = ./stubs;
+  workspace = import ../lib.nix { inherit root; };
+
+  self = {
+    rev = "0123456789abcdef0123456789abcdef01234567";
+    lastModified = 1785734586;
+    outPath = toString root;
+  };
+  advisory-db = {
+    outPath = "/nix/store/00000000000000000000000000000000-advisory-db";
+  };
+  flake = import (root + "/flake.nix");
+  outputs = flake.outputs {
+    inherit self advisory-db;
+    nixpkgs = {
+      outPath = stubs + "/nixpkgs";
+    };
+    crane = import (stubs + "/crane.nix");
+    rust-overlay = import (stubs + "/rust-overlay.nix");
+    fenix = import (stubs + "/fenix.nix");
+  };
+
+  # Read independently of nix/lib.nix.
+  rootToml = fromTOML (readFile (root + "/Cargo.toml"));
+  variantTable = rootToml.workspace.metadata.mcp-foundry.variants;
+  expectedRustflags = variant: builtins.concatStringsSep " " variantTable.${variant}.rustflags;
+  toolchainToml = (fromTOML (readFile (root + "/rust-toolchain.toml"))).toolchain;
+
+  sorted = list: sort (a: b: a < b) list;
+  words = s: filter (w: builtins.isString w && w != "") (builtins.split "[ \n\t]+" s);
+  # `flag value` appears as consecutive words.
+  hasFlag =
+    flag: value: s:
+    let
+      ws = words s;
+      n = length ws;
+    in
+    any (i: builtins.elemAt ws i == flag && builtins.elemAt ws (i + 1) == value) (
+      builtins.genList (i: i) (if n > 0 then n - 1 else 0)
+    );
+  contains = needle: s: match ".*${escapeRegex needle}.*" s != null;
+  escapeRegex = builtins.replaceStrings [ "." "+" "*" "?" "[" "]" "(" ")" "{" "}" "|" "^" "$" "\\" ] [
+    "\\."
+    "\\+"
+    "\\*"
+    "\\?"
+    "\\["
+    "\\]"
+    "\\("
+    "\\)"
+    "\\{"
+    "\\}"
+    "\\|"
+    "\\^"
+    "\\$"
+    "\\\\"
+  ];
+
+  test = name: problems: {
+    inherit name;
+    ok = problems == [ ];
+    message = toJSON problems;
+  };
+  unless = ok: message: if ok then [ ] else [ message ];
+
+  pythonInterpreters = system: [
+    (import (stubs + "/nixpkgs") { inherit system; }).python3.interpreter
+  ];
+
+  # ---- one crate x variant package ------------------------------------------------------
+  packageProblems =
+    system: crate: variant: drv:
+    let
+      args = drv.recorded.args or { };
+      deps = args.cargoArtifacts.recorded or { };
+      isPython = workspace.crates.${crate}.role == "python-module";
+      target =
+        if isPython then "${workspace.archOf system}-unknown-linux-gnu" else "${workspace.archOf system}-unknown-linux-musl";
+      extra = args.cargoExtraArgs or "";
+      closureDirs = map (n: workspace.crates.${n}.dir) (workspace.sourceClosure crate);
+      otherDirs = filter (d: !(elem d closureDirs)) workspace.memberDirs;
+      isBaseline = variantTable.${variant}.target-cpu == "generic";
+    in
+    unless ((drv.recorded.fn or null) == "crane.buildPackage") "not built with craneLib.buildPackage"
+    ++ unless (hasFlag "-p" crate extra) "cargoExtraArgs lacks -p ${crate}: ${extra}"
+    ++ unless (hasFlag "--target" target extra) "cargoExtraArgs lacks --target ${target}: ${extra}"
+    ++ unless (contains "--locked" extra) "cargoExtraArgs lacks --locked"
+    ++ unless (
+      !isPython || hasFlag "--features" workspace.crates.${crate}.pythonFeature extra
+    ) "python module built without its feature"
+    ++ unless (
+      (args.CARGO_BUILD_RUSTFLAGS or null) == expectedRustflags variant
+    ) "CARGO_BUILD_RUSTFLAGS is ${toJSON (args.CARGO_BUILD_RUSTFLAGS or null)}, Cargo.toml says ${toJSON (expectedRustflags variant)}"
+    ++ unless ((deps.fn or null) == "crane.buildDepsOnly") "cargoArtifacts is not a buildDepsOnly"
+    ++ unless (
+      (deps.args.CARGO_BUILD_RUSTFLAGS or null) == expectedRustflags variant
+      && (deps.args.MCP_FOUNDRY_VARIANT or null) == variant
+    ) "cargoArtifacts belong to another variant"
+    ++ unless ((args.MCP_FOUNDRY_VARIANT or null) == variant) "MCP_FOUNDRY_VARIANT is not ${variant}"
+    ++ unless ((args.MCP_FOUNDRY_GIT_COMMIT or null) == self.rev) "MCP_FOUNDRY_GIT_COMMIT is not self.rev"
+    ++ unless (
+      (args.SOURCE_DATE_EPOCH or null) == toString self.lastModified
+    ) "SOURCE_DATE_EPOCH is not self.lastModified"
+    ++ unless ((args.doCheck or true) == isBaseline) "doCheck must be ${toJSON isBaseline} for ${variant}"
+    ++ unless (elem (args.PYO3_PYTHON or null) (pythonInterpreters system)) "PYO3_PYTHON differs"
+    ++ unless ((args.toolchain.recorded.fn or null) == "rust-overlay.toolchain") "built without the rust-overlay toolchain"
+    # Source: a derivation copying a fileset source, then placeholders for other members.
+    ++ (
+      let
+        real = args.src.recorded.args.env.realSource or null;
+      in
+      unless (real ? sourceFiles) "source is not built from a fileset source"
+      ++ (
+        if !(real ? sourceFiles) then
+          [ ]
+        else
+          concatLists (
+            map (
+              d: unless (any (f: match "${escapeRegex d}/src/.*\\.rs" f != null) real.sourceFiles) "source lacks ${d}/src"
+            ) closureDirs
+          )
+          ++ concatLists (
+            map (
+              d:
+              unless (all (f: match "${escapeRegex d}/.*\\.rs" f == null) real.sourceFiles) "source contains the code of ${d}"
+              ++ unless (elem "${d}/Cargo.toml" real.sourceFiles) "source lacks ${d}/Cargo.toml (cargo loads every member)"
+            ) otherDirs
+          )
+          ++ unless (elem "Cargo.lock" real.sourceFiles) "source lacks Cargo.lock"
+      )
+    )
+    ++ (
+      if isPython then
+        let
+          module = workspace.crates.${crate}.pythonModule;
+          install = args.postInstall or "";
+        in
+        unless (drv ? pythonModule) "python module is not a python module (toPythonModule)"
+        ++ unless (contains "${module}.abi3.so" install) "postInstall does not install ${module}.abi3.so"
+        ++ unless (contains "python/${module}/." install) "postInstall does not copy python/${module}"
+      else
+        [ ]
+    );
+
+  # ---- per system -------------------------------------------------------------------------
+  systemTests =
+    system:
+    let
+      packages = outputs.packages.${system};
+      checks = outputs.checks.${system};
+      variants = workspace.variantNamesFor system;
+      expectedPackages =
+        workspace.packageNamesFor system
+        ++ workspace.imageNamesFor system
+        ++ (if workspace.launcher != null then [ workspace.launcher ] else [ ])
+        ++ [ "default" ];
+      crateVariants = concatLists (
+        map (c: map (v: { crate = c; variant = v; }) variants) workspace.shippedNames
+      );
+      deps = map (v: packages."${workspace.packageName (builtins.head workspace.shippedNames) v}".recorded.args.cargoArtifacts) variants;
+      image = name: packages.${name}.recorded.args or { };
+      imageProblems =
+        name: tag:
+        let
+          a = image name;
+          user = a.config.User or "";
+          labels = a.config.Labels or { };
+        in
+        unless ((packages.${name}.recorded.fn or null) == "dockerTools.buildLayeredImage") "${name} is not a dockerTools image"
+        ++ unless ((a.tag or null) == tag) "${name} tag is ${toJSON (a.tag or null)}, not ${tag}"
+        ++ unless (user != "" && match "(0|root)(:.*)?" user == null) "${name} runs as root"
+        ++ unless ((a.created or null) == workspace.isoDateTime self.lastModified) "${name} created is not fixed to the commit time"
+        ++ concatLists (
+          map (
+            key: unless (labels ? "org.opencontainers.image.${key}") "${name} lacks label ${key}"
+          ) [ "title" "description" "version" "revision" "source" "licenses" "created" ]
+        )
+        ++ unless ((labels."org.opencontainers.image.revision" or null) == self.rev) "${name} revision label is not the commit";
+      toolchain = packages."${workspace.packageName (builtins.head workspace.shippedNames) workspace.baselineVariant}".recorded.args.toolchain.toolchainArgs or { };
+    in
+    [
+      (test "${system}: packages are crate x variant, images, launcher, default" (
+        unless (sorted (attrNames packages) == sorted expectedPackages) "got ${toJSON (sorted (attrNames packages))}, want ${toJSON (sorted expectedPackages)}"
+      ))
+      (test "${system}: no x86_64-only variant" (
+        concatLists (
+          map (
+            v:
+            unless (
+              elem (workspace.archOf system) variantTable.${v}.architectures
+              || all (n: match ".*-${v}(-.*)?" n == null) (attrNames packages)
+            ) "${v} packages exist on ${system}"
+          ) (attrNames variantTable)
+        )
+      ))
+      (test "${system}: every crate x variant package is wired" (
+        concatLists (
+          map (
+            cv:
+            map (p: "${cv.crate}-${cv.variant}: ${p}") (
+              packageProblems system cv.crate cv.variant packages.${workspace.packageName cv.crate cv.variant}
+            )
+          ) crateVariants
+        )
+      ))
+      (test "${system}: dependency builds pass --target to every cargo invocation" (
+        concatLists (
+          map (
+            d:
+            let
+              lines = filter (l: builtins.isString l && contains "cargoWithProfile" l) (
+                builtins.split "\n" ((d.recorded.args.buildPhaseCargoCommand or "") + "\n" + (d.recorded.args.checkPhaseCargoCommand or ""))
+              );
+            in
+            unless (lines != [ ]) "${d.name}: no cargo invocation recorded"
+            ++ map (l: "${d.name}: no --target in: ${l}") (filter (l: !(contains "--target" l)) lines)
+          ) deps
+        )
+      ))
+      (test "${system}: one dependency build per variant" (
+        unless (length (builtins.attrNames (builtins.listToAttrs (map (d: { name = d.recorded.args.MCP_FOUNDRY_VARIANT; value = d; }) deps))) == length variants) "variants share dependency artifacts"
+      ))
+      (test "${system}: toolchain from rust-toolchain.toml with this system's targets" (
+        unless ((toolchain.channel or null) == toolchainToml.channel) "channel is not the file's"
+        ++ unless ((toolchain.extensions or null) == (toolchainToml.components or [ ])) "components are not the file's"
+        ++ unless (
+          sorted (toolchain.targets or [ ]) == sorted [
+            "${workspace.archOf system}-unknown-linux-gnu"
+            "${workspace.archOf system}-unknown-linux-musl"
+          ]
+        ) "targets are ${toJSON (toolchain.targets or null)}"
+        ++ unless (!(elem "rust-analyzer" (toolchain.extensions or [ ])) && !(elem "rust-src" (toolchain.extensions or [ ]))) "rust-analyzer/rust-src in the build toolchain"
+      ))
+      (test "${system}: required checks exist" (
+        map (c: "missing check ${c}") (
+          filter (c: !(checks ? ${c})) (
+            [
+              "clippy"
+              "nextest"
+              "fmt"
+              "doc"
+              "deny"
+              "audit"
+              "ffi-import"
+              "nix-lib"
+            ]
+            ++ filter (p: p != "default") (attrNames packages)
+          )
+        )
+      ))
+      (test "${system}: checks are configured" (
+        unless (contains "--deny warnings" (checks.clippy.recorded.args.cargoClippyExtraArgs or "")) "clippy does not deny warnings"
+        ++ unless (contains "--all-targets" (checks.clippy.recorded.args.cargoClippyExtraArgs or "")) "clippy skips targets"
+        ++ unless (contains "--deny warnings" (checks.doc.recorded.args.RUSTDOCFLAGS or "")) "doc does not deny warnings"
+        ++ unless ((checks.audit.recorded.args.advisory-db or null) == advisory-db) "audit does not use the advisory-db input"
+        ++ unless ((checks.nextest.recorded.fn or null) == "crane.cargoNextest") "nextest is not cargoNextest"
+        ++ unless ((checks.deny.recorded.fn or null) == "crane.cargoDeny") "deny is not cargoDeny"
+        ++ unless ((checks.fmt.recorded.fn or null) == "crane.cargoFmt") "fmt is not cargoFmt"
+        ++ concatLists (
+          map (
+            c:
+            unless (contains "--target" (checks.${c}.recorded.args.cargoExtraArgs or "")) "${c} has no --target"
+            ++ unless (elem (checks.${c}.recorded.args.PYO3_PYTHON or null) (pythonInterpreters system)) "${c} PYO3_PYTHON differs"
+          ) [ "clippy" "nextest" "doc" ]
+        )
+        ++ unless (contains "pytest" (checks.ffi-import.recorded.args.script or "")) "ffi-import does not run tests/ffi"
+      ))
+      (test "${system}: images" (
+        concatLists (
+          map (
+            s:
+            concatLists (map (v: imageProblems "${workspace.packageName s v}-image" v) variants)
+            ++ (
+              if workspace.launcher != null then
+                let
+                  a = image "${s}-image";
+                  rootScript = builtins.concatStringsSep "\n" (map (c: c.recorded.args.script or "") (a.contents or [ ]));
+                in
+                imageProblems "${s}-image" "latest"
+                ++ unless (contains "/bin/${workspace.launcher}" rootScript) "${s}-image lacks the launcher"
+                ++ concatLists (map (v: unless (contains "/opt/mcp/${v}" rootScript) "${s}-image lacks ${v}") variants)
+              else
+                [ ]
+            )
+          ) workspace.serverNames
+        )
+      ))
+      (test "${system}: dev shell, apps, formatter" (
+        unless ((outputs.devShells.${system}.default.recorded.fn or null) == "crane.devShell") "devShells.default is not craneLib.devShell"
+        ++ unless (
+          any (p: (p.recorded.fn or null) == "fenix") (outputs.devShells.${system}.default.recorded.args.packages or [ ])
+        ) "dev shell lacks fenix's rust-analyzer"
+        ++ unless ((outputs.apps.${system}.push-images.type or null) == "app") "apps.push-images missing"
+        ++ unless (outputs.formatter ? ${system}) "formatter missing"
+      ))
+    ];
+
+  # ---- flake.lock -------------------------------------------------------------------------
+  lock = fromJSON (readFile (root + "/flake.lock"));
+  lockProblems =
+    let
+      rootInputs = lock.nodes.${lock.root}.inputs;
+      node = name: lock.nodes.${rootInputs.${name}};
+      nodeProblems =
+        name: n:
+        unless ((n.locked.type or null) == "github") "${name}: not a github pin"
+        ++ unless (match "[0-9a-f]{40}" (n.locked.rev or "") != null) "${name}: rev is not 40 hex digits"
+        ++ unless (match "sha256-[A-Za-z0-9+/]{43}=" (n.locked.narHash or "") != null) "${name}: narHash is not an SRI sha256"
+        ++ unless (builtins.isInt (n.locked.lastModified or null)) "${name}: lastModified missing";
+    in
+    unless (lock.version == 7) "lock version ${toString lock.version}"
+    ++ unless (sorted (attrNames rootInputs) == sorted (attrNames flake.inputs)) "lock inputs differ from flake.nix inputs"
+    ++ concatLists (map (name: nodeProblems name (node name)) (attrNames rootInputs))
+    ++ concatLists (
+      map (
+        name: unless ((node name).inputs.nixpkgs or null == [ "nixpkgs" ]) "${name} does not follow nixpkgs"
+      ) [ "rust-overlay" "fenix" ]
+    )
+    ++ concatLists (
+      map (
+        name:
+        let
+          n = lock.nodes.${name};
+        in
+        nodeProblems name n
+      ) (filter (n: n != lock.root) (attrNames lock.nodes))
+    )
+    ++ unless ((node "advisory-db").flake or true == false) "advisory-db must be flake = false";
+
+  # ---- self-test: the checker must reject a wrongly wired package --------------------------
+  selfTest =
+    let
+      system = "x86_64-linux";
+      crate = builtins.head workspace.shippedNames;
+      variant = workspace.baselineVariant;
+      good = outputs.packages.${system}.${workspace.packageName crate variant};
+      bad = good // {
+        recorded = good.recorded // {
+          args = good.recorded.args // {
+            CARGO_BUILD_RUSTFLAGS = "-C target-cpu=native";
+          };
+        };
+      };
+    in
+    unless (packageProblems system crate variant bad != [ ]) "a package with target-cpu=native passed";
+
+  results =
+    concatLists (map systemTests workspace.systems)
+    ++ [
+      (test "flake.lock pins every input" lockProblems)
+      (test "self-test: wrong RUSTFLAGS are caught" selfTest)
+    ];
+in
+{
+  passed = map (t: t.name) (filter (t: t.ok) results);
+  failed = map (t: { inherit (t) name message; }) (filter (t: !t.ok) results);
+}
