@@ -149,18 +149,23 @@ let
   pushImages = pkgs.writeShellApplication {
     name = "push-images";
     runtimeInputs = [ pkgs.skopeo ];
-    text = ''
-      registry="''${MCP_FOUNDRY_REGISTRY:?set MCP_FOUNDRY_REGISTRY to the repository prefix to push to, e.g. <registry-host>/<owner> (log in first: skopeo login <registry-host>)}"
-      if [ "${gitCommit}" = dirty ]; then
-        echo "push-images: refusing to push images built from an uncommitted tree; commit first" >&2
-        exit 1
-      fi
-      ${lib.concatMapStrings (entry: ''
-        echo "pushing $registry/${entry.ref}" >&2
-        skopeo --policy ${skopeoPolicy} copy --retry-times 3 \
-          "docker-archive:${entry.image}" "docker://$registry/${entry.ref}"
-      '') pushList}
-    '';
+    # Decided here, not in the script: shellcheck (run by writeShellApplication) rejects a
+    # comparison of two constants and the code after an unconditional exit.
+    text =
+      if gitCommit == "dirty" then
+        ''
+          echo "push-images: refusing to push images built from an uncommitted tree; commit first" >&2
+          exit 1
+        ''
+      else
+        ''
+          registry="''${MCP_FOUNDRY_REGISTRY:?set MCP_FOUNDRY_REGISTRY to the repository prefix to push to, e.g. <registry-host>/<owner> (log in first: skopeo login <registry-host>)}"
+          ${lib.concatMapStrings (entry: ''
+            echo "pushing $registry/${entry.ref}" >&2
+            skopeo --policy ${skopeoPolicy} copy --retry-times 3 \
+              "docker-archive:${entry.image}" "docker://$registry/${entry.ref}"
+          '') pushList}
+        '';
   };
 in
 {
