@@ -119,7 +119,9 @@
       formatter = collect "formatter";
 
       # Every package of this flake under `mcp-foundry`, built with the flake's own pins.
-      overlays.default = final: _prev: {
+      # (`nix flake check` insists on the argument names `final` and `prev`.)
+      # deadnix: skip
+      overlays.default = final: prev: {
         mcp-foundry = self.packages.${final.stdenv.hostPlatform.system};
       };
     };
