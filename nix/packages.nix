@@ -87,8 +87,10 @@ let
           ]
           ++ map (d: craneLib.fileset.cargoTomlAndLock (root + "/${d}")) otherDirs
           ++ map memberSources builtDirs
-          # The Python package's own files (site-packages layout, see pythonLayout).
+          # The Python package's own files (site-packages layout, see pythonLayout) and
+          # test data next to the tests, which commonCargoSources would leave out.
           ++ map (d: lib.fileset.maybeMissing (root + "/${d}/python")) builtDirs
+          ++ map (d: lib.fileset.maybeMissing (root + "/${d}/tests")) builtDirs
         );
       };
     in
