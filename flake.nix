@@ -93,7 +93,6 @@
               pkgs
               craneLib
               workspace
-              system
               build
               packages
               advisory-db

@@ -4,7 +4,6 @@
   pkgs,
   craneLib,
   workspace,
-  system,
   build, # nix/packages.nix
   packages, # everything in packages.<system>
   advisory-db,

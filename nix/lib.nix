@@ -14,11 +14,9 @@ let
     concatLists
     concatStringsSep
     elem
-    elemAt
     filter
     fromTOML
     genericClosure
-    hasAttr
     head
     listToAttrs
     map

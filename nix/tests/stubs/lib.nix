@@ -10,8 +10,6 @@ let
     isAttrs
     isList
     isPath
-    isString
-    length
     map
     pathExists
     readDir
