@@ -1,0 +1,14 @@
+//! devops: an MCP server for operations work — host metrics, processes, disks, network
+//! interfaces, endpoint checks, log analysis and anomaly detection.
+//!
+//! The modules hold the logic and know nothing about MCP; `server` exposes them as tools.
+
+pub mod anomaly;
+pub mod endpoint;
+pub mod error;
+pub mod logs;
+pub mod metrics;
+pub mod processes;
+mod text;
+
+pub use error::DevopsError;
