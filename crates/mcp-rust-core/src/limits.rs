@@ -408,3 +408,294 @@ impl<S: ServerHandler> ServerHandler for Guarded<S> {
         self.inner.read_resource_directory(request, context)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tool::{ToolResult, run_blocking};
+    use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
+    use rmcp::service::{PeerRequestOptions, RunningService};
+    use rmcp::{Json, RoleClient, ServiceExt as _, tool, tool_handler, tool_router};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::sync::Notify;
+
+    // ---- truncate_middle ----
+
+    fn marker_count(text: &str) -> usize {
+        let start = text.find("[… ").expect("marker present") + "[… ".len();
+        let rest = &text[start..];
+        rest[..rest.find(' ').unwrap()].parse().unwrap()
+    }
+
+    #[test]
+    fn text_within_the_limit_is_untouched() {
+        assert_eq!(truncate_middle("hello", 10), ("hello".to_owned(), false));
+        assert_eq!(truncate_middle("hello", 5), ("hello".to_owned(), false));
+        assert_eq!(truncate_middle("", 0), (String::new(), false));
+    }
+
+    #[test]
+    fn long_text_keeps_head_and_tail_around_an_exact_marker() {
+        let text = format!("{}{}", "a".repeat(1000), "z".repeat(1000));
+        let (out, truncated) = truncate_middle(&text, 200);
+        assert!(truncated);
+        assert!(out.len() <= 200, "{} bytes", out.len());
+        assert!(out.starts_with("aaaa") && out.ends_with("zzzz"), "{out}");
+        assert!(out.contains(" bytes truncated …]"), "{out}");
+        let kept = out.len() - marker(marker_count(&out)).len();
+        assert_eq!(
+            marker_count(&out),
+            text.len() - kept,
+            "marker states the removed byte count"
+        );
+    }
+
+    #[test]
+    fn cuts_fall_on_char_boundaries_for_every_limit() {
+        let text = "é😀ab€".repeat(40);
+        for max in 0..text.len() {
+            let (out, truncated) = truncate_middle(&text, max);
+            assert!(truncated);
+            let at = out.find("\n[… ").unwrap();
+            let end = out.rfind("…]\n").unwrap() + "…]\n".len();
+            assert!(
+                text.starts_with(&out[..at]),
+                "head is a prefix at max={max}"
+            );
+            assert!(text.ends_with(&out[end..]), "tail is a suffix at max={max}");
+            let marker_len = end - at;
+            if max >= marker_len {
+                assert!(out.len() <= max, "max={max} got {}", out.len());
+            }
+            assert_eq!(marker_count(&out), text.len() - (out.len() - marker_len));
+        }
+    }
+
+    // ---- Guarded, end to end through rmcp's in-process transport ----
+
+    #[derive(serde::Deserialize, schemars::JsonSchema)]
+    struct Size {
+        bytes: usize,
+    }
+
+    #[derive(serde::Serialize, schemars::JsonSchema)]
+    struct Items {
+        items: Vec<String>,
+    }
+
+    #[derive(Clone, Default)]
+    struct Probe {
+        spin_started: Arc<Notify>,
+        spins_stopped_by_flag: Arc<AtomicUsize>,
+    }
+
+    #[derive(Clone)]
+    struct TestTools {
+        tool_router: ToolRouter<Self>,
+        probe: Probe,
+    }
+
+    #[tool_router]
+    impl TestTools {
+        /// Answers immediately.
+        #[tool]
+        async fn ping_tool(&self) -> String {
+            "pong".to_owned()
+        }
+        /// Never finishes on its own.
+        #[tool]
+        async fn sleep_forever(&self) -> String {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            "woke up".to_owned()
+        }
+        /// Blocking loop that only stops when its CancelFlag is set.
+        #[tool]
+        async fn spin(&self) -> ToolResult<u64> {
+            let probe = self.probe.clone();
+            run_blocking(move |flag| {
+                probe.spin_started.notify_one();
+                let mut rounds = 0u64;
+                while !flag.is_cancelled() {
+                    rounds += 1;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                probe.spins_stopped_by_flag.fetch_add(1, Ordering::SeqCst);
+                Ok(Json(rounds))
+            })
+            .await
+        }
+        /// Panics.
+        #[tool]
+        async fn boom(&self) -> String {
+            panic!("deliberate test panic")
+        }
+        /// Text of the requested size.
+        #[tool]
+        async fn big_text(&self, Parameters(size): Parameters<Size>) -> String {
+            "x".repeat(size.bytes)
+        }
+        /// Structured output of roughly the requested size.
+        #[tool]
+        async fn big_json(&self, Parameters(size): Parameters<Size>) -> ToolResult<Items> {
+            Ok(Json(Items {
+                items: vec!["y".repeat(100); size.bytes / 100],
+            }))
+        }
+    }
+
+    #[tool_handler(router = self.tool_router)]
+    impl ServerHandler for TestTools {}
+
+    async fn connect(limits: Limits) -> (RunningService<RoleClient, ()>, Probe) {
+        let probe = Probe::default();
+        let server = TestTools {
+            tool_router: TestTools::tool_router(),
+            probe: probe.clone(),
+        };
+        let (server_io, client_io) = tokio::io::duplex(1 << 20);
+        tokio::spawn(async move {
+            let running = Guarded::new(server, limits).serve(server_io).await.unwrap();
+            let _ = running.waiting().await;
+        });
+        (().serve(client_io).await.unwrap(), probe)
+    }
+
+    fn limits(max_output_bytes: usize, timeout: Duration) -> Limits {
+        Limits {
+            max_output_bytes,
+            tool_timeout: timeout,
+        }
+    }
+
+    async fn call(
+        client: &RunningService<RoleClient, ()>,
+        name: &'static str,
+        args: serde_json::Value,
+    ) -> CallToolResult {
+        let mut params = CallToolRequestParams::new(name);
+        if let serde_json::Value::Object(map) = args {
+            params = params.with_arguments(map);
+        }
+        client.call_tool(params).await.unwrap()
+    }
+
+    fn text_of(result: &CallToolResult) -> &str {
+        &result.content[0].as_text().expect("text content").text
+    }
+
+    /// Upper bound for waits that should end promptly; reaching it fails the test
+    /// instead of hanging the suite. Not a speed assertion.
+    const HANG_GUARD: Duration = Duration::from_secs(60);
+
+    #[tokio::test]
+    async fn timeout_becomes_is_error_and_server_keeps_serving() {
+        let (client, _) = connect(limits(1 << 20, Duration::from_millis(200))).await;
+        let result = call(&client, "sleep_forever", serde_json::json!({})).await;
+        assert_eq!(result.is_error, Some(true));
+        assert!(
+            text_of(&result).starts_with("timed out: tool `sleep_forever`"),
+            "{}",
+            text_of(&result)
+        );
+        assert_eq!(
+            text_of(&call(&client, "ping_tool", serde_json::json!({})).await),
+            "pong"
+        );
+    }
+
+    #[tokio::test]
+    async fn timeout_sets_the_cancel_flag_of_blocking_work() {
+        let (client, probe) = connect(limits(1 << 20, Duration::from_millis(200))).await;
+        let result = call(&client, "spin", serde_json::json!({})).await;
+        assert_eq!(result.is_error, Some(true), "{result:?}");
+        tokio::time::timeout(HANG_GUARD, async {
+            while probe.spins_stopped_by_flag.load(Ordering::SeqCst) == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the blocking loop saw its CancelFlag");
+    }
+
+    #[tokio::test]
+    async fn panic_becomes_is_error_and_server_keeps_serving() {
+        let (client, _) = connect(Limits::default()).await;
+        let result = call(&client, "boom", serde_json::json!({})).await;
+        assert_eq!(result.is_error, Some(true));
+        assert!(
+            text_of(&result).contains("deliberate test panic"),
+            "{}",
+            text_of(&result)
+        );
+        assert_eq!(
+            text_of(&call(&client, "ping_tool", serde_json::json!({})).await),
+            "pong"
+        );
+    }
+
+    #[tokio::test]
+    async fn cancellation_notification_stops_the_work() {
+        let (client, probe) = connect(Limits::default()).await;
+        let started = probe.spin_started.notified();
+        let request = ClientRequest::CallToolRequest(CallToolRequest::new(
+            CallToolRequestParams::new("spin"),
+        ));
+        let handle = client
+            .send_cancellable_request(request, PeerRequestOptions::no_options())
+            .await
+            .unwrap();
+        tokio::time::timeout(HANG_GUARD, started)
+            .await
+            .expect("spin started");
+        handle
+            .cancel(Some("test cancels".to_owned()))
+            .await
+            .unwrap();
+        tokio::time::timeout(HANG_GUARD, async {
+            while probe.spins_stopped_by_flag.load(Ordering::SeqCst) == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the blocking loop saw its CancelFlag after notifications/cancelled");
+        assert_eq!(
+            text_of(&call(&client, "ping_tool", serde_json::json!({})).await),
+            "pong"
+        );
+    }
+
+    #[tokio::test]
+    async fn text_output_is_truncated_to_the_cap() {
+        let (client, _) = connect(limits(1000, Limits::DEFAULT_TOOL_TIMEOUT)).await;
+        let result = call(&client, "big_text", serde_json::json!({"bytes": 50_000})).await;
+        assert_ne!(result.is_error, Some(true));
+        let text = text_of(&result);
+        assert!(text.len() <= 1000, "{} bytes", text.len());
+        assert!(text.contains(" bytes truncated …]"));
+        let small = call(&client, "big_text", serde_json::json!({"bytes": 10})).await;
+        assert_eq!(text_of(&small), "x".repeat(10));
+    }
+
+    #[tokio::test]
+    async fn oversized_structured_output_asks_to_narrow_the_request() {
+        let (client, _) = connect(limits(1000, Limits::DEFAULT_TOOL_TIMEOUT)).await;
+        let result = call(&client, "big_json", serde_json::json!({"bytes": 50_000})).await;
+        assert_eq!(result.is_error, Some(true));
+        assert!(result.structured_content.is_none());
+        assert!(
+            text_of(&result).contains("narrow the request"),
+            "{}",
+            text_of(&result)
+        );
+        let fits = call(&client, "big_json", serde_json::json!({"bytes": 300})).await;
+        assert_ne!(fits.is_error, Some(true));
+        assert_eq!(
+            fits.structured_content.unwrap()["items"]
+                .as_array()
+                .unwrap()
+                .len(),
+            3
+        );
+    }
+}
