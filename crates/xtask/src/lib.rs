@@ -1,0 +1,15 @@
+//! `cargo xtask`: the mcp-foundry build driver.
+//!
+//! - [`metadata`]: the workspace's crates and CPU variants, read from `cargo metadata`.
+//! - [`ci`]: the one test command (fmt, clippy, tests, dist, verify, FFI, images, Nix).
+//! - [`dist`]: every shipped crate in every CPU variant, collected into `dist/`.
+//! - [`nix_check`]: offline verification of the Nix flake (`cargo xtask nix-check`).
+//! - [`verify`]: instruction audit, exports check and reproducibility of `dist/`.
+
+pub mod ci;
+pub mod dist;
+pub mod isa;
+pub mod metadata;
+pub mod nix_check;
+pub mod process;
+pub mod verify;
