@@ -33,9 +33,10 @@
 //! (timeout, `notifications/cancelled`, output cap, panics as `isError` results).
 //!
 //! Inside a tool:
-//! - return [`ToolResult<T>`]: `Ok(rmcp::Json(value))` for structured output, or a
-//!   [`ToolError`] (`invalid_input`, `not_found`, `denied`, `failed`, `timeout`) that
-//!   the caller receives as an `isError` result;
+//! - return `Result<Json<T>, ToolError>` (spelled out, see [`ToolResult`] for why):
+//!   `Ok(rmcp::Json(value))` for structured output, or a [`ToolError`] (`invalid_input`,
+//!   `not_found`, `denied`, `failed`, `timeout`) that the caller receives as an `isError`
+//!   result;
 //! - pass every user-supplied path through [`confine_path`] with the server's
 //!   [`ServerContext::roots`] (`?` converts a [`ConfineError`] into a `ToolError`);
 //! - run CPU- or IO-heavy work with [`run_blocking`], checking its [`CancelFlag`] in
@@ -46,8 +47,12 @@
 
 pub mod build_info;
 pub mod confine;
+pub mod kernels;
 pub mod limits;
+#[cfg(feature = "python")]
+mod python;
 pub mod runtime;
+pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod tool;
