@@ -26,6 +26,8 @@ use crate::process;
 
 /// The cargo profile dist builds with (see the root Cargo.toml).
 pub const PROFILE: &str = "audit";
+/// The `target-cpu` of the portable variant.
+pub const BASELINE_CPU: &str = "generic";
 /// Where remapped source paths point, so no build machine path ends up in an artifact.
 const REMAPPED_WORKSPACE: &str = "/mcp-foundry";
 
@@ -233,7 +235,7 @@ pub fn run(workspace: &Workspace, args: &DistArgs) -> Result<Manifest> {
 pub fn target_triple(role: Role, arch: &str) -> String {
     match role {
         // Static binaries run in any container or distribution.
-        Role::Server => format!("{arch}-unknown-linux-musl"),
+        Role::Server | Role::Launcher => format!("{arch}-unknown-linux-musl"),
         // Python loads extension modules with the system's C library.
         _ => format!("{arch}-unknown-linux-gnu"),
     }
@@ -249,11 +251,11 @@ pub fn rustflags(variant: &VariantSpec, remaps: &[(PathBuf, String)]) -> Vec<Str
     flags
 }
 
-/// Builds the request, then swaps the results into `request.out` in one step.
-pub fn build(request: &DistRequest<'_>) -> Result<Manifest> {
-    let arch = std::env::consts::ARCH;
+/// The crate × variant builds for `arch`, variant by variant (each has its own target
+/// directory). Variants not available on `arch` are skipped with a note.
+fn plan<'a>(variants: &[&'a VariantSpec], crates: &[&'a CrateSpec], arch: &str) -> Vec<Job<'a>> {
     let mut jobs = Vec::new();
-    for variant in &request.variants {
+    for &variant in variants {
         if !variant.architectures.iter().any(|a| a == arch) {
             eprintln!(
                 "note: variant `{}` is not available on {arch} (architectures: {}); skipped",
@@ -262,7 +264,12 @@ pub fn build(request: &DistRequest<'_>) -> Result<Manifest> {
             );
             continue;
         }
-        for spec in &request.crates {
+        for &spec in crates {
+            // The launcher picks the best variant on the user's CPU, so it must run on any
+            // CPU: it is built in the baseline variant only.
+            if spec.role == Role::Launcher && variant.target_cpu != BASELINE_CPU {
+                continue;
+            }
             jobs.push(Job {
                 spec,
                 variant,
@@ -270,6 +277,13 @@ pub fn build(request: &DistRequest<'_>) -> Result<Manifest> {
             });
         }
     }
+    jobs
+}
+
+/// Builds the request, then swaps the results into `request.out` in one step.
+pub fn build(request: &DistRequest<'_>) -> Result<Manifest> {
+    let arch = std::env::consts::ARCH;
+    let jobs = plan(&request.variants, &request.crates, arch);
     if jobs.is_empty() {
         bail!(
             "nothing to build: no selected variant supports this machine's architecture ({arch})"
@@ -330,9 +344,10 @@ pub fn build(request: &DistRequest<'_>) -> Result<Manifest> {
 /// Fails early, before any long build, when a crate cannot be built as its role requires.
 fn check_buildable(spec: &CrateSpec) -> Result<()> {
     match spec.role {
-        Role::Server if spec.bin_targets.is_empty() => bail!(
-            "crate `{}` has role server but no binary target; add src/main.rs",
-            spec.name
+        Role::Server | Role::Launcher if spec.bin_targets.is_empty() => bail!(
+            "crate `{}` has role {} but no binary target; add src/main.rs",
+            spec.name,
+            spec.role
         ),
         Role::PythonModule => {
             let feature = spec.python_feature.as_deref().unwrap_or_default();
@@ -505,7 +520,7 @@ fn cargo_build(
             "json-render-diagnostics",
         ]);
     match job.spec.role {
-        Role::Server => {
+        Role::Server | Role::Launcher => {
             command.arg("--bins");
         }
         _ => {
@@ -642,7 +657,7 @@ fn collect(
             .into_owned()
     };
     match job.spec.role {
-        Role::Server => {
+        Role::Server | Role::Launcher => {
             for bin in &job.spec.bin_targets {
                 let Some((_, built)) = outputs.executables.iter().find(|(name, _)| name == bin)
                 else {
@@ -880,6 +895,51 @@ mod tests {
             rustflags: vec!["-C".into(), "target-cpu=znver4".into()],
             architectures: vec!["x86_64".into()],
         }
+    }
+
+    fn crate_spec(name: &str, role: Role) -> CrateSpec {
+        CrateSpec {
+            name: name.into(),
+            version: "0.1.0".into(),
+            description: String::new(),
+            role,
+            manifest_path: PathBuf::from(format!("/ws/crates/{name}/Cargo.toml")),
+            python_module: None,
+            python_feature: None,
+            bin_targets: vec![name.into()],
+            lib_target: None,
+            features: vec![],
+        }
+    }
+
+    #[test]
+    fn plan_builds_the_launcher_for_the_baseline_only_and_skips_foreign_variants() {
+        let generic = VariantSpec {
+            name: "generic".into(),
+            target_cpu: "generic".into(),
+            rustflags: vec![],
+            architectures: vec!["x86_64".into(), "aarch64".into()],
+            ..variant()
+        };
+        let znver4 = variant();
+        let server = crate_spec("bash-god", Role::Server);
+        let launcher = crate_spec("mcp-launcher", Role::Launcher);
+        let jobs = plan(&[&generic, &znver4], &[&server, &launcher], "x86_64");
+        let names: Vec<_> = jobs
+            .iter()
+            .map(|job| format!("{}/{}/{}", job.variant.name, job.spec.name, job.target))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "generic/bash-god/x86_64-unknown-linux-musl",
+                "generic/mcp-launcher/x86_64-unknown-linux-musl",
+                "znver4/bash-god/x86_64-unknown-linux-musl",
+            ]
+        );
+        let on_arm = plan(&[&generic, &znver4], &[&server], "aarch64");
+        assert_eq!(on_arm.len(), 1);
+        assert_eq!(on_arm[0].target, "aarch64-unknown-linux-musl");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! - [`verify`]: instruction audit, exports check and reproducibility of `dist/`.
 
 pub mod ci;
+pub mod cpu;
 pub mod dist;
 pub mod isa;
 pub mod metadata;

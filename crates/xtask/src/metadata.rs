@@ -55,7 +55,7 @@ pub enum Role {
 impl Role {
     /// Crates with this role end up in `dist/`.
     pub fn is_shipped(self) -> bool {
-        matches!(self, Role::Server | Role::PythonModule)
+        matches!(self, Role::Server | Role::PythonModule | Role::Launcher)
     }
 
     pub fn as_str(self) -> &'static str {

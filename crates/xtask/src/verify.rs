@@ -295,12 +295,7 @@ fn format_features(features: &BTreeMap<String, u64>) -> String {
 
 /// Whether rustc enables `avx512f` for `target_cpu` on `target`.
 fn target_cpu_has_avx512(target: &str, target_cpu: &str) -> Result<bool> {
-    let cfg = process::output(
-        Command::new("rustc")
-            .args(["--print", "cfg", "--target", target])
-            .arg(format!("-Ctarget-cpu={target_cpu}")),
-    )?;
-    Ok(cfg.lines().any(|line| line == "target_feature=\"avx512f\""))
+    Ok(crate::cpu::target_features(target, target_cpu)?.contains("avx512f"))
 }
 
 /// Names of the dynamic symbols a shared library defines and exports, sorted.
