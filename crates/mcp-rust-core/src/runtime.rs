@@ -110,12 +110,15 @@ pub struct ServerIdentity {
     pub version: &'static str,
 }
 
-/// The [`ServerIdentity`] of the crate this macro is expanded in.
+/// The [`ServerIdentity`] of the binary (else the crate) this macro is expanded in.
 #[macro_export]
 macro_rules! server_identity {
     () => {
         $crate::ServerIdentity {
-            name: env!("CARGO_PKG_NAME"),
+            name: match option_env!("CARGO_BIN_NAME") {
+                Some(name) => name,
+                None => env!("CARGO_PKG_NAME"),
+            },
             version: env!("CARGO_PKG_VERSION"),
         }
     };

@@ -6,7 +6,9 @@
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
 //! use mcp_rust_core::testing::TestServer;
-//! let server = TestServer::spawn(env!("CARGO_BIN_EXE_bash-god").as_ref(), &["--root", "."]).await?;
+//! // In a server crate's tests/*.rs: env!("CARGO_BIN_EXE_bash-god")
+let bin = std::path::Path::new("target/debug/bash-god");
+let server = TestServer::spawn(bin, &["--root", "."]).await?;
 //! let tools = server.list_tools().await?;
 //! let result = server.call("analyze_command", serde_json::json!({"command": "ls | grep x"})).await?;
 //! assert_ne!(result.is_error, Some(true));
@@ -86,8 +88,9 @@ impl TestServer {
     }
 
     /// Calls `name` with `arguments` (a JSON object, or `null` for none) and waits.
-    /// Tool failures come back as `Ok` with `is_error: Some(true)`; JSON-RPC errors
-    /// (unknown tool, arguments not matching the schema) as `Err`.
+    /// Tool failures come back as `Ok` with `is_error: Some(true)`, and so do arguments
+    /// that do not match the input schema (rmcp reports those as tool errors so the model
+    /// can correct itself); JSON-RPC errors (unknown tool: `-32602 tool not found`) as `Err`.
     pub async fn call(
         &self,
         name: &str,

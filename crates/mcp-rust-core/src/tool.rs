@@ -4,7 +4,8 @@
 //! output schema rmcp derives from `T`), `Err(ToolError)` becomes a tool result with
 //! `isError: true` whose text tells the caller what went wrong and what to do. Protocol
 //! errors (`Err(rmcp::ErrorData)`) are reserved for unroutable requests; rmcp produces those
-//! itself for unknown tools and arguments that do not match the input schema.
+//! itself for unknown tools. (Arguments that do not match the input schema come back from
+//! rmcp as `isError` results reading `failed to deserialize parameters: ...`.)
 
 use std::fmt;
 use std::future::Future;
@@ -18,6 +19,11 @@ use tokio_util::sync::CancellationToken;
 use crate::confine::ConfineError;
 
 /// What a tool returns: structured output on success, an `isError` result otherwise.
+///
+/// **In `#[tool]` signatures write `Result<Json<T>, ToolError>` out in full.** rmcp's
+/// `#[tool]` macro derives the tool's output schema from the return type *as written*
+/// (`Json<T>` or `Result<Json<T>, E>`); behind this alias it sees neither and the tool
+/// would be listed without an output schema. Use the alias for helper functions.
 pub type ToolResult<T> = Result<rmcp::Json<T>, ToolError>;
 
 /// The class of a tool failure; it becomes the prefix of the message the caller sees.

@@ -1,0 +1,166 @@
+//! A minimal server built on the runtime, used by the runtime's own integration tests
+//! (`tests/runtime.rs`) and as a reference for server authors. Built only with the
+//! `testing` feature; never shipped.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use mcp_rust_core::{ServerContext, ToolError, confine_path, run_blocking};
+use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
+use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
+use rmcp::{Json, ServerHandler, tool, tool_handler, tool_router};
+
+#[derive(clap::Parser)]
+#[command(
+    name = "mcp-rust-core-demo",
+    about = "Demo MCP server of the mcp-rust-core runtime"
+)]
+struct Args {
+    #[command(flatten)]
+    common: mcp_rust_core::CommonArgs,
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+struct EchoInput {
+    /// Text to send back.
+    text: String,
+}
+
+#[derive(serde::Serialize, schemars::JsonSchema)]
+struct EchoOutput {
+    text: String,
+    bytes: usize,
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+struct PathInput {
+    /// A path inside the server's roots (relative paths resolve against the first root).
+    path: String,
+}
+
+#[derive(serde::Serialize, schemars::JsonSchema)]
+struct PathInfo {
+    /// Canonical path.
+    path: String,
+    is_dir: bool,
+}
+
+#[derive(serde::Serialize, schemars::JsonSchema)]
+struct SpinStats {
+    /// Spins that ended because their request was cancelled or timed out.
+    stopped_by_cancel: u64,
+}
+
+#[derive(Clone)]
+struct Demo {
+    tool_router: ToolRouter<Self>,
+    context: ServerContext,
+    stopped_by_cancel: Arc<AtomicU64>,
+}
+
+#[tool_router]
+impl Demo {
+    fn new(context: ServerContext) -> Self {
+        Self {
+            tool_router: Self::tool_router(),
+            context,
+            stopped_by_cancel: Arc::default(),
+        }
+    }
+
+    /// Returns the text and its size.
+    #[tool(annotations(
+        read_only_hint = true,
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    async fn echo(
+        &self,
+        Parameters(input): Parameters<EchoInput>,
+    ) -> Result<Json<EchoOutput>, ToolError> {
+        Ok(Json(EchoOutput {
+            bytes: input.text.len(),
+            text: input.text,
+        }))
+    }
+
+    /// Resolves a path inside the roots.
+    #[tool(annotations(
+        read_only_hint = true,
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    async fn stat(
+        &self,
+        Parameters(input): Parameters<PathInput>,
+    ) -> Result<Json<PathInfo>, ToolError> {
+        let path = confine_path(&input.path, &self.context.roots)?;
+        Ok(Json(PathInfo {
+            is_dir: path.is_dir(),
+            path: path.display().to_string(),
+        }))
+    }
+
+    /// Busy work that runs until the request is cancelled or times out.
+    #[tool(annotations(
+        read_only_hint = true,
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    async fn spin(&self) -> Result<Json<SpinStats>, ToolError> {
+        let stopped = self.stopped_by_cancel.clone();
+        run_blocking(move |flag| {
+            while !flag.is_cancelled() {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            stopped.fetch_add(1, Ordering::SeqCst);
+            Err(ToolError::cancelled())
+        })
+        .await
+    }
+
+    /// How many spins were stopped through their cancel flag.
+    #[tool(annotations(
+        read_only_hint = true,
+        destructive_hint = false,
+        idempotent_hint = false,
+        open_world_hint = false
+    ))]
+    async fn spin_stats(&self) -> Result<Json<SpinStats>, ToolError> {
+        Ok(Json(SpinStats {
+            stopped_by_cancel: self.stopped_by_cancel.load(Ordering::SeqCst),
+        }))
+    }
+
+    /// Panics, to show a bug in one tool does not take the server down.
+    #[tool(annotations(
+        read_only_hint = true,
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    async fn boom(&self) -> Result<Json<SpinStats>, ToolError> {
+        panic!("demo panic")
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for Demo {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build()).with_server_info(
+            Implementation::new("mcp-rust-core-demo", env!("CARGO_PKG_VERSION")),
+        )
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    mcp_rust_core::run_server(
+        mcp_rust_core::server_identity!(),
+        |args: &Args| &args.common,
+        |_args, ctx| Ok::<_, std::convert::Infallible>(Demo::new(ctx)),
+    )
+}
