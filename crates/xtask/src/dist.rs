@@ -195,12 +195,24 @@ impl Manifest {
     }
 }
 
-/// One crate × variant build.
+/// One cargo invocation: every selected crate of one variant and target triple. Building
+/// the servers together compiles their shared dependencies once and lets cargo run their
+/// link-time optimizations in parallel.
 #[derive(Debug, Clone)]
 struct Job<'a> {
-    spec: &'a CrateSpec,
+    specs: Vec<&'a CrateSpec>,
     variant: &'a VariantSpec,
     target: String,
+}
+
+impl Job<'_> {
+    fn crate_names(&self) -> String {
+        self.specs
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// What one `dist` run builds and where.
@@ -251,8 +263,8 @@ pub fn rustflags(variant: &VariantSpec, remaps: &[(PathBuf, String)]) -> Vec<Str
     flags
 }
 
-/// The crate × variant builds for `arch`, variant by variant (each has its own target
-/// directory). Variants not available on `arch` are skipped with a note.
+/// The builds for `arch`, variant by variant (each has its own target directory), one per
+/// target triple. Variants not available on `arch` are skipped with a note.
 fn plan<'a>(variants: &[&'a VariantSpec], crates: &[&'a CrateSpec], arch: &str) -> Vec<Job<'a>> {
     let mut jobs = Vec::new();
     for &variant in variants {
@@ -270,11 +282,18 @@ fn plan<'a>(variants: &[&'a VariantSpec], crates: &[&'a CrateSpec], arch: &str) 
             if spec.role == Role::Launcher && variant.target_cpu != BASELINE_CPU {
                 continue;
             }
-            jobs.push(Job {
-                spec,
-                variant,
-                target: target_triple(spec.role, arch),
-            });
+            let target = target_triple(spec.role, arch);
+            match jobs
+                .iter_mut()
+                .find(|job: &&mut Job<'a>| job.variant.name == variant.name && job.target == target)
+            {
+                Some(job) => job.specs.push(spec),
+                None => jobs.push(Job {
+                    specs: vec![spec],
+                    variant,
+                    target,
+                }),
+            }
         }
     }
     jobs
@@ -448,7 +467,7 @@ fn build_into(
     progress.enable_steady_tick(Duration::from_millis(200));
     let mut built = Vec::new();
     for job in jobs {
-        let label = format!("{} ({})", job.spec.name, job.variant.name);
+        let label = format!("{} ({})", job.crate_names(), job.variant.name);
         progress.suspend(|| eprintln!("==> building {label} for {}", job.target));
         progress.set_message(label.clone());
         let started = Instant::now();
@@ -460,7 +479,14 @@ fn build_into(
             }
         };
         let elapsed = started.elapsed();
-        let mut artifacts = collect(request, job, toolchain, staging, &outputs)?;
+        let mut artifacts = Vec::new();
+        for spec in &job.specs {
+            let outputs = outputs
+                .get(&spec.manifest_path)
+                .cloned()
+                .unwrap_or_default();
+            artifacts.extend(collect(request, job, spec, toolchain, staging, &outputs)?);
+        }
         for artifact in &mut artifacts {
             artifact.elapsed = elapsed;
         }
@@ -473,8 +499,8 @@ fn build_into(
     Ok(built)
 }
 
-/// Files cargo produced for one job.
-#[derive(Debug, Default)]
+/// Files cargo produced for one crate.
+#[derive(Debug, Default, Clone)]
 struct CargoOutputs {
     executables: Vec<(String, PathBuf)>,
     cdylib: Option<PathBuf>,
@@ -485,12 +511,12 @@ fn cargo_build(
     job: &Job<'_>,
     toolchain: &Toolchain,
     progress: &ProgressBar,
-) -> Result<CargoOutputs> {
+) -> Result<BTreeMap<PathBuf, CargoOutputs>> {
     let root = &request.workspace.root;
     let target_dir = request.target_base.join(&job.variant.name);
     let log_dir = target_dir.join("logs");
     fs::create_dir_all(&log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
-    let log_path = log_dir.join(format!("{}-{}.log", job.spec.name, job.target));
+    let log_path = log_dir.join(format!("{}.log", job.target));
     let log =
         fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
 
@@ -513,23 +539,25 @@ fn cargo_build(
             "--target",
             &job.target,
         ])
-        .args([
-            "--package",
-            &job.spec.name,
-            "--message-format",
-            "json-render-diagnostics",
-        ]);
-    match job.spec.role {
-        Role::Server | Role::Launcher => {
-            command.arg("--bins");
-        }
-        _ => {
-            command.args([
-                "--lib",
-                "--features",
-                job.spec.python_feature.as_deref().unwrap_or_default(),
-            ]);
-        }
+        .args(["--message-format", "json-render-diagnostics"]);
+    for spec in &job.specs {
+        command.args(["--package", &spec.name]);
+    }
+    if job.specs.iter().all(|spec| spec.role == Role::PythonModule) {
+        let features: Vec<String> = job
+            .specs
+            .iter()
+            .map(|spec| {
+                format!(
+                    "{}/{}",
+                    spec.name,
+                    spec.python_feature.as_deref().unwrap_or_default()
+                )
+            })
+            .collect();
+        command.args(["--lib", "--features", &features.join(",")]);
+    } else {
+        command.arg("--bins");
     }
     command
         .env("CARGO_TARGET_DIR", &target_dir)
@@ -552,8 +580,7 @@ fn cargo_build(
         .spawn()
         .with_context(|| format!("could not start `{shown}`"))?;
 
-    let mut outputs = CargoOutputs::default();
-    let manifest_path = job.spec.manifest_path.to_string_lossy().into_owned();
+    let mut outputs: BTreeMap<PathBuf, CargoOutputs> = BTreeMap::new();
     let stdout = child.stdout.take().expect("stdout is piped");
     for line in BufReader::new(stdout).lines() {
         let line = line.context("reading cargo's JSON messages")?;
@@ -566,15 +593,25 @@ fn cargo_build(
         if let Some(target) = &message.target {
             progress.set_message(format!(
                 "{} ({}): {}",
-                job.spec.name, job.variant.name, target.name
+                job.crate_names(),
+                job.variant.name,
+                target.name
             ));
         }
-        if message.manifest_path.as_deref() != Some(manifest_path.as_str()) {
+        let Some(manifest_path) = message.manifest_path.map(PathBuf::from) else {
+            continue;
+        };
+        if !job
+            .specs
+            .iter()
+            .any(|spec| spec.manifest_path == manifest_path)
+        {
             continue;
         }
         let Some(target) = message.target else {
             continue;
         };
+        let outputs = outputs.entry(manifest_path).or_default();
         if target.kind.iter().any(|k| k == "bin") {
             if let Some(executable) = message.executable {
                 outputs.executables.push((target.name, executable));
@@ -589,10 +626,21 @@ fn cargo_build(
     let status = child.wait().context("waiting for cargo")?;
     if !status.success() {
         let log_text = fs::read_to_string(&log_path).unwrap_or_default();
+        // Crates whose final artifacts cargo never reported are the ones that failed.
+        let failed: Vec<&str> = job
+            .specs
+            .iter()
+            .filter(|spec| {
+                !outputs
+                    .get(&spec.manifest_path)
+                    .is_some_and(|o| o.is_complete(spec))
+            })
+            .map(|spec| spec.name.as_str())
+            .collect();
         bail!(
             "building `{}` for variant `{}` ({}) failed ({status}).\ncommand: {shown}\n\
              cargo's output (full log: {}):\n{}",
-            job.spec.name,
+            failed.join("`, `"),
             job.variant.name,
             job.target,
             log_path.display(),
@@ -600,6 +648,18 @@ fn cargo_build(
         );
     }
     Ok(outputs)
+}
+
+impl CargoOutputs {
+    fn is_complete(&self, spec: &CrateSpec) -> bool {
+        match spec.role {
+            Role::PythonModule => self.cdylib.is_some(),
+            _ => spec
+                .bin_targets
+                .iter()
+                .all(|bin| self.executables.iter().any(|(name, _)| name == bin)),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -644,6 +704,7 @@ fn tail_without_progress(log: &str, max_lines: usize) -> String {
 fn collect(
     request: &DistRequest<'_>,
     job: &Job<'_>,
+    spec: &CrateSpec,
     toolchain: &Toolchain,
     staging: &Path,
     outputs: &CargoOutputs,
@@ -656,14 +717,14 @@ fn collect(
             .to_string_lossy()
             .into_owned()
     };
-    match job.spec.role {
+    match spec.role {
         Role::Server | Role::Launcher => {
-            for bin in &job.spec.bin_targets {
+            for bin in &spec.bin_targets {
                 let Some((_, built)) = outputs.executables.iter().find(|(name, _)| name == bin)
                 else {
                     bail!(
                         "cargo reported no executable for binary `{bin}` of `{}` ({}); see the log in {}",
-                        job.spec.name,
+                        spec.name,
                         job.variant.name,
                         request
                             .target_base
@@ -687,12 +748,12 @@ fn collect(
             let Some(built) = &outputs.cdylib else {
                 bail!(
                     "cargo reported no cdylib for `{}` ({}); its [lib] needs crate-type = [\"cdylib\", ...]",
-                    job.spec.name,
+                    spec.name,
                     job.variant.name
                 );
             };
-            let lib_name = job.spec.lib_target.as_deref().unwrap_or_default();
-            let module = job.spec.python_module.as_deref().unwrap_or_default();
+            let lib_name = spec.lib_target.as_deref().unwrap_or_default();
+            let module = spec.python_module.as_deref().unwrap_or_default();
             let unstripped = variant_dir.join(format!("unstripped/lib/lib{lib_name}.so"));
             copy_file(built, &unstripped)?;
             let shipped = variant_dir.join(format!("lib/lib{lib_name}.so"));
@@ -704,7 +765,7 @@ fn collect(
             ));
 
             let package = variant_dir.join("python").join(module);
-            for source in python_sources(&python_package_dir(job.spec))? {
+            for source in python_sources(&python_package_dir(spec))? {
                 let destination =
                     package.join(source.file_name().expect("listed files have names"));
                 copy_file(&source, &destination)?;
@@ -731,9 +792,9 @@ fn collect(
             artifact: Artifact {
                 path,
                 kind,
-                crate_name: job.spec.name.clone(),
-                crate_version: job.spec.version.clone(),
-                role: job.spec.role,
+                crate_name: spec.name.clone(),
+                crate_version: spec.version.clone(),
+                role: spec.role,
                 variant: job.variant.name.clone(),
                 target: job.target.clone(),
                 target_cpu: job.variant.target_cpu.clone(),
@@ -924,17 +985,22 @@ mod tests {
         let znver4 = variant();
         let server = crate_spec("bash-god", Role::Server);
         let launcher = crate_spec("mcp-launcher", Role::Launcher);
-        let jobs = plan(&[&generic, &znver4], &[&server, &launcher], "x86_64");
+        let core = CrateSpec {
+            lib_target: Some("mcp_rust_core".into()),
+            ..crate_spec("mcp-rust-core", Role::PythonModule)
+        };
+        let jobs = plan(&[&generic, &znver4], &[&server, &launcher, &core], "x86_64");
         let names: Vec<_> = jobs
             .iter()
-            .map(|job| format!("{}/{}/{}", job.variant.name, job.spec.name, job.target))
+            .map(|job| format!("{}/{}/{}", job.variant.name, job.crate_names(), job.target))
             .collect();
         assert_eq!(
             names,
             [
-                "generic/bash-god/x86_64-unknown-linux-musl",
-                "generic/mcp-launcher/x86_64-unknown-linux-musl",
+                "generic/bash-god, mcp-launcher/x86_64-unknown-linux-musl",
+                "generic/mcp-rust-core/x86_64-unknown-linux-gnu",
                 "znver4/bash-god/x86_64-unknown-linux-musl",
+                "znver4/mcp-rust-core/x86_64-unknown-linux-gnu",
             ]
         );
         let on_arm = plan(&[&generic, &znver4], &[&server], "aarch64");
