@@ -9,6 +9,11 @@ pub mod error;
 pub mod logs;
 pub mod metrics;
 pub mod processes;
+mod server;
 mod text;
 
 pub use error::DevopsError;
+pub use server::{
+    AnalyzeLogParams, CheckEndpointParams, DetectAnomaliesParams, Devops, ProcessInfoParams,
+    ProcessListParams, SampleMetricParams,
+};
