@@ -19,6 +19,8 @@ enum Command {
     Dist(xtask::dist::DistArgs),
     /// Audit dist/: instruction sets, exports, static linking; `--rebuild` for reproducibility.
     Verify(xtask::verify::VerifyArgs),
+    /// OCI images of every server from dist/ (a tag per variant, `latest` dispatches by CPU).
+    Image(xtask::image::ImageArgs),
     /// Offline checks of the Nix flake: every .nix parses, lib and wiring tests, flake.lock.
     NixCheck,
     /// List the CPU variants and crates (with roles) that the workspace metadata declares.
@@ -32,6 +34,7 @@ fn main() -> Result<()> {
         Command::Ci(args) => xtask::ci::run(&workspace, &args),
         Command::Dist(args) => xtask::dist::run(&workspace, &args).map(drop),
         Command::Verify(args) => xtask::verify::run(&workspace, &args).map(drop),
+        Command::Image(args) => xtask::image::run(&workspace, &args),
         Command::NixCheck => xtask::nix_check::run(&workspace.root),
         Command::List => {
             println!("variants:");

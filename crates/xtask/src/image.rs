@@ -1,0 +1,552 @@
+//! `cargo xtask image`: reproducible OCI image layouts of every server, from `dist/`, without
+//! a container engine (like `ko` for Go).
+//!
+//! For each server crate, `dist/images/<crate>/` is one OCI layout with one tag per CPU
+//! variant (`generic`, `znver4`, …: the variant's static binary alone) and `latest`: the
+//! dispatch image with every variant plus `mcp-launcher`, which picks the best build for the
+//! CPU at start. In-image layout:
+//!
+//! - variant image: `/usr/local/bin/<server>` is the server.
+//! - dispatch image: `/opt/mcp/<variant>/<server>` per variant, `/usr/local/bin/mcp-launcher`,
+//!   and `/usr/local/bin/<server>` a symlink to it (the launcher reads the server from argv[0]).
+//! - both: `/etc/passwd` and `/etc/group` with `nonroot` (uid/gid 65532) as the image user,
+//!   its home `/home/nonroot` and the working directory `/work` owned by it, `/tmp` (1777).
+//!   No CA certificates: no server makes outgoing TLS connections.
+
+pub mod layout;
+pub mod smoke;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use oci_spec::image::{
+    ANNOTATION_CREATED, ANNOTATION_DESCRIPTION, ANNOTATION_LICENSES, ANNOTATION_REVISION,
+    ANNOTATION_SOURCE, ANNOTATION_TITLE, ANNOTATION_VERSION, Arch,
+};
+
+use crate::dist::{Artifact, ArtifactKind, Manifest};
+use crate::metadata::{CrateSpec, Role, Workspace};
+use layout::{EntryKind, ImageSpec, Layer, WrittenImage};
+
+/// The non-root user every image runs as (the distroless convention).
+pub const IMAGE_UID: u64 = 65532;
+/// Tag of the dispatch image.
+pub const DISPATCH_TAG: &str = "latest";
+/// Where the dispatch image keeps each variant: `<dir>/<variant>/<server>`; the launcher's
+/// default `MCP_FOUNDRY_VARIANTS_DIR`.
+pub const VARIANTS_DIR: &str = "opt/mcp";
+pub const LAUNCHER_BIN: &str = "mcp-launcher";
+/// Label naming the build an image holds: a variant name, or `dispatch`.
+pub const VARIANT_LABEL: &str = "io.github.mcp-foundry.variant";
+const BIN_DIR: &str = "usr/local/bin";
+const WORK_DIR: &str = "/work";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ImageArgs {
+    /// Build images of this server crate only (repeatable; default: every server).
+    #[arg(long = "crate", value_name = "CRATE")]
+    pub crates: Vec<String>,
+    /// Build these variants only (repeatable; default: all). `latest` needs all of them.
+    #[arg(long = "variant", value_name = "VARIANT")]
+    pub variants: Vec<String>,
+    /// The `cargo xtask dist` output to package (default: `<workspace>/dist`).
+    #[arg(long, value_name = "DIR")]
+    pub dist: Option<PathBuf>,
+    /// Where to write the layouts (default: `<dist>/images`).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// The launcher for the dispatch image (default: the `launcher` artifact in
+    /// `<dist>/manifest.json`).
+    #[arg(long, value_name = "FILE")]
+    pub launcher: Option<PathBuf>,
+    /// Then run every image: umoci unpack, chroot as the image user, MCP handshake,
+    /// tools/list and a tool call; `skopeo inspect`; the dispatch image also under
+    /// `qemu-x86_64 -cpu Haswell`.
+    #[arg(long)]
+    pub smoke: bool,
+}
+
+/// The OCI layout written for one server crate.
+#[derive(Debug, Clone)]
+pub struct BuiltLayout {
+    pub crate_name: String,
+    pub dir: PathBuf,
+    pub images: Vec<WrittenImage>,
+    /// The variants in the `latest` image, when it was built.
+    pub dispatch_variants: Vec<String>,
+    pub smoke_call: Option<smoke::SmokeCall>,
+}
+
+/// What to package: everything is explicit so tests can build layouts from any binaries.
+#[derive(Debug, Clone)]
+pub struct CrateImages {
+    pub crate_name: String,
+    pub labels: BTreeMap<String, String>,
+    pub architecture: Arch,
+    /// `(variant, server binary)`, in the workspace's variant order.
+    pub variant_binaries: Vec<(String, PathBuf)>,
+    /// With a launcher, the `latest` dispatch image is written too.
+    pub launcher: Option<PathBuf>,
+    pub source_date_epoch: u64,
+}
+
+/// `cargo xtask image` with command-line arguments.
+pub fn run(workspace: &Workspace, args: &ImageArgs) -> Result<()> {
+    let dist = args
+        .dist
+        .clone()
+        .unwrap_or_else(|| workspace.root.join("dist"));
+    let out = args.out.clone().unwrap_or_else(|| dist.join("images"));
+    let built = build_images(workspace, &dist, &out, args)?;
+    print_sizes(&built);
+    if args.smoke {
+        run_smoke(&built)?;
+    }
+    Ok(())
+}
+
+/// Builds the layouts for the selected servers and variants from the dist output.
+pub fn build_images(
+    workspace: &Workspace,
+    dist: &Path,
+    out: &Path,
+    args: &ImageArgs,
+) -> Result<Vec<BuiltLayout>> {
+    let manifest = Manifest::load(dist)?;
+    let servers = select_servers(workspace, &args.crates)?;
+    let variants = workspace.select_variants(&args.variants)?;
+    let extras = PackageExtras::load(&workspace.root)?;
+    let mut built = Vec::new();
+    for server in servers {
+        let artifacts: Vec<(&str, &Artifact)> = variants
+            .iter()
+            .map(|variant| {
+                let artifact = manifest
+                    .artifacts
+                    .iter()
+                    .find(|a| {
+                        a.kind == ArtifactKind::ServerBinary && a.crate_name == server.name && a.variant == variant.name
+                    })
+                    .with_context(|| {
+                        format!(
+                            "{}/manifest.json has no {} build of {}; run `cargo xtask dist --crate {} --variant {}`",
+                            dist.display(),
+                            variant.name,
+                            server.name,
+                            server.name,
+                            variant.name
+                        )
+                    })?;
+                Ok((variant.name.as_str(), artifact))
+            })
+            .collect::<Result<_>>()?;
+        let target_arch = artifacts[0]
+            .1
+            .target
+            .split('-')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let architecture = oci_arch(&target_arch)?;
+        // The launcher knows every variant of its architecture; a dispatch image missing one
+        // would make it exec a binary that is not there.
+        let arch_variants: Vec<&str> = workspace
+            .variants
+            .iter()
+            .filter(|v| v.architectures.contains(&target_arch))
+            .map(|v| v.name.as_str())
+            .collect();
+        let all_variants = arch_variants
+            .iter()
+            .all(|name| artifacts.iter().any(|(v, _)| v == name));
+        let launcher = if all_variants && arch_variants.len() > 1 {
+            Some(find_launcher(
+                dist,
+                &manifest,
+                args.launcher.as_deref(),
+                &artifacts[0].1.target,
+            )?)
+        } else {
+            eprintln!(
+                "image: {}: no `{DISPATCH_TAG}` image, it needs every variant ({})",
+                server.name,
+                arch_variants.join(", ")
+            );
+            None
+        };
+        let extra = extras.get(&server.name);
+        let labels = image_labels(
+            server,
+            extra,
+            &manifest.git_commit,
+            manifest.source_date_epoch,
+        );
+        let mut variant_binaries = Vec::new();
+        for (variant, artifact) in &artifacts {
+            let path = dist.join(&artifact.path);
+            check_artifact(&path, artifact)?;
+            variant_binaries.push(((*variant).to_owned(), path));
+        }
+        let request = CrateImages {
+            crate_name: server.name.clone(),
+            labels,
+            architecture,
+            variant_binaries,
+            launcher,
+            source_date_epoch: manifest.source_date_epoch,
+        };
+        let dir = out.join(&server.name);
+        let images = write_crate_images(&request, &dir)?;
+        built.push(BuiltLayout {
+            crate_name: server.name.clone(),
+            dir,
+            dispatch_variants: if request.launcher.is_some() {
+                request
+                    .variant_binaries
+                    .iter()
+                    .map(|(v, _)| v.clone())
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            images,
+            smoke_call: extra.and_then(|e| e.smoke_call.clone()),
+        });
+    }
+    Ok(built)
+}
+
+fn select_servers<'a>(workspace: &'a Workspace, names: &[String]) -> Result<Vec<&'a CrateSpec>> {
+    let servers: Vec<&CrateSpec> = workspace.servers().collect();
+    if names.is_empty() {
+        if servers.is_empty() {
+            bail!("the workspace has no crate with role \"server\"");
+        }
+        return Ok(servers);
+    }
+    names
+        .iter()
+        .map(|name| {
+            servers
+                .iter()
+                .copied()
+                .find(|s| &s.name == name)
+                .with_context(|| {
+                    let valid: Vec<&str> = servers.iter().map(|s| s.name.as_str()).collect();
+                    format!(
+                        "`{name}` is not a server crate; server crates: {}",
+                        valid.join(", ")
+                    )
+                })
+        })
+        .collect()
+}
+
+fn oci_arch(target_arch: &str) -> Result<Arch> {
+    match target_arch {
+        "x86_64" => Ok(Arch::Amd64),
+        "aarch64" => Ok(Arch::ARM64),
+        other => bail!("no OCI architecture known for target architecture `{other}`"),
+    }
+}
+
+/// Refuses a dist file that changed since `cargo xtask dist` recorded it.
+fn check_artifact(path: &Path, artifact: &Artifact) -> Result<()> {
+    let data = fs::read(path)
+        .with_context(|| format!("reading {}; rerun `cargo xtask dist`", path.display()))?;
+    let actual = layout::sha256_hex(&data);
+    if actual != artifact.sha256 {
+        bail!(
+            "{} has sha256 {actual} but dist/manifest.json records {}; rerun `cargo xtask dist`",
+            path.display(),
+            artifact.sha256
+        );
+    }
+    Ok(())
+}
+
+fn find_launcher(
+    dist: &Path,
+    manifest: &Manifest,
+    explicit: Option<&Path>,
+    target: &str,
+) -> Result<PathBuf> {
+    if let Some(path) = explicit {
+        if !path.is_file() {
+            bail!("--launcher {} is not a file", path.display());
+        }
+        return Ok(path.to_owned());
+    }
+    let artifact = manifest
+        .artifacts
+        .iter()
+        .find(|a| a.role == Role::Launcher && a.kind == ArtifactKind::ServerBinary && a.target == target)
+        .with_context(|| {
+            format!(
+                "the `{DISPATCH_TAG}` image needs {LAUNCHER_BIN} for {target}, but {}/manifest.json lists \
+                 none; build it with `cargo xtask dist` (crates with role \"launcher\" are built for the \
+                 baseline CPU) or pass --launcher FILE",
+                dist.display()
+            )
+        })?;
+    let path = dist.join(&artifact.path);
+    check_artifact(&path, artifact)?;
+    Ok(path)
+}
+
+/// `license`, `repository` and the optional smoke call of each package, which the workspace
+/// metadata of xtask does not carry.
+#[derive(Debug, Default)]
+struct PackageExtras {
+    by_name: BTreeMap<String, PackageExtra>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct PackageExtra {
+    license: Option<String>,
+    repository: Option<String>,
+    smoke_call: Option<smoke::SmokeCall>,
+}
+
+impl PackageExtras {
+    fn load(root: &Path) -> Result<PackageExtras> {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let output = std::process::Command::new(&cargo)
+            .args(["metadata", "--format-version", "1", "--no-deps"])
+            .current_dir(root)
+            .output()
+            .with_context(|| format!("could not run `{cargo} metadata`"))?;
+        if !output.status.success() {
+            bail!(
+                "`cargo metadata` failed:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Self::from_metadata_json(&output.stdout)
+    }
+
+    fn from_metadata_json(json: &[u8]) -> Result<PackageExtras> {
+        let metadata: serde_json::Value =
+            serde_json::from_slice(json).context("cargo metadata printed invalid JSON")?;
+        let mut by_name = BTreeMap::new();
+        for package in metadata["packages"].as_array().into_iter().flatten() {
+            let Some(name) = package["name"].as_str() else {
+                continue;
+            };
+            let text = |key: &str| package[key].as_str().map(str::to_owned);
+            let smoke_call = match package["metadata"]["mcp-foundry"].get("smoke-call") {
+                None => None,
+                Some(call) => Some(serde_json::from_value(call.clone()).with_context(|| {
+                    format!(
+                        "crate `{name}`: [package.metadata.mcp-foundry.smoke-call] must be \
+                         `{{ tool = \"<name>\", arguments = {{ ... }} }}`"
+                    )
+                })?),
+            };
+            by_name.insert(
+                name.to_owned(),
+                PackageExtra {
+                    license: text("license"),
+                    repository: text("repository"),
+                    smoke_call,
+                },
+            );
+        }
+        Ok(PackageExtras { by_name })
+    }
+
+    fn get(&self, name: &str) -> Option<&PackageExtra> {
+        self.by_name.get(name)
+    }
+}
+
+fn image_labels(
+    spec: &CrateSpec,
+    extra: Option<&PackageExtra>,
+    git_commit: &str,
+    epoch: u64,
+) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::from([
+        (ANNOTATION_TITLE.to_owned(), spec.name.clone()),
+        (ANNOTATION_DESCRIPTION.to_owned(), spec.description.clone()),
+        (ANNOTATION_VERSION.to_owned(), spec.version.clone()),
+        (ANNOTATION_REVISION.to_owned(), git_commit.to_owned()),
+        (ANNOTATION_CREATED.to_owned(), layout::rfc3339(epoch)),
+    ]);
+    if let Some(extra) = extra {
+        if let Some(source) = &extra.repository {
+            labels.insert(ANNOTATION_SOURCE.to_owned(), source.clone());
+        }
+        if let Some(license) = &extra.license {
+            labels.insert(ANNOTATION_LICENSES.to_owned(), license.clone());
+        }
+    }
+    labels
+}
+
+/// `/etc/passwd`, `/etc/group`, home, work and tmp directories shared by every image.
+fn base_layer() -> Result<Layer> {
+    let mut layer = Layer::default();
+    let passwd = format!(
+        "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:{IMAGE_UID}:{IMAGE_UID}:nonroot:/home/nonroot:/sbin/nologin\n"
+    );
+    let group = format!("root:x:0:\nnonroot:x:{IMAGE_UID}:\n");
+    layer.add("etc/passwd", EntryKind::File(passwd.into_bytes()), 0o644, 0)?;
+    layer.add("etc/group", EntryKind::File(group.into_bytes()), 0o644, 0)?;
+    layer.add("home/nonroot", EntryKind::Directory, 0o755, IMAGE_UID)?;
+    layer.add(WORK_DIR, EntryKind::Directory, 0o755, IMAGE_UID)?;
+    layer.add("tmp", EntryKind::Directory, 0o1777, 0)?;
+    Ok(layer)
+}
+
+fn read_binary(path: &Path) -> Result<EntryKind> {
+    Ok(EntryKind::File(
+        fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+    ))
+}
+
+/// The image specs (one per variant, plus `latest` with a launcher) of one crate.
+pub fn image_specs(request: &CrateImages) -> Result<Vec<ImageSpec>> {
+    let server = &request.crate_name;
+    let entrypoint = vec![format!("/{BIN_DIR}/{server}")];
+    let spec = |tag: &str, layer: Layer, variant_label: &str| {
+        let mut labels = request.labels.clone();
+        labels.insert(VARIANT_LABEL.to_owned(), variant_label.to_owned());
+        ImageSpec {
+            tag: tag.to_owned(),
+            layer,
+            architecture: request.architecture.clone(),
+            entrypoint: entrypoint.clone(),
+            env: vec!["PATH=/usr/local/bin".to_owned()],
+            user: format!("{IMAGE_UID}:{IMAGE_UID}"),
+            working_dir: WORK_DIR.to_owned(),
+            labels,
+            source_date_epoch: request.source_date_epoch,
+        }
+    };
+    let mut specs = Vec::new();
+    for (variant, binary) in &request.variant_binaries {
+        let mut layer = base_layer()?;
+        layer.add(
+            &format!("{BIN_DIR}/{server}"),
+            read_binary(binary)?,
+            0o755,
+            0,
+        )?;
+        specs.push(spec(variant, layer, variant));
+    }
+    if let Some(launcher) = &request.launcher {
+        let mut layer = base_layer()?;
+        for (variant, binary) in &request.variant_binaries {
+            layer.add(
+                &format!("{VARIANTS_DIR}/{variant}/{server}"),
+                read_binary(binary)?,
+                0o755,
+                0,
+            )?;
+        }
+        layer.add(
+            &format!("{BIN_DIR}/{LAUNCHER_BIN}"),
+            read_binary(launcher)?,
+            0o755,
+            0,
+        )?;
+        layer.add(
+            &format!("{BIN_DIR}/{server}"),
+            EntryKind::Symlink(LAUNCHER_BIN.to_owned()),
+            0o777,
+            0,
+        )?;
+        specs.push(spec(DISPATCH_TAG, layer, "dispatch"));
+    }
+    Ok(specs)
+}
+
+/// Writes the crate's layout to `dir`, replacing an older one only once the new one is
+/// complete.
+pub fn write_crate_images(request: &CrateImages, dir: &Path) -> Result<Vec<WrittenImage>> {
+    let specs = image_specs(request)?;
+    let parent = dir.parent().context("image directory has no parent")?;
+    fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let file_name = dir
+        .file_name()
+        .context("image directory has no name")?
+        .to_string_lossy();
+    let partial = parent.join(format!(".{file_name}.partial"));
+    if partial.exists() {
+        fs::remove_dir_all(&partial).with_context(|| format!("removing {}", partial.display()))?;
+    }
+    let written = layout::write_layout(&partial, &specs)?;
+    if dir.exists() {
+        fs::remove_dir_all(dir)
+            .with_context(|| format!("removing the previous {}", dir.display()))?;
+    }
+    fs::rename(&partial, dir)
+        .with_context(|| format!("moving {} to {}", partial.display(), dir.display()))?;
+    Ok(written)
+}
+
+fn print_sizes(built: &[BuiltLayout]) {
+    const GOAL: u64 = 5 * 1024 * 1024;
+    println!(
+        "{:<24} {:<8} {:>12} {:>14}  manifest",
+        "image", "tag", "compressed", "uncompressed"
+    );
+    for layout in built {
+        for image in &layout.images {
+            let note = if image.tag != DISPATCH_TAG && image.compressed_size > GOAL {
+                "  (over the 5 MiB goal)"
+            } else {
+                ""
+            };
+            println!(
+                "{:<24} {:<8} {:>12} {:>14}  {}{note}",
+                layout.crate_name,
+                image.tag,
+                human_size(image.compressed_size),
+                human_size(image.uncompressed_layer_size),
+                image.manifest_digest
+            );
+        }
+    }
+}
+
+fn human_size(bytes: u64) -> String {
+    format!("{:.2} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// Smoke-tests every image of `built` (see [`smoke`]).
+pub fn run_smoke(built: &[BuiltLayout]) -> Result<()> {
+    let mut failures = Vec::new();
+    for layout in built {
+        for image in &layout.images {
+            let target = smoke::SmokeTarget {
+                layout_dir: layout.dir.clone(),
+                tag: image.tag.clone(),
+                server: layout.crate_name.clone(),
+                call: layout.smoke_call.clone(),
+                dispatch_variants: if image.tag == DISPATCH_TAG {
+                    layout.dispatch_variants.clone()
+                } else {
+                    Vec::new()
+                },
+            };
+            match smoke::smoke_image(&target) {
+                Ok(report) => println!("smoke ok   {}:{}  {report}", layout.crate_name, image.tag),
+                Err(error) => {
+                    println!("smoke FAIL {}:{}  {error:#}", layout.crate_name, image.tag);
+                    failures.push(format!("{}:{}", layout.crate_name, image.tag));
+                }
+            }
+        }
+    }
+    if !failures.is_empty() {
+        bail!("image smoke test failed for {}", failures.join(", "));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,293 @@
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+use oci_spec::image::{Arch, ImageConfiguration, ImageIndex, ImageManifest};
+
+use super::*;
+
+const EPOCH: u64 = 1_763_769_600;
+
+/// Stand-in binaries in `dir`: their bytes differ per variant, their paths are arbitrary.
+fn inputs(dir: &Path, with_launcher: bool) -> CrateImages {
+    let write = |name: &str, content: &str| -> PathBuf {
+        let path = dir.join(name);
+        fs::write(&path, content).unwrap();
+        path
+    };
+    CrateImages {
+        crate_name: "demo-server".to_owned(),
+        labels: BTreeMap::from([
+            (ANNOTATION_TITLE.to_owned(), "demo-server".to_owned()),
+            (ANNOTATION_CREATED.to_owned(), layout::rfc3339(EPOCH)),
+            (ANNOTATION_REVISION.to_owned(), "0123abcd".to_owned()),
+        ]),
+        architecture: Arch::Amd64,
+        variant_binaries: vec![
+            ("generic".to_owned(), write("a-generic", "generic build")),
+            ("znver4".to_owned(), write("b-znver4", "znver4 build")),
+        ],
+        launcher: with_launcher.then(|| write("launcher", "launcher build")),
+        source_date_epoch: EPOCH,
+    }
+}
+
+fn index(dir: &Path) -> ImageIndex {
+    ImageIndex::from_file(dir.join("index.json")).unwrap()
+}
+
+fn blob(dir: &Path, digest: &oci_spec::image::Digest) -> PathBuf {
+    dir.join("blobs")
+        .join(digest.algorithm().as_ref())
+        .join(digest.digest())
+}
+
+fn tags(index: &ImageIndex) -> Vec<String> {
+    index
+        .manifests()
+        .iter()
+        .map(|m| m.annotations().as_ref().unwrap()[oci_spec::image::ANNOTATION_REF_NAME].clone())
+        .collect()
+}
+
+/// A layer entry as `(path, mode, uid, kind)`.
+type EntryRow = (String, u32, u64, String);
+
+/// `(tag, manifest, config, layer entries)` of every image in the layout.
+fn read_images(dir: &Path) -> Vec<(String, ImageManifest, ImageConfiguration, Vec<EntryRow>)> {
+    let index = index(dir);
+    tags(&index)
+        .into_iter()
+        .zip(index.manifests())
+        .map(|(tag, descriptor)| {
+            let manifest = ImageManifest::from_file(blob(dir, descriptor.digest())).unwrap();
+            let config =
+                ImageConfiguration::from_file(blob(dir, manifest.config().digest())).unwrap();
+            let layer = fs::read(blob(dir, manifest.layers()[0].digest())).unwrap();
+            let mut tar = Vec::new();
+            flate2::read::GzDecoder::new(layer.as_slice())
+                .read_to_end(&mut tar)
+                .unwrap();
+            let entries = tar::Archive::new(tar.as_slice())
+                .entries()
+                .unwrap()
+                .map(|e| {
+                    let e = e.unwrap();
+                    let h = e.header();
+                    let kind = match h.entry_type() {
+                        tar::EntryType::Symlink => {
+                            format!("-> {}", h.link_name().unwrap().unwrap().display())
+                        }
+                        tar::EntryType::Directory => "dir".to_owned(),
+                        _ => format!("{} bytes", h.size().unwrap()),
+                    };
+                    (
+                        e.path().unwrap().display().to_string(),
+                        h.mode().unwrap(),
+                        h.uid().unwrap(),
+                        kind,
+                    )
+                })
+                .collect();
+            (tag, manifest, config, entries)
+        })
+        .collect()
+}
+
+#[test]
+fn building_twice_from_different_directories_gives_identical_digests() {
+    let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    fs::create_dir(second.path().join("elsewhere")).unwrap();
+    let a = write_crate_images(
+        &inputs(first.path(), true),
+        &first.path().join("out/demo-server"),
+    )
+    .unwrap();
+    let b = write_crate_images(
+        &inputs(&second.path().join("elsewhere"), true),
+        &second.path().join("images/x/demo-server"),
+    )
+    .unwrap();
+    assert_eq!(a, b);
+    assert_eq!(
+        fs::read(first.path().join("out/demo-server/index.json")).unwrap(),
+        fs::read(second.path().join("images/x/demo-server/index.json")).unwrap()
+    );
+    // And the digests do depend on the content.
+    let third = tempfile::tempdir().unwrap();
+    let mut changed = inputs(third.path(), true);
+    changed.source_date_epoch += 1;
+    let c = write_crate_images(&changed, &third.path().join("demo-server")).unwrap();
+    assert_ne!(a[0].manifest_digest, c[0].manifest_digest);
+}
+
+#[test]
+fn tags_are_the_variants_and_latest_without_platform_variants() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo-server");
+    write_crate_images(&inputs(dir.path(), true), &out).unwrap();
+    let written = index(&out);
+    assert_eq!(tags(&written), ["generic", "znver4", "latest"]);
+    for descriptor in written.manifests() {
+        let platform = descriptor.platform().as_ref().unwrap();
+        assert_eq!(platform.architecture(), &Arch::Amd64);
+        assert_eq!(
+            platform.variant(),
+            &None,
+            "no amd64/v4 or similar for any tag"
+        );
+    }
+    let raw = fs::read_to_string(out.join("index.json")).unwrap();
+    assert!(!raw.contains("\"variant\""), "{raw}");
+
+    let without_launcher = tempfile::tempdir().unwrap();
+    let out = without_launcher.path().join("demo-server");
+    write_crate_images(&inputs(without_launcher.path(), false), &out).unwrap();
+    assert_eq!(tags(&index(&out)), ["generic", "znver4"]);
+}
+
+#[test]
+fn config_runs_the_server_as_the_non_root_user_with_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo-server");
+    write_crate_images(&inputs(dir.path(), true), &out).unwrap();
+    for (tag, manifest, config, _) in read_images(&out) {
+        assert_eq!(config.architecture(), &Arch::Amd64);
+        assert_eq!(config.variant(), &None);
+        assert_eq!(config.created().as_deref(), Some("2025-11-22T00:00:00Z"));
+        let runtime = config.config().as_ref().unwrap();
+        assert_eq!(runtime.user().as_deref(), Some("65532:65532"));
+        assert_eq!(
+            runtime.entrypoint().as_deref(),
+            Some(&["/usr/local/bin/demo-server".to_owned()][..])
+        );
+        assert_eq!(runtime.working_dir().as_deref(), Some("/work"));
+        let labels = runtime.labels().as_ref().unwrap();
+        assert_eq!(labels[ANNOTATION_TITLE], "demo-server");
+        assert_eq!(labels[ANNOTATION_REVISION], "0123abcd");
+        let expected_variant = if tag == "latest" {
+            "dispatch"
+        } else {
+            tag.as_str()
+        };
+        assert_eq!(labels[VARIANT_LABEL], expected_variant);
+        assert_eq!(manifest.layers().len(), 1);
+        assert_eq!(config.rootfs().diff_ids().len(), 1);
+    }
+}
+
+#[test]
+fn layers_hold_the_user_files_and_the_binaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo-server");
+    write_crate_images(&inputs(dir.path(), true), &out).unwrap();
+    let images = read_images(&out);
+    let entries = |tag: &str| images.iter().find(|(t, ..)| t == tag).unwrap().3.clone();
+    let base = [
+        ("etc/", 0o755, 0, "dir"),
+        ("etc/group", 0o644, 0, "27 bytes"),
+        ("etc/passwd", 0o644, 0, "94 bytes"),
+        ("home/", 0o755, 0, "dir"),
+        ("home/nonroot/", 0o755, 65532, "dir"),
+    ];
+    let owned = |rows: &[(&str, u32, u64, &str)]| -> Vec<EntryRow> {
+        rows.iter()
+            .map(|(p, m, u, k)| ((*p).to_owned(), *m, *u, (*k).to_owned()))
+            .collect()
+    };
+    let mut generic = owned(&base);
+    generic.extend(owned(&[
+        ("tmp/", 0o1777, 0, "dir"),
+        ("usr/", 0o755, 0, "dir"),
+        ("usr/local/", 0o755, 0, "dir"),
+        ("usr/local/bin/", 0o755, 0, "dir"),
+        ("usr/local/bin/demo-server", 0o755, 0, "13 bytes"),
+        ("work/", 0o755, 65532, "dir"),
+    ]));
+    assert_eq!(entries("generic"), generic);
+
+    let mut latest = owned(&base);
+    latest.extend(owned(&[
+        ("opt/", 0o755, 0, "dir"),
+        ("opt/mcp/", 0o755, 0, "dir"),
+        ("opt/mcp/generic/", 0o755, 0, "dir"),
+        ("opt/mcp/generic/demo-server", 0o755, 0, "13 bytes"),
+        ("opt/mcp/znver4/", 0o755, 0, "dir"),
+        ("opt/mcp/znver4/demo-server", 0o755, 0, "12 bytes"),
+        ("tmp/", 0o1777, 0, "dir"),
+        ("usr/", 0o755, 0, "dir"),
+        ("usr/local/", 0o755, 0, "dir"),
+        ("usr/local/bin/", 0o755, 0, "dir"),
+        ("usr/local/bin/demo-server", 0o777, 0, "-> mcp-launcher"),
+        ("usr/local/bin/mcp-launcher", 0o755, 0, "14 bytes"),
+        ("work/", 0o755, 65532, "dir"),
+    ]));
+    assert_eq!(entries("latest"), latest);
+}
+
+#[test]
+fn passwd_and_group_define_the_image_user() {
+    let layer = base_layer().unwrap();
+    let file = |name: &str| match &layer.entries().find(|(p, _)| *p == name).unwrap().1.kind {
+        EntryKind::File(data) => String::from_utf8(data.clone()).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        file("etc/passwd").contains("nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n")
+    );
+    assert!(file("etc/group").contains("nonroot:x:65532:\n"));
+}
+
+/// The real tools must accept the layout: skopeo reads every tag, umoci unpacks it into a
+/// bundle whose process is the entrypoint as uid 65532 (umoci resolves the user through
+/// the image's own /etc/passwd).
+#[test]
+fn skopeo_and_umoci_accept_the_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo-server");
+    write_crate_images(&inputs(dir.path(), true), &out).unwrap();
+    for tag in ["generic", "znver4", "latest"] {
+        let reference = format!("{}:{tag}", out.display());
+        let inspected = smoke::skopeo_inspect(&reference).unwrap();
+        assert_eq!(inspected["Architecture"], "amd64");
+        assert_eq!(
+            inspected["Labels"][VARIANT_LABEL],
+            if tag == "latest" { "dispatch" } else { tag }
+        );
+        let bundle = dir.path().join(format!("bundle-{tag}"));
+        let process = smoke::umoci_unpack(&reference, &bundle).unwrap();
+        assert_eq!(process.args, ["/usr/local/bin/demo-server"]);
+        assert_eq!(
+            (process.uid, process.gid, process.cwd.as_str()),
+            (65532, 65532, "/work")
+        );
+        assert!(
+            process.env.iter().any(|e| e == "PATH=/usr/local/bin"),
+            "{:?}",
+            process.env
+        );
+        let server = fs::read_to_string(bundle.join("rootfs/opt/mcp/generic/demo-server"));
+        assert_eq!(server.is_ok(), tag == "latest");
+    }
+}
+
+#[test]
+fn package_extras_read_license_source_and_smoke_call() {
+    let json = br#"{"packages": [
+        {"name": "a", "license": "MIT", "repository": "https://example.invalid/a",
+         "metadata": {"mcp-foundry": {"role": "server", "smoke-call": {"tool": "t", "arguments": {"x": 1}}}}},
+        {"name": "b", "license": null, "repository": null, "metadata": null}
+    ]}"#;
+    let extras = PackageExtras::from_metadata_json(json).unwrap();
+    let a = extras.get("a").unwrap();
+    assert_eq!(a.license.as_deref(), Some("MIT"));
+    assert_eq!(
+        a.smoke_call.as_ref().unwrap().arguments,
+        serde_json::json!({"x": 1})
+    );
+    assert!(extras.get("b").unwrap().smoke_call.is_none());
+    let bad = br#"{"packages": [{"name": "a", "metadata": {"mcp-foundry": {"smoke-call": {"arguments": {}}}}}]}"#;
+    assert!(
+        format!("{:#}", PackageExtras::from_metadata_json(bad).unwrap_err()).contains("smoke-call")
+    );
+}
