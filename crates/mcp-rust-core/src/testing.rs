@@ -7,8 +7,8 @@
 //! # async fn demo() -> anyhow::Result<()> {
 //! use mcp_rust_core::testing::TestServer;
 //! // In a server crate's tests/*.rs: env!("CARGO_BIN_EXE_bash-god")
-let bin = std::path::Path::new("target/debug/bash-god");
-let server = TestServer::spawn(bin, &["--root", "."]).await?;
+//! let bin = std::path::Path::new("target/debug/bash-god");
+//! let server = TestServer::spawn(bin, &["--root", "."]).await?;
 //! let tools = server.list_tools().await?;
 //! let result = server.call("analyze_command", serde_json::json!({"command": "ls | grep x"})).await?;
 //! assert_ne!(result.is_error, Some(true));
