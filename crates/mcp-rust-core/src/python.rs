@@ -110,6 +110,9 @@ fn non_negative(k: i64, name: &str) -> PyResult<usize> {
     usize::try_from(k).map_err(|_| PyValueError::new_err(format!("{name} must be >= 0, got {k}")))
 }
 
+/// `(indices, scores)` as returned to Python: int64 row indices and float32 similarities.
+type RankedArrays<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<f32>>);
+
 /// Top-k cosine similarity of `query` against every row of `matrix`.
 ///
 /// `matrix` is a C-contiguous float32 array of shape (rows, dim), `query` a float32 array of
@@ -122,7 +125,7 @@ fn cosine_topk<'py>(
     matrix: &Bound<'py, PyAny>,
     query: &Bound<'py, PyAny>,
     k: i64,
-) -> PyResult<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<f32>>)> {
+) -> PyResult<RankedArrays<'py>> {
     let matrix_array = readonly_array::<f32, Ix2>(matrix, "matrix", "of shape (rows, dim)")?;
     let query_array = readonly_array::<f32, Ix1>(query, "query", "of shape (dim,)")?;
     let (rows, dim) = (matrix_array.shape()[0], matrix_array.shape()[1]);
