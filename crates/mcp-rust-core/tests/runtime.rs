@@ -27,6 +27,42 @@ fn initialize_request() -> String {
     .to_string()
 }
 
+/// A demo server on piped stdio that has answered `initialize`; returns its answer.
+struct StdioSession {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    stdout: BufReader<tokio::process::ChildStdout>,
+    initialize_response: Value,
+}
+
+async fn start_stdio_session() -> StdioSession {
+    let mut child = Command::new(DEMO)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    stdin
+        .write_all(format!("{}\n", initialize_request()).as_bytes())
+        .await
+        .unwrap();
+    let mut line = String::new();
+    tokio::time::timeout(HANG_GUARD, stdout.read_line(&mut line))
+        .await
+        .unwrap()
+        .unwrap();
+    let initialize_response = serde_json::from_str(&line).unwrap();
+    StdioSession {
+        child,
+        stdin,
+        stdout,
+        initialize_response,
+    }
+}
+
 #[tokio::test]
 async fn version_prints_every_build_fact() {
     let output = Command::new(DEMO).arg("--version").output().await.unwrap();
@@ -91,25 +127,12 @@ async fn stdin_eof_before_initialize_exits_0() {
 
 #[tokio::test]
 async fn stdin_eof_after_a_session_exits_0_and_stdout_is_only_protocol() {
-    let mut child = Command::new(DEMO)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    stdin
-        .write_all(format!("{}\n", initialize_request()).as_bytes())
-        .await
-        .unwrap();
-    let mut line = String::new();
-    tokio::time::timeout(HANG_GUARD, stdout.read_line(&mut line))
-        .await
-        .unwrap()
-        .unwrap();
-    let response: Value = serde_json::from_str(&line).unwrap();
+    let StdioSession {
+        mut child,
+        mut stdin,
+        mut stdout,
+        initialize_response: response,
+    } = start_stdio_session().await;
     assert_eq!(response["id"], 1);
     assert_eq!(
         response["result"]["serverInfo"]["name"],
@@ -323,24 +346,9 @@ async fn http_transport_answers_initialize_on_loopback_and_exits_0_on_sigterm() 
 
 #[tokio::test]
 async fn sigterm_during_a_stdio_session_exits_0() {
-    let server_child = Command::new(DEMO)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn();
-    let mut child = server_child.unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    stdin
-        .write_all(format!("{}\n", initialize_request()).as_bytes())
-        .await
-        .unwrap();
-    let mut line = String::new();
-    tokio::time::timeout(HANG_GUARD, stdout.read_line(&mut line))
-        .await
-        .unwrap()
-        .unwrap();
+    let StdioSession {
+        mut child, stdin, ..
+    } = start_stdio_session().await;
     let pid = child.id().unwrap().to_string();
     assert!(
         Command::new("kill")
