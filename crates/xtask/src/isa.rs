@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
-use iced_x86::{CpuidFeature, Decoder, DecoderOptions, Instruction};
+use iced_x86::{CpuidFeature, Decoder, DecoderOptions, Instruction, Mnemonic};
 use object::{Object, ObjectSection, ObjectSymbol, SectionKind, SymbolKind};
 use serde::{Deserialize, Serialize};
 
@@ -91,6 +91,10 @@ pub fn audit_code(name: &str, bytes: &[u8], ip: u64) -> FunctionIsa {
             continue;
         }
         result.instructions += 1;
+        if runs_on_baseline(instruction.mnemonic()) {
+            *result.classes.entry(IsaClass::Baseline).or_default() += 1;
+            continue;
+        }
         let mut highest = IsaClass::Baseline;
         for &feature in instruction.cpuid_features() {
             let class = classify(feature);
@@ -102,6 +106,19 @@ pub fn audit_code(name: &str, bytes: &[u8], ip: u64) -> FunctionIsa {
         *result.classes.entry(highest).or_default() += 1;
     }
     result
+}
+
+/// Instructions iced attributes to an extension whose encoding older CPUs execute as a
+/// baseline instruction, which is why LLVM emits them in generic builds.
+fn runs_on_baseline(mnemonic: Mnemonic) -> bool {
+    matches!(
+        mnemonic,
+        // `tzcnt` is `rep bsf`: the same result for every non-zero input, and LLVM only
+        // emits it where a zero input is handled (or undefined) either way.
+        Mnemonic::Tzcnt
+        // `endbr64` (CET) is a multi-byte NOP without CET.
+        | Mnemonic::Endbr64 | Mnemonic::Endbr32
+    )
 }
 
 /// Per-function instruction counts of an ELF file. Needs the symbol table (audit before
@@ -216,12 +233,36 @@ pub const GENERIC_ALLOW_LIST: &[AllowRule] = &[
         why: "memchr's SSE2 routines; SSE2 is baseline, listed for symmetry with the AVX2 ones",
     },
     AllowRule {
+        prefix: "memchr::arch::x86_64::memchr::",
+        why: "memchr's dispatch module: its find_avx2 wrappers carry #[target_feature(enable = \"avx2\")] and are chosen only after is_x86_feature_detected!",
+    },
+    AllowRule {
         prefix: "memchr::arch::generic::",
         why: "memchr's generic vector code, instantiated for the runtime-selected AVX2 vector type",
     },
     AllowRule {
+        prefix: "httparse::simd::avx2::",
+        why: "httparse's AVX2 parser, selected at runtime by httparse::simd's is_x86_feature_detected! cache",
+    },
+    AllowRule {
+        prefix: "httparse::simd::sse42::",
+        why: "httparse's SSE4.2 parser, selected at runtime by httparse::simd's is_x86_feature_detected! cache",
+    },
+    AllowRule {
         prefix: "std_detect::",
         why: "the standard library's CPU feature detection itself (cpuid/xgetbv)",
+    },
+    AllowRule {
+        prefix: "core::core_arch::x86::xsave::_xgetbv",
+        why: "xgetbv, called by std_detect only after cpuid reported OSXSAVE",
+    },
+    AllowRule {
+        prefix: "sha2::sha256::x86_sha::",
+        why: "sha2's SHA-NI backend, selected through cpufeatures runtime detection",
+    },
+    AllowRule {
+        prefix: "sha2::sha512::x86_avx2::",
+        why: "sha2's AVX2 backend, selected through cpufeatures runtime detection",
     },
     AllowRule {
         prefix: "std::sys::random::",
@@ -357,6 +398,17 @@ mod tests {
             !isa.features.contains_key("SSE2"),
             "baseline is not listed: {isa:?}"
         );
+    }
+
+    #[test]
+    fn tzcnt_and_endbr64_count_as_baseline() {
+        const TZCNT: &[u8] = &[0xf3, 0x48, 0x0f, 0xbc, 0xc1]; // tzcnt rax, rcx (rep bsf)
+        const LZCNT: &[u8] = &[0xf3, 0x48, 0x0f, 0xbd, 0xc1]; // lzcnt rax, rcx (differs from bsr)
+        const ENDBR64: &[u8] = &[0xf3, 0x0f, 0x1e, 0xfa];
+        let isa = audit_code("f", &code(&[TZCNT, ENDBR64, LZCNT]), 0);
+        assert_eq!(isa.count(IsaClass::Baseline), 2, "{isa:?}");
+        assert_eq!(isa.count(IsaClass::V3), 1, "{isa:?}");
+        assert_eq!(isa.features.keys().collect::<Vec<_>>(), ["LZCNT"]);
     }
 
     #[test]
