@@ -216,16 +216,7 @@ fn for_loops(script: &Script, out: &mut Vec<Finding>) {
                     })
                 })
                 .flatten();
-            let command = SimpleCommand {
-                text: format!("for {} in {}", lp.variable, value.raw),
-                words: Vec::new(),
-                assignments: Vec::new(),
-                redirects: Vec::new(),
-                nesting: Vec::new(),
-                span: None,
-                pipeline: 0,
-                stage: 0,
-            };
+            let command = SimpleCommand::synthetic(format!("for {} in {}", lp.variable, value.raw));
             out.push(finding(
                 "SC2045",
                 format!(
@@ -305,16 +296,7 @@ fn backticks(text: &str, script: &Script, out: &mut Vec<Finding>) {
         let command = match command {
             Some(c) => c,
             None => {
-                placeholder = SimpleCommand {
-                    text: raw.to_owned(),
-                    words: Vec::new(),
-                    assignments: Vec::new(),
-                    redirects: Vec::new(),
-                    nesting: Vec::new(),
-                    span: None,
-                    pipeline: 0,
-                    stage: 0,
-                };
+                placeholder = SimpleCommand::synthetic(raw.to_owned());
                 &placeholder
             }
         };

@@ -119,6 +119,21 @@ pub struct SimpleCommand {
 }
 
 impl SimpleCommand {
+    /// A stand-in carrying only text, for findings about constructs that are not simple
+    /// commands (a `for` header, a substitution outside any command).
+    pub fn synthetic(text: String) -> Self {
+        Self {
+            text,
+            words: Vec::new(),
+            assignments: Vec::new(),
+            redirects: Vec::new(),
+            nesting: Vec::new(),
+            span: None,
+            pipeline: 0,
+            stage: 0,
+        }
+    }
+
     /// The command name as bash would see it when static (`None` for assignments only).
     pub fn name(&self) -> Option<&str> {
         self.words.first().map(|w| w.literal.as_str())

@@ -308,6 +308,17 @@ fn running(marker: &str) -> bool {
     !out.stdout.is_empty()
 }
 
+/// Polls `condition` for up to 5 s: killed processes vanish once reaped, not instantly.
+async fn eventually(condition: impl Fn() -> bool) -> bool {
+    for _ in 0..50 {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    condition()
+}
+
 #[tokio::test]
 async fn timeout_kills_the_whole_process_group() {
     let dir = tempfile::tempdir().unwrap();
@@ -326,14 +337,7 @@ async fn timeout_kills_the_whole_process_group() {
     let report = structured(&result);
     assert_eq!(report["timed_out"], true);
     assert_eq!(report["exit_code"], Value::Null);
-    let mut gone = false;
-    for _ in 0..50 {
-        if !running(&marker) {
-            gone = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let gone = eventually(|| !running(&marker)).await;
     assert!(gone, "grandchildren `{marker}` survived the timeout");
     still_serving(&server).await;
     server.shutdown().await.unwrap();
@@ -352,22 +356,12 @@ async fn cancellation_kills_the_process_group() {
         )
         .await
         .unwrap();
-    for _ in 0..50 {
-        if running(&marker) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(running(&marker), "the command never started");
+    assert!(
+        eventually(|| running(&marker)).await,
+        "the command never started"
+    );
     call.cancel("test").await.unwrap();
-    let mut gone = false;
-    for _ in 0..50 {
-        if !running(&marker) {
-            gone = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let gone = eventually(|| !running(&marker)).await;
     assert!(gone, "`{marker}` survived the cancellation");
     still_serving(&server).await;
     server.shutdown().await.unwrap();
