@@ -2,14 +2,17 @@
 //! and stops the run with a message naming the step when it fails. Builds happen once:
 //! `dist` output is reused by `verify`, the FFI tests and the images.
 
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
-use clap::ValueEnum;
+use anyhow::{Context, Result, bail};
+use clap::{Parser, ValueEnum};
 
-use crate::metadata::Workspace;
+use crate::dist::{self, ArtifactKind, DistArgs, Manifest};
+use crate::metadata::{Role, Workspace};
 use crate::process;
+use crate::verify::{self, VerifyArgs};
 
 /// The steps of `cargo xtask ci`, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -20,6 +23,16 @@ pub enum CiStep {
     Clippy,
     /// `cargo nextest run` (or `cargo test`) for the whole workspace
     Test,
+    /// `cargo xtask dist`: every shipped crate in every variant
+    Dist,
+    /// `cargo xtask verify --rebuild` on the dist output
+    Verify,
+    /// tests/ffi against each variant's Python module
+    Ffi,
+    /// OCI images of every server and their smoke test
+    Images,
+    /// offline Nix checks (when nix-instantiate is installed)
+    Nix,
 }
 
 impl CiStep {
@@ -28,6 +41,11 @@ impl CiStep {
             CiStep::Fmt => "format check",
             CiStep::Clippy => "clippy (-D warnings)",
             CiStep::Test => "tests",
+            CiStep::Dist => "dist (all crates x variants)",
+            CiStep::Verify => "verify (audit, exports, reproducibility)",
+            CiStep::Ffi => "Python FFI tests per variant",
+            CiStep::Images => "images + smoke test",
+            CiStep::Nix => "Nix checks",
         }
     }
 }
@@ -37,6 +55,9 @@ pub struct CiArgs {
     /// Skip a step (repeatable); for local use, CI runs everything.
     #[arg(long, value_enum)]
     pub skip: Vec<CiStep>,
+    /// Crates the reproducibility rebuild covers (repeatable). Default: every shipped crate.
+    #[arg(long = "repro-crate", value_name = "CRATE")]
+    pub repro_crates: Vec<String>,
 }
 
 /// Runs every step not skipped, failing fast.
@@ -50,7 +71,8 @@ pub fn run(workspace: &Workspace, args: &CiArgs) -> Result<()> {
         }
         eprintln!("\n==> [ci] {}", step.title());
         let step_started = Instant::now();
-        run_step(workspace, step).with_context(|| format!("ci step `{}` failed", step.title()))?;
+        run_step(workspace, args, step)
+            .with_context(|| format!("ci step `{}` failed", step.title()))?;
         let elapsed = step_started.elapsed();
         eprintln!("==> [ci] {} passed in {}", step.title(), human(elapsed));
         timings.push((step, elapsed));
@@ -65,7 +87,7 @@ pub fn run(workspace: &Workspace, args: &CiArgs) -> Result<()> {
     Ok(())
 }
 
-fn run_step(workspace: &Workspace, step: CiStep) -> Result<()> {
+fn run_step(workspace: &Workspace, args: &CiArgs, step: CiStep) -> Result<()> {
     match step {
         CiStep::Fmt => process::run(cargo(workspace).args(["fmt", "--all", "--check"])),
         CiStep::Clippy => process::run(cargo(workspace).args([
@@ -79,7 +101,109 @@ fn run_step(workspace: &Workspace, step: CiStep) -> Result<()> {
             "warnings",
         ])),
         CiStep::Test => run_tests(workspace),
+        CiStep::Dist => dist::run(workspace, &DistArgs::default()).map(drop),
+        CiStep::Verify => verify::run(
+            workspace,
+            &VerifyArgs {
+                dist: None,
+                rebuild: true,
+                rebuild_crates: args.repro_crates.clone(),
+            },
+        )
+        .map(drop),
+        CiStep::Ffi => run_ffi_tests(workspace),
+        CiStep::Images => run_images(workspace),
+        CiStep::Nix => {
+            if process::on_path("nix-instantiate") {
+                crate::nix_check::run(&workspace.root)
+            } else {
+                eprintln!("note: nix-instantiate is not on PATH; Nix checks SKIPPED");
+                Ok(())
+            }
+        }
     }
+}
+
+/// Runs `tests/ffi` once per variant against that variant's `dist/<variant>/python`.
+fn run_ffi_tests(workspace: &Workspace) -> Result<()> {
+    let tests = workspace.root.join("tests/ffi");
+    if !tests.is_dir() {
+        eprintln!(
+            "\n!!! {} does not exist: the Python FFI tests were NOT run !!!\n",
+            tests.display()
+        );
+        return Ok(());
+    }
+    let dist_dir = workspace.root.join("dist");
+    let manifest = Manifest::load(&dist_dir)?;
+    let extensions: Vec<_> = manifest
+        .artifacts
+        .iter()
+        .filter(|a| a.kind == ArtifactKind::PythonExtension && a.role == Role::PythonModule)
+        .collect();
+    if extensions.is_empty() {
+        bail!("dist/manifest.json lists no Python extension module; run `cargo xtask dist`");
+    }
+    let python = ffi_venv(workspace)?;
+    for extension in extensions {
+        let missing =
+            crate::cpu::missing_on_this_machine(&extension.target, &extension.target_cpu)?;
+        if !missing.is_empty() {
+            eprintln!(
+                "\n!!! FFI tests of variant `{}` SKIPPED: this CPU lacks {} !!!\n",
+                extension.variant,
+                missing.join(", ")
+            );
+            continue;
+        }
+        eprintln!("--> FFI tests, variant {}", extension.variant);
+        let package_root = dist_dir.join(&extension.variant).join("python");
+        process::run(
+            Command::new(&python)
+                .args(["-m", "unittest", "discover", "-s"])
+                .arg(&tests)
+                .arg("-v")
+                .current_dir(&workspace.root)
+                .env("PYTHONPATH", &package_root)
+                .env("MCP_FOUNDRY_EXPECT_VARIANT", &extension.variant)
+                .env("MCP_FOUNDRY_CDYLIB", dist_dir.join(&extension.path)),
+        )
+        .with_context(|| format!("FFI tests failed for variant `{}`", extension.variant))?;
+    }
+    Ok(())
+}
+
+/// `target/ffi-venv` with numpy, created on first use; returns its python.
+fn ffi_venv(workspace: &Workspace) -> Result<PathBuf> {
+    let venv = workspace.target_dir.join("ffi-venv");
+    let python = venv.join("bin/python");
+    let ready = venv.join(".numpy-installed");
+    if !ready.is_file() {
+        eprintln!("--> creating {} with numpy", venv.display());
+        process::run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        process::run(Command::new(&python).args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "numpy",
+        ]))?;
+        std::fs::write(&ready, "").context("marking the FFI venv ready")?;
+    }
+    Ok(python)
+}
+
+/// `cargo xtask image --smoke` on the dist output.
+fn run_images(workspace: &Workspace) -> Result<()> {
+    #[derive(Parser)]
+    struct ImageCommand {
+        #[command(flatten)]
+        args: crate::image::ImageArgs,
+    }
+    let command = ImageCommand::try_parse_from(["image", "--smoke"])
+        .context("building the image arguments")?;
+    crate::image::run(workspace, &command.args)
 }
 
 fn run_tests(workspace: &Workspace) -> Result<()> {
