@@ -280,11 +280,7 @@ fn parse_text(line: &str, now: DateTime<Utc>) -> ParsedLine<'_> {
 mod tests {
     use super::*;
 
-    fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2025-03-10T12:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc)
-    }
+    use crate::logs::timestamp::test_now as now;
 
     fn parse(line: &str) -> ParsedLine<'_> {
         parse_line(line, now())

@@ -3,11 +3,7 @@ use std::path::PathBuf;
 
 use super::*;
 
-fn now() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2025-03-10T12:00:00Z")
-        .unwrap()
-        .with_timezone(&Utc)
-}
+use super::timestamp::test_now as now;
 
 fn query(pattern: Option<&str>, since: Option<&str>, limit: Option<usize>) -> LogQuery {
     LogQuery::with_clock(pattern, since, limit, now()).unwrap()

@@ -157,15 +157,19 @@ pub fn parse_since(text: &str, now: DateTime<Utc>) -> Result<i64, DevopsError> {
     }
 }
 
+/// The fixed "now" of the log tests, so syslog years do not depend on the test date.
+#[cfg(test)]
+pub(crate) fn test_now() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2025-03-10T12:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2025-03-10T12:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc)
-    }
+    use super::test_now as now;
 
     fn utc(line: &str) -> Option<String> {
         find_timestamp(line, now())
