@@ -20,7 +20,7 @@ pub mod symbols;
 
 use std::sync::Arc;
 
-use mcp_rust_core::{Roots, ServerContext, ToolResult, run_blocking};
+use mcp_rust_core::{Roots, ServerContext, ToolError, run_blocking};
 use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
 use rmcp::{Json, ServerHandler, tool, tool_handler, tool_router};
 
@@ -41,6 +41,8 @@ impl std::fmt::Debug for Development {
     }
 }
 
+// Tools spell out `Result<Json<T>, ToolError>`: rmcp's macro derives the output schema from
+// that literal shape and would not see through the `ToolResult<T>` alias.
 #[tool_router]
 impl Development {
     /// A server confined to the roots of `ctx`.
@@ -64,7 +66,7 @@ impl Development {
     async fn project_info(
         &self,
         Parameters(params): Parameters<project::ProjectInfoParams>,
-    ) -> ToolResult<project::ProjectInfo> {
+    ) -> Result<Json<project::ProjectInfo>, ToolError> {
         let roots = Arc::clone(&self.roots);
         run_blocking(move |cancel| project::project_info(&params, &roots, cancel).map(Json)).await
     }
@@ -83,7 +85,7 @@ impl Development {
     async fn search_code(
         &self,
         Parameters(params): Parameters<search::SearchParams>,
-    ) -> ToolResult<search::SearchOutput> {
+    ) -> Result<Json<search::SearchOutput>, ToolError> {
         let roots = Arc::clone(&self.roots);
         run_blocking(move |cancel| search::search_code(&params, &roots, cancel).map(Json)).await
     }
@@ -101,7 +103,7 @@ impl Development {
     async fn find_symbol(
         &self,
         Parameters(params): Parameters<symbols::FindSymbolParams>,
-    ) -> ToolResult<symbols::FindSymbolOutput> {
+    ) -> Result<Json<symbols::FindSymbolOutput>, ToolError> {
         let roots = Arc::clone(&self.roots);
         run_blocking(move |cancel| symbols::find_symbol(&params, &roots, cancel).map(Json)).await
     }
@@ -118,7 +120,7 @@ impl Development {
     async fn list_files(
         &self,
         Parameters(params): Parameters<files::ListFilesParams>,
-    ) -> ToolResult<files::ListFilesOutput> {
+    ) -> Result<Json<files::ListFilesOutput>, ToolError> {
         let roots = Arc::clone(&self.roots);
         run_blocking(move |cancel| files::list_files(&params, &roots, cancel).map(Json)).await
     }
@@ -136,7 +138,7 @@ impl Development {
     async fn git_info(
         &self,
         Parameters(params): Parameters<git::GitInfoParams>,
-    ) -> ToolResult<git::GitInfo> {
+    ) -> Result<Json<git::GitInfo>, ToolError> {
         let roots = Arc::clone(&self.roots);
         run_blocking(move |cancel| git::git_info(&params, &roots, cancel).map(Json)).await
     }
