@@ -1,0 +1,98 @@
+//! dist + verify end to end for the Python module in both variants: real release builds
+//! (into the same per-variant target directories `cargo xtask dist` uses, so a later
+//! `cargo xtask dist` reuses them), a real instruction audit, and the proof that a znver4
+//! build passed off as generic fails the audit.
+
+use xtask::dist::{self, ArtifactKind, DistRequest, Manifest, SourceInfo};
+use xtask::metadata::{Role, Workspace};
+use xtask::verify;
+
+#[test]
+fn dist_and_verify_the_python_module_in_every_variant() {
+    let workspace = Workspace::load().unwrap();
+    let module = workspace
+        .crates
+        .iter()
+        .find(|c| c.role == Role::PythonModule)
+        .expect("the workspace has a python-module crate");
+    let out = tempfile::tempdir().unwrap();
+    let request = DistRequest {
+        workspace: &workspace,
+        variants: workspace.variants.iter().collect(),
+        crates: vec![module],
+        out: out.path().to_owned(),
+        target_base: workspace.target_dir.join("dist"),
+        source: SourceInfo::collect(&workspace.root).unwrap(),
+    };
+    let manifest = dist::build(&request).unwrap();
+
+    // Layout and manifest.
+    assert_eq!(Manifest::load(out.path()).unwrap(), manifest);
+    let module_name = module.python_module.as_deref().unwrap();
+    for variant in &manifest.variants {
+        let python = out
+            .path()
+            .join(&variant.name)
+            .join("python")
+            .join(module_name);
+        assert!(python.join("__init__.py").is_file());
+        assert!(python.join(format!("{module_name}.abi3.so")).is_file());
+        assert!(
+            out.path()
+                .join(&variant.name)
+                .join(format!("lib/lib{module_name}.so"))
+                .is_file()
+        );
+    }
+    assert!(
+        !out.path().join(".staging").exists(),
+        "staging directory left behind"
+    );
+    for artifact in &manifest.artifacts {
+        let (sha256, size) = dist::hash_file(&out.path().join(&artifact.path)).unwrap();
+        assert_eq!(
+            (sha256.as_str(), size),
+            (artifact.sha256.as_str(), artifact.size)
+        );
+        assert_eq!(artifact.git_commit, request.source.git_commit);
+    }
+
+    // The real artifacts pass every rule.
+    let report = verify::audit(&workspace, out.path(), &manifest).unwrap();
+    assert!(report.failures.is_empty(), "{:#?}", report.failures);
+    let library = |variant: &str| {
+        report
+            .artifacts
+            .iter()
+            .find(|a| a.variant == variant && a.kind == ArtifactKind::SharedLibrary)
+            .unwrap()
+    };
+    assert_eq!(
+        library("generic").exports.as_deref(),
+        Some(&[format!("PyInit_{module_name}")][..])
+    );
+    if manifest.variants.iter().any(|v| v.name == "znver4") {
+        assert!(
+            library("znver4").own_avx512 > 0,
+            "znver4 kernels have no AVX-512"
+        );
+
+        // A znver4 build labelled generic (what a leaked `-C target-cpu=native` on an
+        // AVX-512 machine produces) must fail the audit.
+        let mut mislabelled = manifest.clone();
+        for artifact in &mut mislabelled.artifacts {
+            if artifact.variant == "znver4" {
+                artifact.target_cpu = "generic".into();
+            }
+        }
+        let report = verify::audit(&workspace, out.path(), &mislabelled).unwrap();
+        assert!(
+            report
+                .failures
+                .iter()
+                .any(|f| f.starts_with("znver4/lib/") && f.contains("AVX-512 in a generic build")),
+            "{:#?}",
+            report.failures
+        );
+    }
+}
