@@ -90,6 +90,19 @@ pub fn smoke_image(target: &SmokeTarget) -> Result<String> {
     }
 
     let version = run_to_end(chroot_command(&rootfs, &process).arg("--version"))?;
+    // `--version` names the variant the binary was built as (mcp-rust-core's build info).
+    let running = version
+        .lines()
+        .find_map(|line| line.strip_prefix("variant:"))
+        .map(str::trim)
+        .with_context(|| format!("`--version` names no variant:\n{version}"))?
+        .to_owned();
+    if target.dispatch_variants.is_empty() && running != target.tag {
+        bail!(
+            "the {} image runs a binary built as variant {running}",
+            target.tag
+        );
+    }
     let session = mcp_session(chroot_command(&rootfs, &process), target.call.as_ref())
         .context("MCP session with the chrooted entrypoint")?;
     let mut report = format!(
@@ -103,7 +116,10 @@ pub fn smoke_image(target: &SmokeTarget) -> Result<String> {
         } else {
             ""
         },
-        version.lines().next().unwrap_or_default()
+        format!(
+            "{} ({running} build)",
+            version.lines().next().unwrap_or_default()
+        )
     );
 
     if !target.dispatch_variants.is_empty() {
@@ -181,12 +197,26 @@ fn running_as_root() -> bool {
 /// only the image's environment, as the image's user.
 fn chroot_command(rootfs: &Path, process: &BundleProcess) -> Command {
     let mut command = Command::new("env");
-    command.arg("-i").args(&process.env).arg("chroot");
+    // `env -i` empties PATH, so chroot is named by its host path.
+    command
+        .arg("-i")
+        .args(&process.env)
+        .arg(host_program("chroot"));
     command
         .arg(format!("--userspec={}:{}", process.uid, process.gid))
         .arg(rootfs)
         .args(&process.args);
     command
+}
+
+/// `name` found on the host's PATH or in the sbin directories (not on every user's PATH).
+fn host_program(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| PathBuf::from(name))
 }
 
 /// Runs a command to completion (with the response timeout) and returns its stdout.
