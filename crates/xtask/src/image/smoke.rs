@@ -105,21 +105,18 @@ pub fn smoke_image(target: &SmokeTarget) -> Result<String> {
     }
     let session = mcp_session(chroot_command(&rootfs, &process), target.call.as_ref())
         .context("MCP session with the chrooted entrypoint")?;
+    let call_note = if session.call_is_error {
+        " (isError)"
+    } else {
+        ""
+    };
     let mut report = format!(
-        "[{}] uid {} | {} tools | called {}{} | {}",
+        "[{}] uid {} | {} tools | called {}{call_note} | {} ({running} build)",
         session.server_name,
         process.uid,
         session.tool_count,
         session.called,
-        if session.call_is_error {
-            " (isError)"
-        } else {
-            ""
-        },
-        format!(
-            "{} ({running} build)",
-            version.lines().next().unwrap_or_default()
-        )
+        version.lines().next().unwrap_or_default(),
     );
 
     if !target.dispatch_variants.is_empty() {
