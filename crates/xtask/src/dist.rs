@@ -970,6 +970,7 @@ mod tests {
             bin_targets: vec![name.into()],
             lib_target: None,
             features: vec![],
+            ci_dist: false,
         }
     }
 

@@ -93,6 +93,9 @@ pub struct CrateSpec {
     pub lib_target: Option<String>,
     /// Cargo features the crate declares.
     pub features: Vec<String>,
+    /// `ci-dist = true`: `cargo xtask ci` builds, audits and images this crate even
+    /// without `--full-matrix` (python-module and launcher crates always are).
+    pub ci_dist: bool,
 }
 
 impl CrateSpec {
@@ -220,6 +223,7 @@ impl Workspace {
                 bin_targets,
                 lib_target,
                 features: package.features.into_keys().collect(),
+                ci_dist: foundry.ci_dist.unwrap_or(false),
             });
         }
         crates.sort_by(|a, b| a.name.cmp(&b.name));
@@ -373,6 +377,7 @@ struct RawFoundryPackage {
     role: Option<String>,
     python_module: Option<String>,
     python_feature: Option<String>,
+    ci_dist: Option<bool>,
 }
 
 #[cfg(test)]
