@@ -23,7 +23,7 @@ pub enum CiStep {
     Clippy,
     /// `cargo nextest run` (or `cargo test`) for the whole workspace
     Test,
-    /// `cargo xtask dist`: every shipped crate in every variant
+    /// `cargo xtask dist`: the CI subset (or every shipped crate) in every variant
     Dist,
     /// `cargo xtask verify --rebuild` on the dist output
     Verify,
@@ -41,7 +41,7 @@ impl CiStep {
             CiStep::Fmt => "format check",
             CiStep::Clippy => "clippy (-D warnings)",
             CiStep::Test => "tests",
-            CiStep::Dist => "dist (all crates x variants)",
+            CiStep::Dist => "dist (every variant; CI subset unless --full-matrix)",
             CiStep::Verify => "verify (audit, exports, reproducibility)",
             CiStep::Ffi => "Python FFI tests per variant",
             CiStep::Images => "images + smoke test",
