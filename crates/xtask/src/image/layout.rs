@@ -19,7 +19,9 @@ use oci_spec::image::{
     OciLayoutBuilder, Os, PlatformBuilder, RootFsBuilder, SCHEMA_VERSION, Sha256Digest,
 };
 use serde::Serialize;
-use sha2::{Digest as _, Sha256};
+
+// One sha256 helper for dist and images: digests must be computed identically.
+pub use crate::dist::sha256_hex;
 
 /// What a layer entry is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,11 +138,6 @@ pub fn gzip(data: &[u8]) -> Result<Vec<u8>> {
         .write(Vec::new(), Compression::best());
     encoder.write_all(data)?;
     Ok(encoder.finish()?)
-}
-
-pub fn sha256_hex(data: &[u8]) -> String {
-    let digest = Sha256::digest(data);
-    digest.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// JSON with every object's keys sorted, compact. The value goes through `serde_json::Value`
