@@ -13,6 +13,7 @@
 
 pub mod files;
 pub mod git;
+mod open;
 pub mod paths;
 pub mod project;
 pub mod search;
