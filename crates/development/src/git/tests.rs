@@ -1,0 +1,655 @@
+//! Tests of the git tools on repositories built with the `git` CLI in temp dirs.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use mcp_rust_core::{CancelFlag, Roots};
+
+use super::patch;
+use crate::paths::Globs;
+
+use super::branches::*;
+use super::diff::*;
+use super::info::*;
+use super::log::*;
+use super::show::*;
+
+fn git(dir: &Path, args: &[&str]) {
+    let status = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "Ada Lovelace")
+        .env("GIT_AUTHOR_EMAIL", "ada@example.com")
+        .env("GIT_AUTHOR_DATE", "2024-05-01T12:00:00+02:00")
+        .env("GIT_COMMITTER_NAME", "Ada Lovelace")
+        .env("GIT_COMMITTER_EMAIL", "ada@example.com")
+        .env("GIT_COMMITTER_DATE", "2024-05-01T12:00:00+02:00")
+        .status()
+        .expect("the git CLI is needed to build the fixture");
+    assert!(status.success(), "git {args:?} failed");
+}
+
+fn params() -> GitInfoParams {
+    GitInfoParams {
+        path: None,
+        max_commits: None,
+        max_changes: None,
+    }
+}
+
+fn repo_fixture() -> (tempfile::TempDir, Roots) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    git(root, &["init", "-q", "-b", "trunk"]);
+    fs::write(root.join("a.txt"), "one\n").unwrap();
+    fs::write(root.join("b.txt"), "bee\n").unwrap();
+    git(root, &["add", "."]);
+    git(root, &["commit", "-q", "-m", "first commit\n\nbody text"]);
+    fs::write(root.join("a.txt"), "two\n").unwrap();
+    git(root, &["commit", "-q", "-am", "second commit"]);
+    // Working tree state: one staged addition, one unstaged edit, one untracked file.
+    fs::write(root.join("staged.txt"), "s\n").unwrap();
+    git(root, &["add", "staged.txt"]);
+    fs::write(root.join("b.txt"), "changed\n").unwrap();
+    fs::write(root.join("new.txt"), "n\n").unwrap();
+    let roots = Roots::new([root.to_path_buf()]).unwrap();
+    (dir, roots)
+}
+
+#[test]
+fn reports_branch_commits_and_changes() {
+    let (_dir, roots) = repo_fixture();
+    let info = git_info(&params(), &roots, &CancelFlag::new()).unwrap();
+    assert_eq!(info.branch.as_deref(), Some("trunk"));
+    assert!(!info.detached && !info.bare);
+    let summaries: Vec<_> = info
+        .recent_commits
+        .iter()
+        .map(|c| c.summary.as_str())
+        .collect();
+    assert_eq!(summaries, vec!["second commit", "first commit"]);
+    let head = info.head.unwrap();
+    assert_eq!(head.summary, "second commit");
+    assert_eq!(
+        (head.author.as_str(), head.author_email.as_str()),
+        ("Ada Lovelace", "ada@example.com")
+    );
+    assert_eq!(head.date, "2024-05-01T12:00:00+02:00");
+    assert_eq!(head.id.len(), 40);
+    let changes: Vec<_> = info
+        .changes
+        .iter()
+        .map(|c| (c.path.as_str(), c.area, c.status.as_str()))
+        .collect();
+    assert_eq!(
+        changes,
+        vec![
+            ("b.txt", ChangeArea::Unstaged, "modified"),
+            ("new.txt", ChangeArea::Unstaged, "untracked"),
+            ("staged.txt", ChangeArea::Staged, "added"),
+        ]
+    );
+}
+
+#[test]
+fn limits_commits_and_changes_and_works_from_a_subdirectory() {
+    let (dir, roots) = repo_fixture();
+    fs::create_dir(dir.path().join("sub")).unwrap();
+    let p = GitInfoParams {
+        path: Some("sub".into()),
+        max_commits: Some(1),
+        max_changes: Some(1),
+    };
+    let info = git_info(&p, &roots, &CancelFlag::new()).unwrap();
+    assert_eq!(info.recent_commits.len(), 1);
+    assert_eq!(
+        (
+            info.changes.len(),
+            info.total_changes,
+            info.changes_truncated
+        ),
+        (1, 3, true)
+    );
+}
+
+#[test]
+fn detached_head_and_empty_repository() {
+    let (dir, roots) = repo_fixture();
+    git(dir.path(), &["checkout", "-q", "--detach", "HEAD~1"]);
+    let info = git_info(&params(), &roots, &CancelFlag::new()).unwrap();
+    assert!(info.detached);
+    assert_eq!(info.branch, None);
+    assert_eq!(info.head.unwrap().summary, "first commit");
+
+    let empty = tempfile::tempdir().unwrap();
+    git(empty.path(), &["init", "-q", "-b", "main"]);
+    let roots = Roots::new([empty.path().to_path_buf()]).unwrap();
+    let info = git_info(&params(), &roots, &CancelFlag::new()).unwrap();
+    assert_eq!(info.branch.as_deref(), Some("main"));
+    assert!(info.head.is_none() && info.recent_commits.is_empty());
+}
+
+#[test]
+fn not_a_repository_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let roots = Roots::new([dir.path().to_path_buf()]).unwrap();
+    // Whatever lies above the temp dir (TMPDIR inside a checkout), discovery stops at the root.
+    let err = git_info(&params(), &roots, &CancelFlag::new()).unwrap_err();
+    assert!(err.to_string().contains("no git repository"), "{err}");
+    let mut p = params();
+    p.path = Some("/".into());
+    let err = git_info(&p, &roots, &CancelFlag::new()).unwrap_err();
+    assert!(err.to_string().starts_with("denied"), "{err}");
+}
+
+#[test]
+fn discovery_never_climbs_above_a_root() {
+    let (dir, _) = repo_fixture();
+    fs::create_dir(dir.path().join("sub")).unwrap();
+    fs::write(dir.path().join("sub/inner.txt"), "i\n").unwrap();
+    // The root is a subdirectory of the repository: the repository is above it.
+    let roots = Roots::new([dir.path().join("sub")]).unwrap();
+    let err = git_info(&params(), &roots, &CancelFlag::new()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("repositories above a root are not searched"),
+        "{err}"
+    );
+    let err = git_log(&log_params(), &roots, &CancelFlag::new()).unwrap_err();
+    assert!(err.to_string().starts_with("not found"), "{err}");
+}
+
+#[test]
+fn a_worktree_or_git_dir_outside_the_roots_is_refused() {
+    let (dir, roots) = repo_fixture();
+    let outside = tempfile::tempdir().unwrap();
+    fs::write(outside.path().join("secret.txt"), "s\n").unwrap();
+    git(
+        dir.path(),
+        &["config", "core.worktree", outside.path().to_str().unwrap()],
+    );
+    let err = git_info(&params(), &roots, &CancelFlag::new()).unwrap_err();
+    assert!(err.to_string().contains("working tree"), "{err}");
+
+    // A `.git` file pointing at another repository's git dir, which never chose us.
+    let other = tempfile::tempdir().unwrap();
+    git(other.path(), &["init", "-q"]);
+    let forged = tempfile::tempdir().unwrap();
+    let gitdir = other.path().join(".git");
+    fs::write(
+        forged.path().join(".git"),
+        format!("gitdir: {}\n", gitdir.display()),
+    )
+    .unwrap();
+    let roots = Roots::new([forged.path().to_path_buf()]).unwrap();
+    let err = git_info(&params(), &roots, &CancelFlag::new()).unwrap_err();
+    assert!(err.to_string().starts_with("denied"), "{err}");
+}
+
+#[test]
+fn a_linked_worktree_is_readable_as_a_root() {
+    let (dir, _) = repo_fixture();
+    let parent = tempfile::tempdir().unwrap();
+    let linked = parent.path().join("linked");
+    git(
+        dir.path(),
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "side",
+            linked.to_str().unwrap(),
+        ],
+    );
+    let roots = Roots::new([linked]).unwrap();
+    let info = git_info(&params(), &roots, &CancelFlag::new()).unwrap();
+    assert_eq!(info.branch.as_deref(), Some("side"));
+    assert_eq!(info.head.unwrap().summary, "second commit");
+}
+
+fn diff_params() -> GitDiffParams {
+    GitDiffParams {
+        path: None,
+        staged: false,
+        from: None,
+        to: None,
+        paths: None,
+        context_lines: None,
+        max_bytes: None,
+    }
+}
+
+#[test]
+fn diff_worktree_index_and_commits() {
+    let (_dir, roots) = repo_fixture();
+    let out = git_diff(&diff_params(), &roots, &CancelFlag::new()).unwrap();
+    assert_eq!(out.compared, "index -> worktree");
+    let files: Vec<_> = out
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f.additions, f.deletions))
+        .collect();
+    assert_eq!(
+        files,
+        vec![("b.txt", 1, 1)],
+        "untracked files are not in a diff"
+    );
+    assert!(
+        out.diff.contains(
+            "diff --git a/b.txt b/b.txt\n--- a/b.txt\n+++ b/b.txt\n@@ -1 +1 @@\n-bee\n+changed\n"
+        ),
+        "{}",
+        out.diff
+    );
+
+    let mut p = diff_params();
+    p.staged = true;
+    let out = git_diff(&p, &roots, &CancelFlag::new()).unwrap();
+    assert_eq!(out.files.len(), 1);
+    assert_eq!(
+        (out.files[0].path.as_str(), out.files[0].status),
+        ("staged.txt", patch::ChangeStatus::Added)
+    );
+    assert!(
+        out.diff
+            .contains("new file mode 100644\n--- /dev/null\n+++ b/staged.txt\n@@ -0,0 +1 @@\n+s\n"),
+        "{}",
+        out.diff
+    );
+
+    let mut p = diff_params();
+    p.from = Some("HEAD~1".into());
+    let out = git_diff(&p, &roots, &CancelFlag::new()).unwrap();
+    assert_eq!(out.compared, "HEAD~1 -> HEAD");
+    assert_eq!((out.total_additions, out.total_deletions), (1, 1));
+    assert!(out.diff.contains("-one\n+two\n"), "{}", out.diff);
+    p.to = Some("HEAD~1".into());
+    p.from = Some("HEAD".into());
+    let out = git_diff(&p, &roots, &CancelFlag::new()).unwrap();
+    assert!(out.diff.contains("-two\n+one\n"), "{}", out.diff);
+}
+
+#[test]
+fn diff_context_filters_limits_and_renames() {
+    let (dir, roots) = repo_fixture();
+    let body: String = (1..=20).map(|i| format!("line {i}\n")).collect();
+    fs::write(dir.path().join("long.txt"), &body).unwrap();
+    fs::write(dir.path().join("-dash.txt"), "d\n").unwrap();
+    git(dir.path(), &["add", "--", "long.txt", "-dash.txt"]);
+    git(dir.path(), &["commit", "-q", "-m", "long"]);
+    fs::write(
+        dir.path().join("long.txt"),
+        body.replace("line 10\n", "line ten\n"),
+    )
+    .unwrap();
+    fs::write(dir.path().join("-dash.txt"), "dd\n").unwrap();
+    let mut p = diff_params();
+    p.context_lines = Some(1);
+    p.paths = Some(Globs::One("long.txt".into()));
+    let out = git_diff(&p, &roots, &CancelFlag::new()).unwrap();
+    assert_eq!(out.files.len(), 1);
+    assert!(
+        out.diff
+            .contains("@@ -9,3 +9,3 @@\n line 9\n-line 10\n+line ten\n line 11\n"),
+        "{}",
+        out.diff
+    );
+    // A path filter with a leading dash is a path, not an option.
+    p.paths = Some(Globs::One("-dash.txt".into()));
+    let out = git_diff(&p, &roots, &CancelFlag::new()).unwrap();
+    assert_eq!(
+        out.files
+            .iter()
+            .map(|f| f.path.as_str())
+            .collect::<Vec<_>>(),
+        vec!["-dash.txt"]
+    );
+    // Text past max_bytes is left out whole; stats stay.
+    let mut p = diff_params();
+    p.max_bytes = Some(10);
+    let out = git_diff(&p, &roots, &CancelFlag::new()).unwrap();
+    assert!(out.diff_truncated && out.diff.is_empty());
+    assert_eq!(out.files.len(), 3);
+    assert_eq!(out.omitted_from_diff.len(), 3);
+    // Renames are detected between commits.
+    git(dir.path(), &["checkout", "-q", "--", "."]);
+    git(dir.path(), &["mv", "long.txt", "renamed.txt"]);
+    git(dir.path(), &["commit", "-q", "-m", "rename"]);
+    let mut p = diff_params();
+    p.from = Some("HEAD~1".into());
+    let out = git_diff(&p, &roots, &CancelFlag::new()).unwrap();
+    let renamed = out.files.iter().find(|f| f.path == "renamed.txt").unwrap();
+    assert_eq!(
+        (renamed.status, renamed.old_path.as_deref()),
+        (patch::ChangeStatus::Renamed, Some("long.txt"))
+    );
+}
+
+#[test]
+fn leading_dash_revisions_are_data_never_options() {
+    let (dir, roots) = repo_fixture();
+    let marker = dir.path().join("pwned");
+    for rev in ["--output=pwned", "-p", "--all", "-1"] {
+        let mut p = diff_params();
+        p.from = Some(rev.into());
+        let err = git_diff(&p, &roots, &CancelFlag::new()).unwrap_err();
+        assert!(err.to_string().starts_with("not found"), "{rev}: {err}");
+        let mut p = log_params();
+        p.rev = Some(rev.into());
+        assert!(git_log(&p, &roots, &CancelFlag::new()).is_err(), "{rev}");
+    }
+    assert!(!marker.exists());
+    // A branch that really is named `-evil` (git update-ref allows it) resolves by name.
+    git(dir.path(), &["update-ref", "refs/heads/-evil", "HEAD~1"]);
+    let mut p = log_params();
+    p.rev = Some("-evil".into());
+    let out = git_log(&p, &roots, &CancelFlag::new()).unwrap();
+    assert_eq!(out.commits[0].summary, "first commit");
+    let mut p = show_params();
+    p.rev = Some("-evil".into());
+    assert_eq!(
+        git_show(&p, &roots, &CancelFlag::new())
+            .unwrap()
+            .commit
+            .unwrap()
+            .message,
+        "first commit\n\nbody text"
+    );
+}
+
+fn log_params() -> GitLogParams {
+    GitLogParams {
+        path: None,
+        rev: None,
+        paths: None,
+        author: None,
+        since: None,
+        until: None,
+        max_count: None,
+        skip: None,
+        full_message: false,
+    }
+}
+
+fn history() -> (tempfile::TempDir, Roots) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    git(root, &["init", "-q", "-b", "main"]);
+    for (i, (who, file)) in [
+        ("Ada", "a.txt"),
+        ("Grace", "b.txt"),
+        ("Ada", "a.txt"),
+        ("Linus", "src/c.rs"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let path = root.join(file);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, format!("v{i}\n")).unwrap();
+        let date = format!("2024-0{}-01T12:00:00+00:00", i + 1);
+        let status = Command::new("git")
+            .args(["add", "."])
+            .current_dir(root)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let status = Command::new("git")
+            .args(["commit", "-q", "-m", &format!("commit {i}\n\nbody {i}")])
+            .current_dir(root)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", who)
+            .env(
+                "GIT_AUTHOR_EMAIL",
+                format!("{}@example.com", who.to_lowercase()),
+            )
+            .env("GIT_AUTHOR_DATE", &date)
+            .env("GIT_COMMITTER_NAME", who)
+            .env("GIT_COMMITTER_EMAIL", "c@example.com")
+            .env("GIT_COMMITTER_DATE", &date)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let roots = Roots::new([root.to_path_buf()]).unwrap();
+    (dir, roots)
+}
+
+fn summaries(out: &GitLogOutput) -> Vec<&str> {
+    out.commits.iter().map(|c| c.summary.as_str()).collect()
+}
+
+#[test]
+fn log_filters_by_path_author_dates_and_pages() {
+    let (_dir, roots) = history();
+    let all = git_log(&log_params(), &roots, &CancelFlag::new()).unwrap();
+    assert_eq!(
+        summaries(&all),
+        vec!["commit 3", "commit 2", "commit 1", "commit 0"]
+    );
+    assert!(!all.has_more && all.commits[0].message.is_none());
+    assert_eq!(all.commits[3].parents.len(), 0);
+
+    let mut p = log_params();
+    p.paths = Some(Globs::One("a.txt".into()));
+    assert_eq!(
+        summaries(&git_log(&p, &roots, &CancelFlag::new()).unwrap()),
+        vec!["commit 2", "commit 0"]
+    );
+    p.paths = Some(Globs::One("src".into()));
+    assert_eq!(
+        summaries(&git_log(&p, &roots, &CancelFlag::new()).unwrap()),
+        vec!["commit 3"]
+    );
+    p.paths = Some(Globs::One("*.rs".into()));
+    assert_eq!(
+        summaries(&git_log(&p, &roots, &CancelFlag::new()).unwrap()),
+        vec!["commit 3"]
+    );
+
+    let mut p = log_params();
+    p.author = Some("ADA".into());
+    assert_eq!(
+        summaries(&git_log(&p, &roots, &CancelFlag::new()).unwrap()),
+        vec!["commit 2", "commit 0"]
+    );
+    p.author = Some("grace@".into());
+    assert_eq!(
+        summaries(&git_log(&p, &roots, &CancelFlag::new()).unwrap()),
+        vec!["commit 1"]
+    );
+
+    let mut p = log_params();
+    p.since = Some("2024-02-01".into());
+    p.until = Some("2024-03-15T00:00:00Z".into());
+    assert_eq!(
+        summaries(&git_log(&p, &roots, &CancelFlag::new()).unwrap()),
+        vec!["commit 2", "commit 1"]
+    );
+    p.since = Some("not a date".into());
+    let err = git_log(&p, &roots, &CancelFlag::new()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("cannot read \"not a date\" as a date"),
+        "{err}"
+    );
+
+    let mut p = log_params();
+    p.max_count = Some(2);
+    p.skip = Some(1);
+    p.full_message = true;
+    let out = git_log(&p, &roots, &CancelFlag::new()).unwrap();
+    assert_eq!(summaries(&out), vec!["commit 2", "commit 1"]);
+    assert!(out.has_more);
+    assert_eq!(
+        out.commits[0].message.as_deref(),
+        Some("commit 2\n\nbody 2")
+    );
+    p.max_count = Some(1_001);
+    assert!(git_log(&p, &roots, &CancelFlag::new()).is_err());
+}
+
+fn show_params() -> GitShowParams {
+    GitShowParams {
+        path: None,
+        rev: None,
+        paths: None,
+        context_lines: None,
+        max_bytes: None,
+    }
+}
+
+#[test]
+fn show_commit_root_commit_blob_and_tree() {
+    let (_dir, roots) = history();
+    let out = git_show(&show_params(), &roots, &CancelFlag::new()).unwrap();
+    assert_eq!(out.kind, "commit");
+    let commit = out.commit.unwrap();
+    assert_eq!(
+        (commit.author.as_str(), commit.committer_email.as_str()),
+        ("Linus", "c@example.com")
+    );
+    assert_eq!(commit.author_date, "2024-04-01T12:00:00+00:00");
+    assert_eq!(out.files.len(), 1);
+    assert_eq!(
+        (out.files[0].path.as_str(), out.files[0].additions),
+        ("src/c.rs", 1)
+    );
+    assert!(
+        out.diff.contains("+++ b/src/c.rs\n@@ -0,0 +1 @@\n+v3\n"),
+        "{}",
+        out.diff
+    );
+
+    let mut p = show_params();
+    p.rev = Some("HEAD~3".into());
+    let out = git_show(&p, &roots, &CancelFlag::new()).unwrap();
+    assert!(out.compared.unwrap().starts_with("(root commit)"));
+    assert_eq!(out.files[0].path, "a.txt");
+
+    p.rev = Some("HEAD~1:a.txt".into());
+    let out = git_show(&p, &roots, &CancelFlag::new()).unwrap();
+    let blob = out.blob.unwrap();
+    assert_eq!(
+        (out.kind.as_str(), blob.content.as_str(), blob.binary),
+        ("blob", "v2\n", false)
+    );
+
+    p.rev = Some("HEAD:".into());
+    let out = git_show(&p, &roots, &CancelFlag::new()).unwrap();
+    let names: Vec<_> = out
+        .tree
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.name, e.kind))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("a.txt".into(), "file".into()),
+            ("b.txt".into(), "file".into()),
+            ("src".into(), "directory".into())
+        ]
+    );
+
+    p.rev = Some("no-such-rev".into());
+    assert!(
+        git_show(&p, &roots, &CancelFlag::new())
+            .unwrap_err()
+            .to_string()
+            .starts_with("not found")
+    );
+}
+
+#[test]
+fn branches_with_head_upstream_and_contains() {
+    let (dir, roots) = history();
+    git(dir.path(), &["branch", "old", "HEAD~2"]);
+    git(
+        dir.path(),
+        &["update-ref", "refs/remotes/origin/main", "HEAD~1"],
+    );
+    git(dir.path(), &["config", "remote.origin.url", "/nonexistent"]);
+    git(
+        dir.path(),
+        &[
+            "config",
+            "remote.origin.fetch",
+            "+refs/heads/*:refs/remotes/origin/*",
+        ],
+    );
+    git(dir.path(), &["config", "branch.main.remote", "origin"]);
+    git(
+        dir.path(),
+        &["config", "branch.main.merge", "refs/heads/main"],
+    );
+    let params = |kind, contains: Option<&str>| GitBranchesParams {
+        path: None,
+        kind,
+        contains: contains.map(str::to_owned),
+        not_contains: None,
+    };
+    let out = git_branches(&params(BranchKind::Local, None), &roots, &CancelFlag::new()).unwrap();
+    assert_eq!(out.current.as_deref(), Some("main"));
+    let names: Vec<_> = out
+        .branches
+        .iter()
+        .map(|b| (b.name.as_str(), b.is_head))
+        .collect();
+    assert_eq!(names, vec![("main", true), ("old", false)]);
+    assert_eq!(out.branches[0].upstream.as_deref(), Some("origin/main"));
+    assert_eq!(out.branches[1].commit.summary, "commit 1");
+
+    let out = git_branches(&params(BranchKind::All, None), &roots, &CancelFlag::new()).unwrap();
+    assert_eq!(out.branches.len(), 3);
+    assert_eq!(out.branches[2].kind, "remote");
+    let out = git_branches(
+        &params(BranchKind::All, Some("HEAD~1")),
+        &roots,
+        &CancelFlag::new(),
+    )
+    .unwrap();
+    let names: Vec<_> = out.branches.iter().map(|b| b.name.as_str()).collect();
+    assert_eq!(names, vec!["main", "origin/main"]);
+    let mut p = params(BranchKind::Local, None);
+    p.not_contains = Some("HEAD".into());
+    let out = git_branches(&p, &roots, &CancelFlag::new()).unwrap();
+    assert_eq!(
+        out.branches
+            .iter()
+            .map(|b| b.name.as_str())
+            .collect::<Vec<_>>(),
+        vec!["old"]
+    );
+}
+
+#[test]
+fn fifos_in_the_worktree_do_not_hang_git_tools() {
+    let (dir, roots) = repo_fixture();
+    let mkfifo = |name: &str| {
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &dir.path().join(name),
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
+    };
+    // A tracked file replaced by a FIFO, and an untracked FIFO: no writer ever opens them.
+    fs::remove_file(dir.path().join("a.txt")).unwrap();
+    mkfifo("a.txt");
+    mkfifo("untracked-pipe");
+    let info = git_info(&params(), &roots, &CancelFlag::new()).unwrap();
+    assert!(
+        info.changes.iter().any(|c| c.path == "a.txt"),
+        "{:?}",
+        info.changes
+    );
+    let out = git_diff(&diff_params(), &roots, &CancelFlag::new()).unwrap();
+    let a = out.files.iter().find(|f| f.path == "a.txt").unwrap();
+    assert_eq!(a.status, patch::ChangeStatus::TypeChanged, "{a:?}");
+}
