@@ -5,7 +5,7 @@ use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::Path;
 use std::time::SystemTime;
 
-use mcp_rust_core::{Roots, ToolError, confine_path};
+use mcp_server_runtime::{Roots, ToolError, confine_path};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 

@@ -29,7 +29,7 @@ pub mod tree;
 
 use std::sync::Arc;
 
-use mcp_rust_core::{Limits, Roots, ServerContext, ToolError, run_blocking};
+use mcp_server_runtime::{Limits, Roots, ServerContext, ToolError, run_blocking};
 use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
 use rmcp::{Json, ServerHandler, tool, tool_handler, tool_router};
 

@@ -15,7 +15,7 @@ use std::fs::{File, Metadata};
 use std::io::Read as _;
 use std::path::{Component, Path};
 
-use mcp_rust_core::{Roots, ToolError};
+use mcp_server_runtime::{Roots, ToolError};
 use rustix::fs::{Mode, OFlags};
 
 use crate::paths::display_path;

@@ -14,7 +14,7 @@ use std::os::unix::fs::FileExt as _;
 use std::path::Path;
 
 use base64::Engine as _;
-use mcp_rust_core::{CancelFlag, Roots, ToolError, confine_path};
+use mcp_server_runtime::{CancelFlag, Roots, ToolError, confine_path};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 

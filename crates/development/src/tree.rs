@@ -1,7 +1,7 @@
 //! `directory_tree`: a directory as nested JSON, depth-limited, honouring `.gitignore`.
 
 use ignore::WalkBuilder;
-use mcp_rust_core::{CancelFlag, Roots, ToolError};
+use mcp_server_runtime::{CancelFlag, Roots, ToolError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 

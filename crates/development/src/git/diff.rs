@@ -2,7 +2,7 @@
 //! stats and a unified diff.
 
 use gix::bstr::BString;
-use mcp_rust_core::{CancelFlag, Roots, ToolError};
+use mcp_server_runtime::{CancelFlag, Roots, ToolError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 

@@ -23,7 +23,7 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 use gix::bstr::{BStr, ByteSlice as _};
-use mcp_rust_core::{Roots, ToolError};
+use mcp_server_runtime::{Roots, ToolError};
 use schemars::JsonSchema;
 use serde::Serialize;
 

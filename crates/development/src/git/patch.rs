@@ -8,7 +8,7 @@ use gix::bstr::{BString, ByteSlice as _};
 use gix::diff::blob::unified_diff::{ConsumeHunk, ContextSize, DiffLineKind, HunkHeader};
 use gix::diff::blob::{Algorithm, Diff, InternedInput, UnifiedDiff};
 use gix::hash::ObjectId;
-use mcp_rust_core::{Roots, ToolError};
+use mcp_server_runtime::{Roots, ToolError};
 use schemars::JsonSchema;
 use serde::Serialize;
 

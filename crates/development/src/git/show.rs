@@ -2,7 +2,7 @@
 //! the file or directory a `rev:path` spec names.
 
 use gix::bstr::ByteSlice as _;
-use mcp_rust_core::{CancelFlag, Roots, ToolError};
+use mcp_server_runtime::{CancelFlag, Roots, ToolError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 

@@ -4,7 +4,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use mcp_rust_core::{CancelFlag, Roots};
+use mcp_server_runtime::{CancelFlag, Roots};
 
 use super::patch;
 use crate::paths::Globs;
