@@ -127,7 +127,7 @@ pub fn run(root: &Path, args: &PeerBenchArgs) -> Result<()> {
     let table = report(&rows, &ours_result, &git_result, &fs_result);
     let header = format!(
         "Measured {date} with `cargo xtask bench-peers --spawns {spawns} --calls {calls}` \
-         (development built with `--profile {profile}`; mcp-server-git {MCP_SERVER_GIT_VERSION}, \
+         (development {built}; mcp-server-git {MCP_SERVER_GIT_VERSION}, \
          @modelcontextprotocol/server-filesystem {SERVER_FILESYSTEM_VERSION}, {python}, node {node}) \
          on {cpu}, {cores} cores, load average {load_before} before and {load_after} after. \
          Tree: {files} generated files in a git repository with {changed} files changed in the \
@@ -136,7 +136,10 @@ pub fn run(root: &Path, args: &PeerBenchArgs) -> Result<()> {
             .unwrap_or_default(),
         spawns = args.spawns,
         calls = args.calls,
-        profile = args.profile,
+        built = match &args.server {
+            Some(path) => format!("binary {}", path.display()),
+            None => format!("built with `--profile {}`", args.profile),
+        },
         python = process::output(Command::new(work.join("venv/bin/python")).arg("--version"))
             .unwrap_or_default(),
         node = process::output(Command::new("node").arg("--version")).unwrap_or_default(),
@@ -372,15 +375,20 @@ fn install_references(work: &Path) -> Result<(PathBuf, PathBuf)> {
     Ok((git_server, fs_server))
 }
 
+/// "AMD EPYC (family 25, model 17)": the model name alone can be as vague as "AMD EPYC".
 fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find_map(|line| line.strip_prefix("model name"))
-                .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
-        })
-        .unwrap_or_else(|| "an unknown CPU".to_owned())
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        info.lines()
+            .find(|line| line.split(':').next().is_some_and(|key| key.trim() == name))
+            .and_then(|line| line.split_once(':'))
+            .map(|(_, value)| value.trim().to_owned())
+    };
+    match (field("model name"), field("cpu family"), field("model")) {
+        (Some(name), Some(family), Some(model)) => format!("{name} (family {family}, model {model})"),
+        (Some(name), _, _) => name,
+        _ => "an unknown CPU".to_owned(),
+    }
 }
 
 fn load_average() -> String {
