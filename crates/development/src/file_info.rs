@@ -135,12 +135,7 @@ mod tests {
         fs::set_permissions(root.join("a.txt"), fs::Permissions::from_mode(0o640)).unwrap();
         fs::create_dir(root.join("sub")).unwrap();
         std::os::unix::fs::symlink("a.txt", root.join("link")).unwrap();
-        rustix::fs::mkfifoat(
-            rustix::fs::CWD,
-            &root.join("pipe"),
-            rustix::fs::Mode::from_raw_mode(0o600),
-        )
-        .unwrap();
+        crate::open::make_fifo(&root.join("pipe"));
         let roots = Roots::new([root.to_path_buf()]).unwrap();
         let info = |path: &str| file_info(&FileInfoParams { path: path.into() }, &roots);
 

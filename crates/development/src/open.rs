@@ -106,6 +106,13 @@ pub(crate) fn describe_kind(kind: &std::fs::FileType) -> &'static str {
     }
 }
 
+/// Makes a FIFO at `path` for tests (no writer ever opens it: reading it would block).
+#[cfg(test)]
+pub(crate) fn make_fifo(path: &Path) {
+    rustix::fs::mkfifoat(rustix::fs::CWD, path, Mode::from_raw_mode(0o600))
+        .expect("mkfifo in a temp dir");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,7 +138,7 @@ mod tests {
     fn a_fifo_is_refused_without_blocking() {
         let (_dir, roots) = fixture();
         let fifo = roots.first().join("Cargo.toml");
-        rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, Mode::from_raw_mode(0o600)).unwrap();
+        make_fifo(&fifo);
         // No writer ever opens it: a blocking open would hang this test forever.
         let err = open_regular_file(&roots, &fifo).unwrap_err();
         assert!(err.to_string().contains("FIFO"), "{err}");

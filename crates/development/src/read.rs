@@ -873,12 +873,7 @@ mod tests {
                 .to_string()
                 .starts_with("denied")
         );
-        rustix::fs::mkfifoat(
-            rustix::fs::CWD,
-            &dir.path().join("pipe"),
-            rustix::fs::Mode::from_raw_mode(0o600),
-        )
-        .unwrap();
+        crate::open::make_fifo(&dir.path().join("pipe"));
         let err = read(&roots, "pipe", Range::default()).unwrap_err();
         assert!(err.to_string().contains("FIFO"), "{err}");
         let err = read(&roots, ".", Range::default()).unwrap_err();

@@ -277,7 +277,7 @@ pub(crate) fn tree_changes(
             } => {
                 let old = object(source_id, source_entry_mode);
                 let new = object(id, entry_mode);
-                (old.is_some() && new.is_some()).then(|| Change {
+                (old.is_some() && new.is_some()).then_some(Change {
                     path: location,
                     old_path: Some(source_location),
                     status: if copy {
@@ -348,7 +348,7 @@ pub(crate) fn staged_changes(repo: &gix::Repository) -> Result<Vec<Change>, Tool
                     id,
                     ..
                 } => object(&id, entry_mode).map(|new| Change {
-                    path: location.into_owned().into(),
+                    path: location.into_owned(),
                     old_path: None,
                     status: ChangeStatus::Added,
                     old: None,
@@ -360,7 +360,7 @@ pub(crate) fn staged_changes(repo: &gix::Repository) -> Result<Vec<Change>, Tool
                     id,
                     ..
                 } => object(&id, entry_mode).map(|old| Change {
-                    path: location.into_owned().into(),
+                    path: location.into_owned(),
                     old_path: None,
                     status: ChangeStatus::Deleted,
                     old: Some(old),
@@ -374,7 +374,7 @@ pub(crate) fn staged_changes(repo: &gix::Repository) -> Result<Vec<Change>, Tool
                     id,
                     ..
                 } => modification(
-                    location.into_owned().into(),
+                    location.into_owned(),
                     object(&previous_id, previous_entry_mode),
                     object(&id, entry_mode),
                 ),
@@ -388,8 +388,8 @@ pub(crate) fn staged_changes(repo: &gix::Repository) -> Result<Vec<Change>, Tool
                     copy,
                     ..
                 } => Some(Change {
-                    path: location.into_owned().into(),
-                    old_path: Some(source_location.into_owned().into()),
+                    path: location.into_owned(),
+                    old_path: Some(source_location.into_owned()),
                     status: if copy {
                         ChangeStatus::Copied
                     } else {

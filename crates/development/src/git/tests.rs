@@ -632,12 +632,7 @@ fn branches_with_head_upstream_and_contains() {
 fn fifos_in_the_worktree_do_not_hang_git_tools() {
     let (dir, roots) = repo_fixture();
     let mkfifo = |name: &str| {
-        rustix::fs::mkfifoat(
-            rustix::fs::CWD,
-            &dir.path().join(name),
-            rustix::fs::Mode::from_raw_mode(0o600),
-        )
-        .unwrap();
+        crate::open::make_fifo(&dir.path().join(name));
     };
     // A tracked file replaced by a FIFO, and an untracked FIFO: no writer ever opens them.
     fs::remove_file(dir.path().join("a.txt")).unwrap();

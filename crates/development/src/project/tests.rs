@@ -414,12 +414,7 @@ fn empty_directory_escapes_and_symlinked_manifests() {
 fn a_fifo_named_like_a_manifest_is_a_problem_and_does_not_hang() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("Cargo.toml");
-    rustix::fs::mkfifoat(
-        rustix::fs::CWD,
-        &fifo,
-        rustix::fs::Mode::from_raw_mode(0o600),
-    )
-    .unwrap();
+    crate::open::make_fifo(&fifo);
     write(dir.path(), "package.json", r#"{"name": "still-read"}"#);
     // No writer ever opens the FIFO: reading it the old way blocked this call forever.
     let info = run(dir.path());
