@@ -76,18 +76,7 @@ pub fn git_diff(
     roots: &Roots,
     cancel: &CancelFlag,
 ) -> Result<GitDiffOutput, ToolError> {
-    let context = bounded(
-        "context_lines",
-        params.context_lines,
-        DEFAULT_CONTEXT_LINES,
-        MAX_CONTEXT_LINES,
-    )?;
-    let max_bytes = bounded(
-        "max_bytes",
-        params.max_bytes,
-        DEFAULT_MAX_DIFF_BYTES,
-        MAX_DIFF_BYTES,
-    )?;
+    let (context, max_bytes) = text_limits(params.context_lines, params.max_bytes)?;
     if params.to.is_some() && params.from.is_none() {
         return Err(ToolError::invalid_input(
             "`to` needs `from`: pass the old revision in `from` (the new side defaults to HEAD)",
@@ -129,7 +118,7 @@ pub fn git_diff(
                     .is_some_and(|old| filter.matches(old.as_ref()))
         })
         .collect();
-    let rendered = render_all(&repo, roots, changes, context as u32, max_bytes, cancel)?;
+    let rendered = render_all(&repo, roots, changes, context, max_bytes, cancel)?;
     Ok(GitDiffOutput {
         repository: repository_label(&repo),
         compared,
@@ -140,6 +129,26 @@ pub fn git_diff(
         diff_truncated: !rendered.omitted.is_empty(),
         omitted_from_diff: rendered.omitted,
     })
+}
+
+/// Checks `context_lines` and `max_bytes` of a diff-producing tool.
+pub(crate) fn text_limits(
+    context_lines: Option<usize>,
+    max_bytes: Option<usize>,
+) -> Result<(u32, usize), ToolError> {
+    let context = bounded(
+        "context_lines",
+        context_lines,
+        DEFAULT_CONTEXT_LINES,
+        MAX_CONTEXT_LINES,
+    )?;
+    let max_bytes = bounded(
+        "max_bytes",
+        max_bytes,
+        DEFAULT_MAX_DIFF_BYTES,
+        MAX_DIFF_BYTES,
+    )?;
+    Ok((u32::try_from(context).unwrap_or(u32::MAX), max_bytes))
 }
 
 /// Changes rendered into stats and bounded diff text.

@@ -6,12 +6,9 @@ use mcp_server_runtime::{CancelFlag, Roots, ToolError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::diff::{
-    DEFAULT_CONTEXT_LINES, DEFAULT_MAX_DIFF_BYTES, MAX_CONTEXT_LINES, MAX_DIFF_BYTES, render_all,
-    tree_changes,
-};
+use super::diff::{render_all, text_limits, tree_changes};
 use super::patch::FileDiff;
-use super::{PathFilter, bounded, failed, open_repository, repository_label};
+use super::{PathFilter, failed, open_repository, repository_label};
 use crate::paths::Globs;
 
 /// Bytes of a file's content returned for `rev:path`.
@@ -113,18 +110,7 @@ pub fn git_show(
     roots: &Roots,
     cancel: &CancelFlag,
 ) -> Result<GitShowOutput, ToolError> {
-    let context = bounded(
-        "context_lines",
-        params.context_lines,
-        DEFAULT_CONTEXT_LINES,
-        MAX_CONTEXT_LINES,
-    )?;
-    let max_bytes = bounded(
-        "max_bytes",
-        params.max_bytes,
-        DEFAULT_MAX_DIFF_BYTES,
-        MAX_DIFF_BYTES,
-    )?;
+    let (context, max_bytes) = text_limits(params.context_lines, params.max_bytes)?;
     let rev = params.rev.as_deref().unwrap_or("HEAD");
     if rev.trim().is_empty() {
         return Err(ToolError::invalid_input(
@@ -192,7 +178,7 @@ pub fn git_show(
                 .into_iter()
                 .filter(|change| filter.matches(change.path.as_ref()))
                 .collect();
-            let rendered = render_all(&repo, roots, changes, context as u32, max_bytes, cancel)?;
+            let rendered = render_all(&repo, roots, changes, context, max_bytes, cancel)?;
             output.compared = Some(match parent {
                 Some(parent) => format!("{parent} -> {}", commit.id),
                 None => format!("(root commit) -> {}", commit.id),
