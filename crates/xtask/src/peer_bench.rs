@@ -385,7 +385,9 @@ fn cpu_model() -> String {
             .map(|(_, value)| value.trim().to_owned())
     };
     match (field("model name"), field("cpu family"), field("model")) {
-        (Some(name), Some(family), Some(model)) => format!("{name} (family {family}, model {model})"),
+        (Some(name), Some(family), Some(model)) => {
+            format!("{name} (family {family}, model {model})")
+        }
         (Some(name), _, _) => name,
         _ => "an unknown CPU".to_owned(),
     }
