@@ -231,13 +231,16 @@ fn supervise(
     signals: &SigSet,
 ) -> Result<(), String> {
     let in_pid_namespace = protections.pid_namespace;
+    let spec = &request.spec;
     if in_pid_namespace {
         protections.private_proc = mount_private_proc();
+        let mut writable = spec.writable.clone();
+        writable.push(request.scratch.clone());
+        protections.read_only_outside = mount_read_only_except(&writable);
     } else {
         // Orphans of the run are re-parented here, so they can be reaped.
         let _ = prctl::set_child_subreaper(true);
     }
-    let spec = &request.spec;
     let mut restrictions = Restrictions::prepare(spec, &request.scratch)
         .map_err(|e| format!("cannot prepare the sandbox: {e}"))?;
     let applied = restrictions
@@ -306,6 +309,89 @@ fn mount_private_proc() -> bool {
         .is_ok()
 }
 
+/// Remounts every mount of the (private) mount namespace read-only, then bind-mounts each
+/// writable directory onto itself read-write. Landlock already denies writes outside them;
+/// the read-only mounts add what Landlock does not cover (metadata: chmod, chown, utimes,
+/// xattrs). `false` if any step failed.
+fn mount_read_only_except(writable: &[std::path::PathBuf]) -> bool {
+    let Ok(mountinfo) = fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    // Field 5 is the mount point, with spaces and the like escaped in octal.
+    let points: Vec<String> = mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(unescape_mountinfo)
+        .collect();
+    let mut ok = !points.is_empty();
+    for point in &points {
+        ok &= remount(point, true);
+    }
+    for dir in writable {
+        let bound = mount(
+            Some(dir.as_path()),
+            dir.as_path(),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        );
+        ok &= bound.is_ok() && remount(&dir.display().to_string(), false);
+    }
+    ok
+}
+
+/// Remounts the mount at `point` read-only or read-write, keeping the flags the kernel
+/// locks in a user namespace (nosuid, nodev, noexec, atime), which a remount must repeat.
+fn remount(point: &str, read_only: bool) -> bool {
+    use nix::sys::statvfs::{FsFlags, statvfs};
+    let Ok(stat) = statvfs(point) else {
+        // Gone or hidden under another mount: nothing reachable to protect there.
+        return true;
+    };
+    let current = stat.flags();
+    let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
+    for (fs_flag, ms_flag) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if current.contains(fs_flag) {
+            flags |= ms_flag;
+        }
+    }
+    if read_only {
+        flags |= MsFlags::MS_RDONLY;
+    }
+    mount(None::<&str>, point, None::<&str>, flags, None::<&str>).is_ok()
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space, ...).
+fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| bytes[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match octal {
+            Some(digits) => {
+                let value = digits.iter().fold(0u32, |v, d| v * 8 + u32::from(d - b'0'));
+                out.push(u8::try_from(value).unwrap_or(b'?'));
+                i += 4;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Probe mode: confirm that what was reported as enforced is, from inside.
 fn self_check(protections: &Protections) -> Result<(), String> {
     if protections.filesystem {
@@ -330,6 +416,13 @@ fn self_check(protections: &Protections) -> Result<(), String> {
         .is_ok()
         {
             return Err("seccomp reported enforced but a TCP socket could be created".to_owned());
+        }
+    }
+    if protections.read_only_outside {
+        let read_only = nix::sys::statvfs::statvfs("/")
+            .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY));
+        if !read_only {
+            return Err("the read-only remount of / did not hold".to_owned());
         }
     }
     if protections.pid_namespace && getpid().as_raw() != 1 {
@@ -382,5 +475,17 @@ fn kill_the_rest(in_pid_namespace: bool, program: Pid) {
                 let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
+        assert_eq!(unescape_mountinfo("/plain"), "/plain");
+        assert_eq!(unescape_mountinfo("/tab\\011x\\"), "/tab\tx\\");
     }
 }

@@ -91,6 +91,10 @@ pub struct Protections {
     pub network_namespace: bool,
     /// A mount namespace with its own `/proc` showing only the run's processes.
     pub private_proc: bool,
+    /// In that mount namespace everything but the writable directories is mounted
+    /// read-only, which also stops what Landlock does not cover: `chmod`, `chown`,
+    /// `utimes` and extended attributes of files outside them.
+    pub read_only_outside: bool,
     /// A seccomp filter denies kernel interfaces commands do not need (ptrace, bpf,
     /// io_uring, keyrings, mounts, new namespaces...) and, without `network`, sockets.
     pub seccomp: bool,
@@ -109,6 +113,11 @@ impl Protections {
         let mut missing = Vec::new();
         if !self.filesystem {
             missing.push("filesystem confinement (Landlock ABI 3 or newer, Linux 6.2+)");
+        }
+        if !self.read_only_outside {
+            missing.push(
+                "read-only mounts outside the writable directories (stops chmod and other metadata changes)",
+            );
         }
         if !self.pid_namespace {
             missing.push(
@@ -143,6 +152,7 @@ impl Protections {
             (self.pid_namespace, "PID namespace (kill-all)"),
             (self.network_namespace, "network namespace"),
             (self.private_proc, "private /proc"),
+            (self.read_only_outside, "read-only outside the roots"),
             (self.seccomp, "seccomp"),
             (self.network_blocked, "network blocked"),
             (self.capabilities_dropped, "no capabilities"),
@@ -208,8 +218,8 @@ mod tests {
     #[test]
     fn missing_names_each_lacking_guarantee() {
         let none = Protections::default();
-        assert_eq!(none.missing(false).len(), 5);
-        assert_eq!(none.missing(true).len(), 4);
+        assert_eq!(none.missing(false).len(), 6);
+        assert_eq!(none.missing(true).len(), 5);
         assert_eq!(none.summary(), "none");
         let full = Protections {
             landlock_abi: 7,
@@ -219,6 +229,7 @@ mod tests {
             pid_namespace: true,
             network_namespace: true,
             private_proc: true,
+            read_only_outside: true,
             seccomp: true,
             network_blocked: true,
             capabilities_dropped: true,
