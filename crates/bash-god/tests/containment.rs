@@ -27,7 +27,10 @@ async fn spawn(root: &Path, extra: &[&str]) -> TestServer {
 
 fn structured(result: &CallToolResult) -> &Value {
     assert_ne!(result.is_error, Some(true), "tool failed: {result:?}");
-    result.structured_content.as_ref().expect("structured content")
+    result
+        .structured_content
+        .as_ref()
+        .expect("structured content")
 }
 
 async fn execute(server: &TestServer, command: &str) -> CallToolResult {
@@ -73,7 +76,11 @@ async fn harmful_commands_of_every_class_are_contained() {
         "sandboxed: {} of {total} contained ({refused_first} refused by the policy first)",
         total - failures.len()
     );
-    assert!(failures.is_empty(), "not contained:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "not contained:\n{}",
+        failures.join("\n")
+    );
     server.shutdown().await.unwrap();
 }
 
@@ -105,6 +112,7 @@ async fn without_the_sandbox_the_corpus_gets_through() {
         for pid in survivors(&mark) {
             let _ = std::process::Command::new("kill")
                 .args(["-9", &pid.to_string()])
+                .stderr(std::process::Stdio::null())
                 .status();
         }
         if breaches.is_empty() {
@@ -147,6 +155,7 @@ async fn run_uncontained(root: &Path, command: &str) -> String {
     let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
     let _ = std::process::Command::new("kill")
         .args(["-9", "--", &format!("-{pgid}")])
+        .stderr(std::process::Stdio::null())
         .status();
     let _ = child.wait().await;
     let mut text = String::new();
@@ -164,23 +173,35 @@ async fn benign_commands_still_work() {
     let arena = Arena::new("bgbenign");
     let server = spawn(&arena.root, &["--allow-exec"]).await;
     for (command, expected) in [
-        ("echo hi > a.txt && mkdir -p d/e && mv a.txt d/e/ && cat d/e/a.txt", "hi"),
+        (
+            "echo hi > a.txt && mkdir -p d/e && mv a.txt d/e/ && cat d/e/a.txt",
+            "hi",
+        ),
         ("cat /etc/os-release", "NAME="),
         ("printf 'b\\na\\n' | sort | head -n 1", "a"),
         (
             "git init -q repo && cd repo && echo x > f && git add f && git status --short",
             "A  f",
         ),
-        ("f=$(mktemp) && echo scratch > \"$f\" && cat \"$f\"", "scratch"),
+        (
+            "f=$(mktemp) && echo scratch > \"$f\" && cat \"$f\"",
+            "scratch",
+        ),
         ("sleep 0.1 & wait; echo waited", "waited"),
         ("python3 -c 'print(6 * 7)'", "42"),
-        ("printf '#!/bin/sh\\necho script\\n' > s.sh && chmod +x s.sh && ./s.sh", "script"),
+        (
+            "printf '#!/bin/sh\\necho script\\n' > s.sh && chmod +x s.sh && ./s.sh",
+            "script",
+        ),
     ] {
         let result = execute(&server, command).await;
         let report = structured(&result);
         assert_eq!(report["exit_code"], 0, "{command}: {report}");
         let stdout = report["stdout"].as_str().unwrap();
-        assert!(stdout.contains(expected), "{command}: {stdout:?} lacks {expected:?}");
+        assert!(
+            stdout.contains(expected),
+            "{command}: {stdout:?} lacks {expected:?}"
+        );
         assert_eq!(report["sandbox"]["contained"], true, "{command}");
     }
     assert_eq!(
@@ -198,7 +219,11 @@ async fn allow_network_opens_the_network() {
     let server = spawn(&arena.root, &["--allow-exec", "--allow-network"]).await;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let result = execute(&server, &format!("exec 3<>/dev/tcp/127.0.0.1/{port} && echo hi >&3")).await;
+    let result = execute(
+        &server,
+        &format!("exec 3<>/dev/tcp/127.0.0.1/{port} && echo hi >&3"),
+    )
+    .await;
     let report = structured(&result);
     assert_eq!(report["exit_code"], 0, "{report}");
     assert_eq!(report["sandbox"]["network_allowed"], true);
@@ -215,7 +240,10 @@ async fn allow_network_opens_the_network() {
 
 #[test]
 fn version_says_which_protections_are_active() {
-    let output = std::process::Command::new(BIN).arg("--version").output().unwrap();
+    let output = std::process::Command::new(BIN)
+        .arg("--version")
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{text}");
     let line = text
@@ -232,7 +260,12 @@ fn version_says_which_protections_are_active() {
 #[tokio::test]
 async fn without_user_namespaces_execution_is_refused_with_advice() {
     let arena = Arena::new("bgnouserns");
-    let bin_dir = Path::new(BIN).parent().unwrap().to_str().unwrap().to_owned();
+    let bin_dir = Path::new(BIN)
+        .parent()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
     let server = spawn(&arena.root, &["--allow-exec", "--exec-read-only", &bin_dir]).await;
     let result = execute(&server, &format!("{BIN} --version")).await;
     let report = structured(&result);

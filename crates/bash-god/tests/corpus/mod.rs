@@ -35,21 +35,54 @@ pub const CORPUS: &[(&str, &str)] = &[
     // Code fed to bash/sh through pipes, here-docs and here-strings.
     ("shell-fed", "echo 'rm -f ../outside/canary.txt' | bash"),
     ("shell-fed", "echo 'rm -f ../outside/canary.txt' | sh"),
-    ("shell-fed", "bash <<'EOF'\nrm -f ../outside/canary.txt\nEOF"),
+    (
+        "shell-fed",
+        "bash <<'EOF'\nrm -f ../outside/canary.txt\nEOF",
+    ),
     ("shell-fed", "sh <<< 'rm -f ../outside/canary.txt'"),
-    ("shell-fed", "echo 'txt.yranac/edistuo/.. f- mr' | rev | bash"),
-    ("shell-fed", "bash -c \"$(printf 'rm -f %s' ../outside/canary.txt)\""),
+    (
+        "shell-fed",
+        "echo 'txt.yranac/edistuo/.. f- mr' | rev | bash",
+    ),
+    (
+        "shell-fed",
+        "bash -c \"$(printf 'rm -f %s' ../outside/canary.txt)\"",
+    ),
     ("shell-fed", "c=rm; bash -c \"$c -f ../outside/canary.txt\""),
     // Interpreters and scripts.
-    ("interpreter", "python3 -c 'import os; os.remove(\"../outside/canary.txt\")'"),
-    ("interpreter", "python3 -c 'import shutil; shutil.rmtree(\"@OUT@\")'"),
-    ("interpreter", "python3 - <<'EOF'\nopen('../outside/canary.txt', 'w').write('pwned')\nEOF"),
+    (
+        "interpreter",
+        "python3 -c 'import os; os.remove(\"../outside/canary.txt\")'",
+    ),
+    (
+        "interpreter",
+        "python3 -c 'import shutil; shutil.rmtree(\"@OUT@\")'",
+    ),
+    (
+        "interpreter",
+        "python3 - <<'EOF'\nopen('../outside/canary.txt', 'w').write('pwned')\nEOF",
+    ),
     ("interpreter", "perl -e 'unlink \"../outside/canary.txt\"'"),
-    ("interpreter", "perl -e 'open(F, \">\", \"../outside/canary.txt\"); print F \"pwned\"'"),
-    ("interpreter", "awk 'BEGIN { system(\"rm -f ../outside/canary.txt\") }'"),
-    ("interpreter", "printf 'rm -f ../outside/canary.txt\\n' > s.sh; bash s.sh"),
-    ("interpreter", "printf '#!/bin/sh\\nrm -f ../outside/canary.txt\\n' > s.sh; chmod +x s.sh; ./s.sh"),
-    ("interpreter", "printf 'import os\\nos.remove(\"../outside/canary.txt\")\\n' > s.py; python3 s.py"),
+    (
+        "interpreter",
+        "perl -e 'open(F, \">\", \"../outside/canary.txt\"); print F \"pwned\"'",
+    ),
+    (
+        "interpreter",
+        "awk 'BEGIN { system(\"rm -f ../outside/canary.txt\") }'",
+    ),
+    (
+        "interpreter",
+        "printf 'rm -f ../outside/canary.txt\\n' > s.sh; bash s.sh",
+    ),
+    (
+        "interpreter",
+        "printf '#!/bin/sh\\nrm -f ../outside/canary.txt\\n' > s.sh; chmod +x s.sh; ./s.sh",
+    ),
+    (
+        "interpreter",
+        "printf 'import os\\nos.remove(\"../outside/canary.txt\")\\n' > s.py; python3 s.py",
+    ),
     // Overwrites and metadata.
     ("overwrite", "truncate -s 0 ../outside/canary.txt"),
     ("overwrite", "echo pwned > ../outside/canary.txt"),
@@ -60,12 +93,21 @@ pub const CORPUS: &[(&str, &str)] = &[
     ("overwrite", "chmod -R 777 ../outside"),
     ("overwrite", "touch -d 2000-01-01 ../outside/canary.txt"),
     ("overwrite", "tar -cf ../outside/canary.txt ."),
-    ("overwrite", "ln -sf ../outside/canary.txt link; echo pwned > link"),
+    (
+        "overwrite",
+        "ln -sf ../outside/canary.txt link; echo pwned > link",
+    ),
     ("overwrite", "ln -s ../outside out; rm -rf out/"),
     ("overwrite", "ln -s ../outside out; rm -f out/canary.txt"),
-    ("overwrite", "ln ../outside/canary.txt hard; echo pwned >> hard"),
+    (
+        "overwrite",
+        "ln ../outside/canary.txt hard; echo pwned >> hard",
+    ),
     ("overwrite", "cp /etc/hostname ../outside/canary.txt"),
-    ("overwrite", "dd if=/dev/zero of=../outside/canary.txt bs=1 count=4 conv=notrunc"),
+    (
+        "overwrite",
+        "dd if=/dev/zero of=../outside/canary.txt bs=1 count=4 conv=notrunc",
+    ),
     ("overwrite", "sed -i s/canary/pwned/ ../outside/canary.txt"),
     ("overwrite", "touch ../outside/new-file"),
     ("overwrite", "mkdir ../outside/new-dir"),
@@ -75,8 +117,14 @@ pub const CORPUS: &[(&str, &str)] = &[
     ("secret", "cat @SECRET@"),
     ("secret", "cat ../secret.txt"),
     ("secret", "cp ../secret.txt ./copy.txt"),
-    ("secret", "python3 -c 'print(open(\"../secret.txt\").read())'"),
-    ("secret", "while read -r l; do echo \"$l\"; done < ../secret.txt"),
+    (
+        "secret",
+        "python3 -c 'print(open(\"../secret.txt\").read())'",
+    ),
+    (
+        "secret",
+        "while read -r l; do echo \"$l\"; done < ../secret.txt",
+    ),
     ("secret", "ln -s ../secret.txt s; cat s"),
     ("secret", "tar -cf - ../secret.txt | tar -xOf -"),
     ("secret", "grep -r TOPSECRET .."),
@@ -84,21 +132,48 @@ pub const CORPUS: &[(&str, &str)] = &[
     // Reaching the loopback listeners.
     ("network", "curl -s -m 2 http://127.0.0.1:@PORT@/"),
     ("network", "exec 3<>/dev/tcp/127.0.0.1/@PORT@; echo hi >&3"),
-    ("network", "python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", @PORT@), 2)'"),
-    ("network", "perl -MIO::Socket::INET -e 'IO::Socket::INET->new(\"127.0.0.1:@PORT@\") or die'"),
-    ("network", "python3 -c 'import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b\"x\", (\"127.0.0.1\", @UDP@))'"),
+    (
+        "network",
+        "python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", @PORT@), 2)'",
+    ),
+    (
+        "network",
+        "perl -MIO::Socket::INET -e 'IO::Socket::INET->new(\"127.0.0.1:@PORT@\") or die'",
+    ),
+    (
+        "network",
+        "python3 -c 'import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b\"x\", (\"127.0.0.1\", @UDP@))'",
+    ),
     ("network", "echo x > /dev/udp/127.0.0.1/@UDP@"),
     // Acting after the call returned: background jobs, nohup, setsid, double forks.
     ("outlive", "(sleep 1; touch late) &"),
     ("outlive", "bash -c 'sleep 1; touch late' @MARK@ &"),
-    ("outlive", "nohup bash -c 'sleep 1; touch late' @MARK@ >/dev/null 2>&1 &"),
+    (
+        "outlive",
+        "nohup bash -c 'sleep 1; touch late' @MARK@ >/dev/null 2>&1 &",
+    ),
     ("outlive", "setsid bash -c 'sleep 1; touch late' @MARK@ &"),
     ("outlive", "setsid -f bash -c 'sleep 1; touch late' @MARK@"),
-    ("outlive", "( setsid bash -c 'sleep 1; touch late' @MARK@ & ) &"),
-    ("outlive", "bash -c '(trap \"\" HUP TERM; sleep 1; touch late) &' @MARK@"),
-    ("outlive", "(bash -c 'sleep 1; touch late' @MARK@ &) & disown -a"),
-    ("outlive", "python3 -c 'import os, time\nif os.fork() == 0:\n  os.setsid()\n  if os.fork() == 0:\n    time.sleep(1); open(\"late\", \"w\")' @MARK@"),
-    ("outlive", "nohup setsid bash -c 'sleep 1; echo pwned > ../outside/canary.txt' @MARK@ >/dev/null 2>&1 &"),
+    (
+        "outlive",
+        "( setsid bash -c 'sleep 1; touch late' @MARK@ & ) &",
+    ),
+    (
+        "outlive",
+        "bash -c '(trap \"\" HUP TERM; sleep 1; touch late) &' @MARK@",
+    ),
+    (
+        "outlive",
+        "(bash -c 'sleep 1; touch late' @MARK@ &) & disown -a",
+    ),
+    (
+        "outlive",
+        "python3 -c 'import os, time\nif os.fork() == 0:\n  os.setsid()\n  if os.fork() == 0:\n    time.sleep(1); open(\"late\", \"w\")' @MARK@",
+    ),
+    (
+        "outlive",
+        "nohup setsid bash -c 'sleep 1; echo pwned > ../outside/canary.txt' @MARK@ >/dev/null 2>&1 &",
+    ),
 ];
 
 /// A root with canaries, a secret and listeners next to it.
@@ -254,20 +329,24 @@ impl Arena {
     }
 
     fn root_contains_secret(&self, dir: &Path) -> bool {
-        fs::read_dir(dir).into_iter().flatten().flatten().any(|entry| {
-            let path = entry.path();
-            match fs::symlink_metadata(&path) {
-                Ok(meta) if meta.is_dir() => self.root_contains_secret(&path),
-                Ok(meta) if meta.is_file() => {
-                    let mut text = String::new();
-                    fs::File::open(&path)
-                        .and_then(|mut f| f.read_to_string(&mut text))
-                        .is_ok()
-                        && text.contains(&self.secret_text)
+        fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|entry| {
+                let path = entry.path();
+                match fs::symlink_metadata(&path) {
+                    Ok(meta) if meta.is_dir() => self.root_contains_secret(&path),
+                    Ok(meta) if meta.is_file() => {
+                        let mut text = String::new();
+                        fs::File::open(&path)
+                            .and_then(|mut f| f.read_to_string(&mut text))
+                            .is_ok()
+                            && text.contains(&self.secret_text)
+                    }
+                    _ => false,
                 }
-                _ => false,
-            }
-        })
+            })
     }
 }
 
