@@ -9,7 +9,7 @@ use std::path::PathBuf;
 )]
 struct Args {
     #[command(flatten)]
-    common: mcp_rust_core::CommonArgs,
+    common: mcp_server_runtime::CommonArgs,
     /// Enable execute_command: commands rated dangerous are refused, the rest run in a
     /// kernel sandbox (Landlock, seccomp, namespaces, rlimits).
     #[arg(long)]
@@ -32,18 +32,18 @@ struct Args {
 fn main() -> std::process::ExitCode {
     // The exec sandbox's helper is this binary re-executed: it must take over before anything.
     exec_sandbox::run_helper_if_requested();
-    let identity = mcp_rust_core::server_identity!();
+    let identity = mcp_server_runtime::server_identity!();
     if wants_version() {
         // The version line, then what execute_command would get on this host.
         println!(
             "{}",
-            mcp_rust_core::version_string(identity.name, identity.version)
+            mcp_server_runtime::version_string(identity.name, identity.version)
         );
         let executor = bash_god::exec::Executor::new(&bash_god::exec::ExecOptions::default());
         println!("exec sandbox: {}", executor.describe());
         return std::process::ExitCode::SUCCESS;
     }
-    mcp_rust_core::run_server(
+    mcp_server_runtime::run_server(
         identity,
         |args: &Args| &args.common,
         |args, ctx| {

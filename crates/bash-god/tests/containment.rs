@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use corpus::{Arena, CORPUS, survivors};
-use mcp_rust_core::testing::TestServer;
+use mcp_server_runtime::testing::TestServer;
 use rmcp::model::CallToolResult;
 use serde_json::{Value, json};
 
