@@ -232,11 +232,16 @@ fn supervise(
 ) -> Result<(), String> {
     let in_pid_namespace = protections.pid_namespace;
     let spec = &request.spec;
+    // Why a protection is missing, for the refusal message.
+    let mut setup_notes: Vec<String> = Vec::new();
     if in_pid_namespace {
         protections.private_proc = mount_private_proc();
         let mut writable = spec.writable.clone();
         writable.push(request.scratch.clone());
-        protections.read_only_outside = mount_read_only_except(&writable);
+        match mount_read_only_except(&writable) {
+            Ok(()) => protections.read_only_outside = true,
+            Err(e) => setup_notes.push(e),
+        }
     } else {
         // Orphans of the run are re-parented here, so they can be reaped.
         let _ = prctl::set_child_subreaper(true);
@@ -253,10 +258,11 @@ fn supervise(
     if request.require_all {
         let missing = protections.missing(spec.network);
         if !missing.is_empty() {
-            return Err(format!(
-                "this kernel does not provide: {}",
-                missing.join("; ")
-            ));
+            let mut message = format!("this kernel does not provide: {}", missing.join("; "));
+            if !setup_notes.is_empty() {
+                message.push_str(&format!(" ({})", setup_notes.join("; ")));
+            }
+            return Err(message);
         }
     }
     if request.mode == Mode::Probe {
@@ -312,60 +318,84 @@ fn mount_private_proc() -> bool {
 /// Remounts every mount of the (private) mount namespace read-only, then bind-mounts each
 /// writable directory onto itself read-write. Landlock already denies writes outside them;
 /// the read-only mounts add what Landlock does not cover (metadata: chmod, chown, utimes,
-/// xattrs). `false` if any step failed.
-fn mount_read_only_except(writable: &[std::path::PathBuf]) -> bool {
-    let Ok(mountinfo) = fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    // Field 5 is the mount point, with spaces and the like escaped in octal.
-    let points: Vec<String> = mountinfo
-        .lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .map(unescape_mountinfo)
-        .collect();
-    let mut ok = !points.is_empty();
-    for point in &points {
-        ok &= remount(point, true);
+/// xattrs). Fails with the first step that failed.
+fn mount_read_only_except(writable: &[std::path::PathBuf]) -> Result<(), String> {
+    for (point, options) in mounts()? {
+        remount(&point, &options, true)?;
     }
     for dir in writable {
-        let bound = mount(
+        mount(
             Some(dir.as_path()),
             dir.as_path(),
             None::<&str>,
             MsFlags::MS_BIND | MsFlags::MS_REC,
             None::<&str>,
-        );
-        ok &= bound.is_ok() && remount(&dir.display().to_string(), false);
+        )
+        .map_err(|e| format!("bind-mounting {}: {e}", dir.display()))?;
+        let point = dir.display().to_string();
+        // The new bind mount is the last one listed at that point.
+        let options = mounts()?
+            .into_iter()
+            .rev()
+            .find(|(p, _)| *p == point)
+            .map(|(_, options)| options)
+            .unwrap_or_default();
+        remount(&point, &options, false)?;
     }
-    ok
+    Ok(())
 }
 
-/// Remounts the mount at `point` read-only or read-write, keeping the flags the kernel
-/// locks in a user namespace (nosuid, nodev, noexec, atime), which a remount must repeat.
-fn remount(point: &str, read_only: bool) -> bool {
-    use nix::sys::statvfs::{FsFlags, statvfs};
-    let Ok(stat) = statvfs(point) else {
-        // Gone or hidden under another mount: nothing reachable to protect there.
-        return true;
-    };
-    let current = stat.flags();
+/// `(mount point, per-mount options)` of every mount, from `/proc/self/mountinfo` (fields 5
+/// and 6; statvfs(3) is no substitute: musl reports no flags).
+fn mounts() -> Result<Vec<(String, String)>, String> {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| format!("reading /proc/self/mountinfo: {e}"))?;
+    Ok(mountinfo
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split(' ').skip(4);
+            Some((
+                unescape_mountinfo(fields.next()?),
+                fields.next()?.to_owned(),
+            ))
+        })
+        .collect())
+}
+
+/// Remounts the mount at `point` read-only or read-write, repeating the flags the kernel
+/// locks in a user namespace (nosuid, nodev, noexec, atime), as a remount must.
+fn remount(point: &str, options: &str, read_only: bool) -> Result<(), String> {
     let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
-    for (fs_flag, ms_flag) in [
-        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
-        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
-        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
-        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
-        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
-        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
-    ] {
-        if current.contains(fs_flag) {
-            flags |= ms_flag;
-        }
+    let mut atime_given = false;
+    for option in options.split(',') {
+        flags |= match option {
+            "nosuid" => MsFlags::MS_NOSUID,
+            "nodev" => MsFlags::MS_NODEV,
+            "noexec" => MsFlags::MS_NOEXEC,
+            "nodiratime" => MsFlags::MS_NODIRATIME,
+            "noatime" | "relatime" => {
+                atime_given = true;
+                if option == "noatime" {
+                    MsFlags::MS_NOATIME
+                } else {
+                    MsFlags::MS_RELATIME
+                }
+            }
+            _ => MsFlags::empty(),
+        };
+    }
+    // A remount means relatime unless told otherwise.
+    if !atime_given {
+        flags |= MsFlags::MS_STRICTATIME;
     }
     if read_only {
         flags |= MsFlags::MS_RDONLY;
     }
-    mount(None::<&str>, point, None::<&str>, flags, None::<&str>).is_ok()
+    match mount(None::<&str>, point, None::<&str>, flags, None::<&str>) {
+        // Gone or hidden under another mount: nothing reachable to protect there.
+        Ok(()) | Err(Errno::ENOENT) => Ok(()),
+        Err(e) => Err(format!("remounting {point} ({options}): {e}")),
+    }
 }
 
 /// Undoes mountinfo's octal escapes (`\040` for a space, ...).
