@@ -41,7 +41,7 @@ impl CiStep {
             CiStep::Fmt => "format check",
             CiStep::Clippy => "clippy (-D warnings)",
             CiStep::Test => "tests",
-            CiStep::Dist => "dist (every variant; CI subset unless --full-matrix)",
+            CiStep::Dist => "dist (every shipped crate in every variant)",
             CiStep::Verify => "verify (audit, exports, reproducibility)",
             CiStep::Ffi => "Python FFI tests per variant",
             CiStep::Images => "images + smoke test",
@@ -60,26 +60,6 @@ pub struct CiArgs {
     /// cores (a cold mcp-rust-core rebuild takes ~5 min, a cold server ~9 min per variant).
     #[arg(long = "repro-crate", value_name = "CRATE")]
     pub repro_crates: Vec<String>,
-    /// Build, audit and image every shipped crate. Default: the CI subset — the Python
-    /// module, the launcher and the servers marked `ci-dist = true` in their
-    /// `[package.metadata.mcp-foundry]` — because cold fat-LTO builds of every server in
-    /// every variant do not fit a 2-core CI budget. `cargo xtask dist` always builds all.
-    #[arg(long)]
-    pub full_matrix: bool,
-}
-
-impl CiArgs {
-    /// The crates the dist, verify and image steps cover.
-    fn dist_crates(&self, workspace: &Workspace) -> Vec<String> {
-        if self.full_matrix {
-            return Vec::new(); // dist and image treat "none named" as "all".
-        }
-        workspace
-            .shipped_crates()
-            .filter(|c| c.ci_dist || matches!(c.role, Role::PythonModule | Role::Launcher))
-            .map(|c| c.name.clone())
-            .collect()
-    }
 }
 
 /// Runs every step not skipped, failing fast.
@@ -123,23 +103,7 @@ fn run_step(workspace: &Workspace, args: &CiArgs, step: CiStep) -> Result<()> {
             "warnings",
         ])),
         CiStep::Test => run_tests(workspace),
-        CiStep::Dist => {
-            let crates = args.dist_crates(workspace);
-            if !crates.is_empty() {
-                eprintln!(
-                    "note: CI subset {} (pass --full-matrix for every shipped crate)",
-                    crates.join(", ")
-                );
-            }
-            dist::run(
-                workspace,
-                &DistArgs {
-                    crates,
-                    ..DistArgs::default()
-                },
-            )
-            .map(drop)
-        }
+        CiStep::Dist => dist::run(workspace, &DistArgs::default()).map(drop),
         CiStep::Verify => verify::run(
             workspace,
             &VerifyArgs {
@@ -159,7 +123,7 @@ fn run_step(workspace: &Workspace, args: &CiArgs, step: CiStep) -> Result<()> {
         )
         .map(drop),
         CiStep::Ffi => run_ffi_tests(workspace),
-        CiStep::Images => run_images(workspace, &args.dist_crates(workspace)),
+        CiStep::Images => run_images(workspace),
         CiStep::Nix => {
             if process::on_path("nix-instantiate") {
                 crate::nix_check::run(&workspace.root)
@@ -242,19 +206,13 @@ fn ffi_venv(workspace: &Workspace) -> Result<PathBuf> {
 }
 
 /// `cargo xtask image --smoke` on the dist output.
-fn run_images(workspace: &Workspace, dist_crates: &[String]) -> Result<()> {
+fn run_images(workspace: &Workspace) -> Result<()> {
     #[derive(Parser)]
     struct ImageCommand {
         #[command(flatten)]
         args: crate::image::ImageArgs,
     }
-    let mut argv = vec!["image".to_owned(), "--smoke".to_owned()];
-    for server in workspace
-        .servers()
-        .filter(|s| dist_crates.contains(&s.name))
-    {
-        argv.extend(["--crate".to_owned(), server.name.clone()]);
-    }
+    let argv = ["image", "--smoke"];
     let command = ImageCommand::try_parse_from(argv).context("building the image arguments")?;
     crate::image::run(workspace, &command.args)
 }

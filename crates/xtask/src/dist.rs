@@ -10,12 +10,13 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use cargo_metadata::{Message, TargetKind};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -581,26 +582,20 @@ fn cargo_build(
         .with_context(|| format!("could not start `{shown}`"))?;
 
     let mut outputs: BTreeMap<PathBuf, CargoOutputs> = BTreeMap::new();
-    let stdout = child.stdout.take().expect("stdout is piped");
-    for line in BufReader::new(stdout).lines() {
-        let line = line.context("reading cargo's JSON messages")?;
-        let Ok(message) = serde_json::from_str::<CargoMessage>(&line) else {
+    let stdout = child.stdout.take().context("cargo's stdout is piped")?;
+    for message in Message::parse_stream(BufReader::new(stdout)) {
+        let Message::CompilerArtifact(artifact) =
+            message.context("reading cargo's JSON messages")?
+        else {
             continue;
         };
-        if message.reason != "compiler-artifact" {
-            continue;
-        }
-        if let Some(target) = &message.target {
-            progress.set_message(format!(
-                "{} ({}): {}",
-                job.crate_names(),
-                job.variant.name,
-                target.name
-            ));
-        }
-        let Some(manifest_path) = message.manifest_path.map(PathBuf::from) else {
-            continue;
-        };
+        progress.set_message(format!(
+            "{} ({}): {}",
+            job.crate_names(),
+            job.variant.name,
+            artifact.target.name
+        ));
+        let manifest_path = artifact.manifest_path.into_std_path_buf();
         if !job
             .specs
             .iter()
@@ -608,19 +603,19 @@ fn cargo_build(
         {
             continue;
         }
-        let Some(target) = message.target else {
-            continue;
-        };
         let outputs = outputs.entry(manifest_path).or_default();
-        if target.kind.iter().any(|k| k == "bin") {
-            if let Some(executable) = message.executable {
-                outputs.executables.push((target.name, executable));
+        if artifact.target.is_kind(TargetKind::Bin) {
+            if let Some(executable) = artifact.executable {
+                outputs
+                    .executables
+                    .push((artifact.target.name, executable.into_std_path_buf()));
             }
-        } else if target.kind.iter().any(|k| k == "cdylib") {
-            outputs.cdylib = message
+        } else if artifact.target.is_kind(TargetKind::CDyLib) {
+            outputs.cdylib = artifact
                 .filenames
                 .into_iter()
-                .find(|f| f.extension().is_some_and(|e| e == "so"));
+                .find(|f| f.extension() == Some("so"))
+                .map(|f| f.into_std_path_buf());
         }
     }
     let status = child.wait().context("waiting for cargo")?;
@@ -660,22 +655,6 @@ impl CargoOutputs {
                 .all(|bin| self.executables.iter().any(|(name, _)| name == bin)),
         }
     }
-}
-
-#[derive(Deserialize)]
-struct CargoMessage {
-    reason: String,
-    manifest_path: Option<String>,
-    target: Option<CargoTarget>,
-    #[serde(default)]
-    filenames: Vec<PathBuf>,
-    executable: Option<PathBuf>,
-}
-
-#[derive(Deserialize)]
-struct CargoTarget {
-    name: String,
-    kind: Vec<String>,
 }
 
 /// The last `max_lines` lines of cargo's stderr without its `Compiling x` progress lines.
@@ -969,8 +948,7 @@ mod tests {
             python_feature: None,
             bin_targets: vec![name.into()],
             lib_target: None,
-            features: vec![],
-            ci_dist: false,
+            ..CrateSpec::default()
         }
     }
 

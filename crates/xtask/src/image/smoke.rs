@@ -18,28 +18,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{LAUNCHER_BIN, VARIANTS_DIR};
+pub use crate::metadata::SmokeCall;
 
 /// Protocol version offered in `initialize`: the newest one that still has the handshake.
 pub const PROTOCOL_VERSION: &str = "2025-11-25";
 /// Generous: under qemu's TCG a server starts ~10-50x slower than natively.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// The tool call a server declares for smoke tests in
-/// `[package.metadata.mcp-foundry.smoke-call]`: `tool = "..."`, `arguments = { ... }`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct SmokeCall {
-    pub tool: String,
-    #[serde(default = "empty_object")]
-    pub arguments: Value,
-}
-
-fn empty_object() -> Value {
-    json!({})
-}
 
 #[derive(Debug, Clone)]
 pub struct SmokeTarget {
