@@ -28,6 +28,7 @@ use oci_spec::image::{
 
 use crate::dist::{Artifact, ArtifactKind, Manifest};
 use crate::metadata::{CrateSpec, Role, SmokeCall, Workspace};
+use crate::prereq;
 use layout::{EntryKind, ImageSpec, Layer, WrittenImage};
 
 /// The non-root user every image runs as (the distroless convention).
@@ -74,8 +75,10 @@ pub struct BuiltLayout {
     pub crate_name: String,
     pub dir: PathBuf,
     pub images: Vec<WrittenImage>,
-    /// The variants in the `latest` image, when it was built.
-    pub dispatch_variants: Vec<String>,
+    /// Every variant build of the server packaged in this layout.
+    pub variants: Vec<smoke::ImageVariant>,
+    /// sha256 of the launcher in the `latest` image, when it was built.
+    pub launcher_sha256: Option<String>,
     pub smoke_call: Option<SmokeCall>,
 }
 
@@ -99,6 +102,12 @@ pub fn run(workspace: &Workspace, args: &ImageArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| workspace.root.join("dist"));
     let out = args.out.clone().unwrap_or_else(|| dist.join("images"));
+    if args.smoke {
+        prereq::ensure(
+            &workspace.root,
+            &prereq::Needs::new("image --smoke", [prereq::Use::ImageSmoke]),
+        )?;
+    }
     let built = build_images(workspace, &dist, &out, args)?;
     print_sizes(&built);
     if args.smoke {
@@ -195,14 +204,20 @@ pub fn build_images(
         built.push(BuiltLayout {
             crate_name: server.name.clone(),
             dir,
-            dispatch_variants: if request.launcher.is_some() {
-                request
-                    .variant_binaries
-                    .iter()
-                    .map(|(v, _)| v.clone())
-                    .collect()
-            } else {
-                Vec::new()
+            variants: artifacts
+                .iter()
+                .map(|(name, artifact)| smoke::ImageVariant {
+                    name: (*name).to_owned(),
+                    target: artifact.target.clone(),
+                    target_cpu: artifact.target_cpu.clone(),
+                    sha256: artifact.sha256.clone(),
+                })
+                .collect(),
+            launcher_sha256: match &request.launcher {
+                Some(path) => Some(layout::sha256_hex(
+                    &fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+                )),
+                None => None,
             },
             images,
             smoke_call: server.smoke_call.clone(),
@@ -437,30 +452,53 @@ fn human_size(bytes: u64) -> String {
     format!("{:.2} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
-/// Smoke-tests every image of `built` (see [`smoke`]).
+/// Smoke-tests every image of `built` (see [`smoke`]). Images whose build this CPU cannot
+/// run are checked without running and listed loudly at the end.
 pub fn run_smoke(built: &[BuiltLayout]) -> Result<()> {
     let mut failures = Vec::new();
+    let mut not_run = Vec::new();
     for layout in built {
         for image in &layout.images {
+            let dispatch = image.tag == DISPATCH_TAG;
             let target = smoke::SmokeTarget {
                 layout_dir: layout.dir.clone(),
                 tag: image.tag.clone(),
                 server: layout.crate_name.clone(),
                 call: layout.smoke_call.clone(),
-                dispatch_variants: if image.tag == DISPATCH_TAG {
-                    layout.dispatch_variants.clone()
+                variants: layout
+                    .variants
+                    .iter()
+                    .filter(|v| dispatch || v.name == image.tag)
+                    .cloned()
+                    .collect(),
+                launcher_sha256: if dispatch {
+                    layout.launcher_sha256.clone()
                 } else {
-                    Vec::new()
+                    None
                 },
             };
+            let name = format!("{}:{}", layout.crate_name, image.tag);
             match smoke::smoke_image(&target) {
-                Ok(report) => println!("smoke ok   {}:{}  {report}", layout.crate_name, image.tag),
+                Ok(outcome) => {
+                    println!("smoke ok   {name}  {}", outcome.report);
+                    if let Some(notice) = outcome.skipped_run {
+                        eprintln!("{notice}");
+                        not_run.push(name);
+                    }
+                }
                 Err(error) => {
-                    println!("smoke FAIL {}:{}  {error:#}", layout.crate_name, image.tag);
-                    failures.push(format!("{}:{}", layout.crate_name, image.tag));
+                    println!("smoke FAIL {name}  {error:#}");
+                    failures.push(name);
                 }
             }
         }
+    }
+    if !not_run.is_empty() {
+        eprintln!(
+            "\n!!! SKIPPED on this CPU ({}): running {} (layout, config and labels were checked) !!!\n",
+            crate::cpu::this_cpu(),
+            not_run.join(", ")
+        );
     }
     if !failures.is_empty() {
         bail!("image smoke test failed for {}", failures.join(", "));
