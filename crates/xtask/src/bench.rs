@@ -178,7 +178,7 @@ pub fn run(workspace: &Workspace, args: &BenchArgs) -> Result<()> {
                 .clone()
                 .unwrap_or_else(|| workspace.root.join("dist"));
             let python = ci::ffi_venv(workspace)?;
-            let report = runtime::measure(&dist, &workspace.root, args.runs, &python)?;
+            let report = runtime::measure(&dist, workspace, args.runs, &python)?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
@@ -270,7 +270,7 @@ fn build_profiles(workspace: &Workspace, args: &ProfilesArgs) -> Result<()> {
             })
             .map(|a| (a.role, a.size))
             .collect();
-        let runtime = runtime::measure(&request.out, &copy, args.runs, &python)?;
+        let runtime = runtime::measure(&request.out, &copied, args.runs, &python)?;
         results.push(ChoiceResult {
             choice,
             cold,

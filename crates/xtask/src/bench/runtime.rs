@@ -3,6 +3,7 @@
 //! server, and the Python module's `cosine_topk`. Only builds this CPU can run are measured
 //! ([`crate::cpu::support`]); the others are listed as skipped.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -13,8 +14,8 @@ use serde_json::{Value, json};
 
 use crate::cpu;
 use crate::dist::{ArtifactKind, Manifest};
-use crate::mcp_client::Session;
-use crate::metadata::Role;
+use crate::mcp_client::{Session, SmokeCall};
+use crate::metadata::{Role, Workspace};
 use crate::process;
 
 /// Median of `samples` (sorted in place); zero when empty.
@@ -53,10 +54,22 @@ pub struct RuntimeReport {
     pub skipped: Vec<String>,
 }
 
-/// Measures every server (the baseline variant and every other variant this CPU runs) and
-/// every runnable variant of the Python module in `dist`. Servers get `--root root`.
-pub fn measure(dist: &Path, root: &Path, runs: usize, python: &Path) -> Result<RuntimeReport> {
+/// Measures every server build and every variant of the Python module in `dist` that this
+/// CPU runs. Servers get `--root <workspace root>`; each server's declared smoke call (its
+/// `[package.metadata.mcp-foundry.smoke-call]`) is one of the two calls timed.
+pub fn measure(
+    dist: &Path,
+    workspace: &Workspace,
+    runs: usize,
+    python: &Path,
+) -> Result<RuntimeReport> {
     let manifest = Manifest::load(dist)?;
+    let root = workspace.root.as_path();
+    let declared: BTreeMap<&str, &SmokeCall> = workspace
+        .crates
+        .iter()
+        .filter_map(|c| Some((c.name.as_str(), c.smoke_call.as_ref()?)))
+        .collect();
     let mut report = RuntimeReport::default();
     for artifact in &manifest.artifacts {
         let runnable = cpu::support(&artifact.target, &artifact.target_cpu)?;
@@ -72,7 +85,12 @@ pub fn measure(dist: &Path, root: &Path, runs: usize, python: &Path) -> Result<R
                     server: artifact.crate_name.clone(),
                     variant: artifact.variant.clone(),
                     startup: startup(&binary, root, runs)?,
-                    calls: tool_calls(&binary, root, runs)?,
+                    calls: tool_calls(
+                        &binary,
+                        root,
+                        runs,
+                        declared.get(artifact.crate_name.as_str()).copied(),
+                    )?,
                 });
             }
             (ArtifactKind::PythonExtension, Role::PythonModule) => {
@@ -114,10 +132,10 @@ pub fn startup(binary: &Path, root: &Path, runs: usize) -> Result<Duration> {
     Ok(median(&mut samples))
 }
 
-/// The two tools benchmarked: read-only tools that need no arguments, in `tools/list` order,
-/// called with `{}` against the root.
-pub fn pick_tools(tools: &[Value]) -> Vec<String> {
-    tools
+/// The two calls benchmarked: the declared smoke call, then read-only tools that need no
+/// arguments (called with `{}`, against the root), in `tools/list` order.
+pub fn pick_calls(tools: &[Value], declared: Option<&SmokeCall>) -> Vec<SmokeCall> {
+    let argument_free = tools
         .iter()
         .filter(|tool| tool["annotations"]["readOnlyHint"] == json!(true))
         .filter(|tool| {
@@ -125,40 +143,62 @@ pub fn pick_tools(tools: &[Value]) -> Vec<String> {
                 .as_array()
                 .is_none_or(Vec::is_empty)
         })
-        .filter_map(|tool| tool["name"].as_str().map(str::to_owned))
+        .filter_map(|tool| tool["name"].as_str())
+        .filter(|name| declared.is_none_or(|d| d.tool != *name))
+        .map(|name| SmokeCall {
+            tool: name.to_owned(),
+            arguments: json!({}),
+        });
+    declared
+        .cloned()
+        .into_iter()
+        .chain(argument_free)
         .take(2)
         .collect()
 }
 
-/// p50 of `runs` calls of each picked tool in one session (after one warm-up call each).
-pub fn tool_calls(binary: &Path, root: &Path, runs: usize) -> Result<Vec<(String, Duration)>> {
+/// p50 of `runs` calls of each picked call in one session (after one warm-up call each).
+pub fn tool_calls(
+    binary: &Path,
+    root: &Path,
+    runs: usize,
+    declared: Option<&SmokeCall>,
+) -> Result<Vec<(String, Duration)>> {
     let mut session = Session::start(server_command(binary, root))?;
     session.initialize()?;
     let listed = session.request("tools/list", json!({}))?;
-    let tools = pick_tools(listed["tools"].as_array().map(Vec::as_slice).unwrap_or(&[]));
-    if tools.len() < 2 {
+    let calls = pick_calls(
+        listed["tools"].as_array().map(Vec::as_slice).unwrap_or(&[]),
+        declared,
+    );
+    if calls.len() < 2 {
         bail!(
-            "{} lists fewer than two read-only tools without required arguments",
+            "{} has fewer than two calls to time: declare one in \
+             [package.metadata.mcp-foundry.smoke-call] or add a read-only tool without \
+             required arguments",
             binary.display()
         );
     }
     let mut results = Vec::new();
-    for tool in tools {
-        let call = |session: &mut Session| -> Result<Duration> {
+    for call in calls {
+        let time = |session: &mut Session| -> Result<Duration> {
             let started = Instant::now();
-            let result = session.request("tools/call", json!({"name": tool, "arguments": {}}))?;
+            let result = session.request(
+                "tools/call",
+                json!({"name": call.tool, "arguments": call.arguments}),
+            )?;
             let elapsed = started.elapsed();
             if result["isError"] == json!(true) {
-                bail!("{tool} returned an error result: {result}");
+                bail!("{} returned an error result: {result}", call.tool);
             }
             Ok(elapsed)
         };
-        call(&mut session)?;
+        time(&mut session)?;
         let mut samples = Vec::new();
         for _ in 0..runs.max(1) {
-            samples.push(call(&mut session)?);
+            samples.push(time(&mut session)?);
         }
-        results.push((tool, median(&mut samples)));
+        results.push((call.tool, median(&mut samples)));
     }
     session.finish()?;
     Ok(results)
@@ -216,7 +256,7 @@ mod tests {
     }
 
     #[test]
-    fn two_read_only_argument_free_tools_are_picked_in_order() {
+    fn the_declared_call_then_read_only_argument_free_tools_are_picked() {
         let tools = vec![
             json!({"name": "w", "annotations": {"readOnlyHint": false}, "inputSchema": {}}),
             json!({"name": "a", "annotations": {"readOnlyHint": true}, "inputSchema": {"required": []}}),
@@ -224,7 +264,22 @@ mod tests {
             json!({"name": "b", "annotations": {"readOnlyHint": true}, "inputSchema": {}}),
             json!({"name": "c", "annotations": {"readOnlyHint": true}, "inputSchema": {}}),
         ];
-        assert_eq!(pick_tools(&tools), ["a", "b"]);
+        let names =
+            |calls: Vec<SmokeCall>| -> Vec<String> { calls.into_iter().map(|c| c.tool).collect() };
+        assert_eq!(names(pick_calls(&tools, None)), ["a", "b"]);
+        let declared = SmokeCall {
+            tool: "needs".into(),
+            arguments: json!({"path": "."}),
+        };
+        let picked = pick_calls(&tools, Some(&declared));
+        assert_eq!(picked[0], declared);
+        assert_eq!(names(picked), ["needs", "a"]);
+        // A declared argument-free tool is not timed twice.
+        let declared_a = SmokeCall {
+            tool: "a".into(),
+            arguments: json!({}),
+        };
+        assert_eq!(names(pick_calls(&tools, Some(&declared_a))), ["a", "b"]);
     }
 
     #[test]
@@ -245,7 +300,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(&server, std::fs::Permissions::from_mode(0o755)).unwrap();
         assert!(startup(&server, dir.path(), 3).unwrap() > Duration::ZERO);
-        let calls = tool_calls(&server, dir.path(), 3).unwrap();
+        let calls = tool_calls(&server, dir.path(), 3, None).unwrap();
         let names: Vec<&str> = calls.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["a", "b"]);
     }
