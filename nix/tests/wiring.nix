@@ -29,10 +29,10 @@
     deny warnings, audit uses the advisory-db input, images run as non-root with a fixed
     `created` and the OCI labels; dispatch images contain the launcher and every variant);
   - flake.lock pins every input of flake.nix (github, 40-hex rev, sha256 narHash), with
-    rust-overlay and fenix following nixpkgs;
+    rust-overlay following nixpkgs;
   - the checker itself rejects a package with wrong RUSTFLAGS (self-test).
 
-  What it does NOT prove: that anything builds; that nixpkgs/crane/rust-overlay/fenix
+  What it does NOT prove: that anything builds; that nixpkgs/crane/rust-overlay
   behave as the stand-ins assume beyond their argument names (e.g. that cargo accepts the
   flags, that dockerTools lays out `contents` as expected, that the musl C compiler links);
   that the narHashes match what GitHub serves (nixpkgs' was not re-derived here); anything

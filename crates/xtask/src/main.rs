@@ -23,6 +23,8 @@ enum Command {
     Image(xtask::image::ImageArgs),
     /// Offline checks of the Nix flake: every .nix parses, lib and wiring tests, flake.lock.
     NixCheck,
+    /// Build the flake with real Nix >= 2.31 offline (pinned inputs from CRANE_SRC etc.).
+    NixOffline(xtask::nix_offline::NixOfflineArgs),
     /// List the CPU variants and crates (with roles) that the workspace metadata declares.
     List,
 }
@@ -36,6 +38,7 @@ fn main() -> Result<()> {
         Command::Verify(args) => xtask::verify::run(&workspace, &args).map(drop),
         Command::Image(args) => xtask::image::run(&workspace, &args),
         Command::NixCheck => xtask::nix_check::run(&workspace.root),
+        Command::NixOffline(args) => xtask::nix_offline::run(&workspace, &args),
         Command::List => {
             println!("variants:");
             for variant in &workspace.variants {

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # What nixpkgs' autoPatchelfHook guarantees, checked: every shared library an ELF file of
 # the output needs is found in the output, in the lib/ of a build input, or in the C
-# library (which the real hook takes from stdenv's libc). The real hook then rewrites the
+# library (glibc's, or musl's libc.so for rust-std of musl targets; the real hook takes
+# them from stdenv's libc). The real hook then rewrites the
 # interpreter and RPATH to the store; here the binaries keep the host's loader.
 autoPatchelfCheck() {
   local libDirs=() pkg file needed found dir
@@ -12,7 +13,7 @@ autoPatchelfCheck() {
     isELF "$file" || continue
     while read -r needed; do
       case "$needed" in
-        libc.so.* | libm.so.* | libdl.so.* | libpthread.so.* | librt.so.* | libutil.so.* | ld-linux*) continue ;;
+        libc.so | libc.so.* | libm.so.* | libdl.so.* | libpthread.so.* | librt.so.* | libutil.so.* | ld-linux*) continue ;;
       esac
       found=""
       for dir in "${libDirs[@]}" "$(dirname "$file")"; do

@@ -74,10 +74,10 @@ _addInput() {
   done
   if [ -f "$pkg/nix-support/setup-hook" ] && [ -z "${_seenInputs[$pkg:hook]:-}" ]; then
     _seenInputs[$pkg:hook]=1
-    # shellcheck disable=SC1091
-    source "$pkg/nix-support/setup-hook"
+    _setupHooks+=("$pkg/nix-support/setup-hook")
   fi
 }
+_setupHooks=()
 
 _hostOnPath=1
 [ -n "${strictDeps:-}" ] && _hostOnPath=0
@@ -101,6 +101,13 @@ unset _pkg
 
 PATH="$(IFS=:; echo "${_pathDirs[*]}")"
 export PATH
+
+# Setup hooks run once PATH is complete, in the order their packages were found.
+for _hook in "${_setupHooks[@]}"; do
+  # shellcheck disable=SC1090
+  source "$_hook"
+done
+unset _hook
 
 # ---- helpers nixpkgs' stdenv provides ------------------------------------------------------
 isELF() {
