@@ -119,6 +119,49 @@ let
       n: lib.optionalString (crates.${n}.pythonFeature != null) " --features ${n}/${crates.${n}.pythonFeature}"
     ) crateNames;
 
+  # ---- the same bytes as `cargo xtask dist` -------------------------------------------------
+  # dist builds with the audit profile, strips with the toolchain's rust-objcopy and maps
+  # source paths: the cargo home to /cargo, the workspace to /mcp-foundry (its target dir
+  # to /mcp-foundry/target). Nix does the same with its own paths, so an artifact's bytes
+  # depend on (crate, variant, target, sources) only (NIX.md, "Two pipelines, one
+  # artifact"). cargo keeps RUSTFLAGS out of -C metadata, so the differing left-hand sides
+  # of the mappings change no symbol.
+  hostTarget = workspace.gnuTargetFor system;
+  # crane vendors crates.io under the sha256 of its lock-file source; cargo unpacks them
+  # under registry/src/<this> (its stable name of the crates.io index).
+  vendoredRegistry = "${cargoVendorDir}/${builtins.hashString "sha256" "registry+https://github.com/rust-lang/crates.io-index"}";
+  cargoRegistrySrc = "/cargo/registry/src/index.crates.io-1949cf8c6b5b557f";
+  # The build directory is only known when the build runs, and must stay out of
+  # CARGO_BUILD_RUSTFLAGS (a different value per derivation would make cargo rebuild the
+  # dependency artifacts): rustc gets these mappings from this wrapper instead.
+  remapWorkspace = pkgs.writeShellScript "rustc-remap-workspace" ''
+    rustc="$1"
+    shift
+    if [ -n "''${MCP_FOUNDRY_SOURCE_ROOT:-}" ]; then
+      exec "$rustc" "$@" \
+        "--remap-path-prefix=$MCP_FOUNDRY_SOURCE_ROOT=/mcp-foundry" \
+        "--remap-path-prefix=$MCP_FOUNDRY_SOURCE_ROOT/target=/mcp-foundry/target"
+    fi
+    exec "$rustc" "$@"
+  '';
+  distBuildArgs = {
+    CARGO_PROFILE = workspace.distProfile;
+    RUSTC_WRAPPER = remapWorkspace;
+    preBuild = ''export MCP_FOUNDRY_SOURCE_ROOT="$PWD"'';
+    # Stripped like dist (postInstall), not by the fixup phase; crane's own remapping
+    # (which dontStrip would switch on) is replaced by the mappings above.
+    dontStrip = true;
+    doRemapPathPrefix = false;
+  };
+  stripLikeDist = ''
+    objcopy="$(rustc --print sysroot)/lib/rustlib/${hostTarget}/bin/rust-objcopy"
+    for file in $out/bin/* $out/lib/*.so; do
+      if [ -f "$file" ]; then
+        "$objcopy" --strip-all "$file"
+      fi
+    done
+  '';
+
   # ---- shared derivation arguments ------------------------------------------------------
   # Identical in a variant x target's dependency build and in every package built on it:
   # any difference (an env var a build script reads, e.g. PYO3_PYTHON) makes cargo rebuild
@@ -135,12 +178,18 @@ let
       # never build scripts or proc-macros (cargo#4423): a znver4 build cannot SIGILL on
       # the builder. crane's cargoDoc also finds the docs through it.
       CARGO_BUILD_TARGET = target;
-      CARGO_BUILD_RUSTFLAGS = workspace.rustflagsString variant;
+      CARGO_BUILD_RUSTFLAGS = lib.concatStringsSep " " (
+        lib.filter (f: f != "") [
+          (workspace.rustflagsString variant)
+          "--remap-path-prefix=${vendoredRegistry}=${cargoRegistrySrc}"
+        ]
+      );
       PYO3_PYTHON = python.interpreter;
       # Tests run in the nextest check (checks.nix) with what they need on PATH; a package
       # build has neither git, pgrep nor qemu, and must not depend on the builder's /sys.
       doCheck = false;
     }
+    // distBuildArgs
     // lib.optionalAttrs (target == muslTarget) muslCEnv
     # pyo3 >= 0.26: without this the module links libpython (NEEDED + RPATH into one
     # interpreter), breaking the abi3 promise. Test binaries need libpython, so only the
@@ -202,7 +251,7 @@ let
           src = crateSource crateName;
           cargoArtifacts = depsFor.${variant}.${target};
           cargoExtraArgs = "--locked -p ${crateName}" + featureArgs [ crateName ];
-          postInstall = lib.optionalString isPythonModule (pythonLayout crate);
+          postInstall = stripLikeDist + lib.optionalString isPythonModule (pythonLayout crate);
           # `import mcp_rust_core` imports numpy (embed_text returns arrays): an
           # environment made with python3.withPackages must get it with the module.
           propagatedBuildInputs = lib.optional isPythonModule python.pkgs.numpy;
@@ -242,6 +291,7 @@ let
           src = crateSource workspace.launcher;
           cargoArtifacts = depsFor.${baselineVariant}.${muslTarget};
           cargoExtraArgs = "--locked -p ${workspace.launcher}";
+          postInstall = stripLikeDist;
           meta = {
             inherit (crates.${workspace.launcher}) description;
             mainProgram = workspace.launcher;

@@ -76,6 +76,17 @@ rec {
       eval "$checkPhase"
     '';
   writeText = name: text: writeTextFile { inherit name text; };
+  writeShellScript =
+    name: text:
+    writeTextFile {
+      inherit name;
+      executable = true;
+      text = ''
+        #!${final.bash}/bin/bash
+        ${text}
+      '';
+      checkPhase = ''bash -n "$target"'';
+    };
 
   # nixpkgs runs shellcheck here; this host has none, so only bash's own syntax check.
   writeShellApplication =

@@ -126,6 +126,9 @@ let
   };
   unless = ok: message: if ok then [ ] else [ message ];
 
+  # The variant's own flags: CARGO_BUILD_RUSTFLAGS without the path mappings.
+  variantFlags =
+    flags: builtins.concatStringsSep " " (filter (w: match "--remap-path-prefix=.*" w == null) (words flags));
   hasMuslCC = args: any (n: match "(CC|AR)_.*_musl" n != null) (attrNames args);
   pythonInterpreters = system: [
     (import (stubs + "/nixpkgs") { inherit system; }).python3.interpreter
@@ -154,12 +157,17 @@ let
       !isPython || hasFlag "--features" "${crate}/${workspace.crates.${crate}.pythonFeature}" extra
     ) "python module built without its feature"
     ++ unless (
-      (args.CARGO_BUILD_RUSTFLAGS or null) == expectedRustflags variant
+      variantFlags (args.CARGO_BUILD_RUSTFLAGS or "") == expectedRustflags variant
     ) "CARGO_BUILD_RUSTFLAGS is ${toJSON (args.CARGO_BUILD_RUSTFLAGS or null)}, Cargo.toml says ${toJSON (expectedRustflags variant)}"
     ++ unless ((deps.fn or null) == "crane.buildDepsOnly") "cargoArtifacts is not a buildDepsOnly"
     ++ unless (
-      (deps.args.CARGO_BUILD_RUSTFLAGS or null) == expectedRustflags variant
-    ) "cargoArtifacts belong to another variant"
+      (deps.args.CARGO_BUILD_RUSTFLAGS or null) == (args.CARGO_BUILD_RUSTFLAGS or "")
+    ) "cargoArtifacts are built with other RUSTFLAGS (another variant, or cargo rebuilds them)"
+    # The same bytes as `cargo xtask dist`: its profile, stripping and path prefixes.
+    ++ unless ((args.CARGO_PROFILE or null) == "audit" && (deps.args.CARGO_PROFILE or null) == "audit") "not built with dist's audit profile"
+    ++ unless (contains "rust-objcopy" (args.postInstall or "") && contains "--strip-all" (args.postInstall or "")) "not stripped with rust-objcopy --strip-all like dist"
+    ++ unless (contains "=/cargo/registry/src/" (args.CARGO_BUILD_RUSTFLAGS or "")) "vendored sources are not mapped to dist's /cargo prefix"
+    ++ unless (contains "=/mcp-foundry" (args.RUSTC_WRAPPER.recorded.args.text or "")) "the workspace is not mapped to dist's /mcp-foundry prefix"
     ++ unless ((args.MCP_FOUNDRY_VARIANT or null) == variant) "MCP_FOUNDRY_VARIANT is not ${variant}"
     ++ unless ((args.MCP_FOUNDRY_GIT_COMMIT or null) == self.rev) "MCP_FOUNDRY_GIT_COMMIT is not self.rev"
     ++ unless (

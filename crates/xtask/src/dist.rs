@@ -556,6 +556,9 @@ fn cargo_build(
             })
             .collect();
         command.args(["--lib", "--features", &features.join(",")]);
+        // pyo3 >= 0.26 links libpython (NEEDED + RPATH into this interpreter) unless told
+        // that this is an extension module: the abi3 module must load in any CPython.
+        command.env("PYO3_BUILD_EXTENSION_MODULE", "1");
     } else {
         command.arg("--bins");
     }

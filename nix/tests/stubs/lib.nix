@@ -138,6 +138,7 @@ in
 
   genAttrs = names: f: builtins.listToAttrs (map (name: { inherit name; value = f name; }) names);
   filter = builtins.filter;
+  inherit concatStringsSep;
   optional = cond: x: if cond then [ x ] else [ ];
   optionalString = cond: s: if cond then s else "";
   optionalAttrs = cond: attrs: if cond then attrs else { };

@@ -68,6 +68,7 @@ let
     runCommandCC = runCommandWith "runCommandCC" ccBins;
     stdenvPath = ccBins;
     writeText = name: text: record "writeText" name { inherit text; };
+    writeShellScript = name: text: record "writeShellScript" name { inherit text; };
     symlinkJoin = { name, paths, ... }@args: record "symlinkJoin" name args;
 
     # pkgs/build-support/trivial-builders: writeShellApplication.
