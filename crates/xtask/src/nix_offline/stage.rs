@@ -13,10 +13,11 @@ use crate::dist::sha256_hex;
 use crate::metadata::Workspace;
 use crate::process;
 
-/// Cargo tools outside Debian that the substitute exposes as packages (checks, dev shell).
-const CARGO_TOOLS: [(&str, &str); 2] = [
+/// Tools outside Debian that the substitute exposes as packages (checks, dev shell).
+const HOST_TOOLS: [(&str, &str); 3] = [
     ("cargo-nextest", "cargo install --locked cargo-nextest"),
     ("cargo-deny", "cargo install --locked cargo-deny"),
+    ("maturin", "pip install maturin"),
 ];
 
 #[derive(Debug)]
@@ -80,7 +81,7 @@ pub fn prepare(
     .context("fetching crane-utils' crates (crane's pkgs/crane-utils/Cargo.lock)")?;
 
     let mut tools = Vec::new();
-    for (tool, install) in CARGO_TOOLS {
+    for (tool, install) in HOST_TOOLS {
         let path = find_on_path(tool)
             .with_context(|| format!("{tool} is not on PATH; install it: {install}"))?;
         tools.push((tool, path));
@@ -237,11 +238,19 @@ fn env_dir(var: &str) -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
+/// The program's own file: a pyenv shim (a script that needs pyenv) resolved to the
+/// executable it runs, since the substitute links the file, not the shell's lookup.
 fn find_on_path(program: &str) -> Option<PathBuf> {
     let paths = std::env::var_os("PATH")?;
-    std::env::split_paths(&paths)
+    let found = std::env::split_paths(&paths)
         .map(|dir| dir.join(program))
-        .find(|candidate| candidate.is_file())
+        .find(|candidate| candidate.is_file())?;
+    if found.components().any(|c| c.as_os_str() == "shims") {
+        return process::output(Command::new("pyenv").args(["which", program]))
+            .ok()
+            .map(PathBuf::from);
+    }
+    Some(found)
 }
 
 /// The paths, without any that lies inside another (one bind mount covers it).
