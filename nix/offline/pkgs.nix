@@ -289,6 +289,8 @@ import ./builders.nix { inherit lib final mkStdenv; }
   bzip2 = deb "bzip2" [ "bzip2" ];
   xz = deb "xz" [ "xz-utils" ];
   bash = deb "bash" [ "bash" ];
+  # What `nix develop` starts an interactive shell with.
+  bashInteractive = final.bash;
   gnumake = deb "gnumake" [ "make" ];
   gnupatch = deb "gnupatch" [ "patch" ];
   file = deb "file" [ "file" ];
