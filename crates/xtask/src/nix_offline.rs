@@ -225,16 +225,16 @@ fn build_attrs(workspace: &Workspace) -> Result<Vec<String>> {
     {
         bail!("the workspace has no server crate `{SERVER}`, which nix-offline builds");
     }
-    let mut attrs = Vec::new();
+    // The server first: its baseline build is the one compared with `cargo xtask dist`.
+    let mut attrs: Vec<String> = VARIANTS.iter().map(|v| format!("{SERVER}-{v}")).collect();
+    attrs.push(format!("{SERVER}-image"));
     for spec in workspace
         .crates
         .iter()
         .filter(|c| c.role == Role::PythonModule)
     {
-        attrs.extend(VARIANTS.iter().rev().map(|v| format!("{}-{v}", spec.name)));
+        attrs.extend(VARIANTS.iter().map(|v| format!("{}-{v}", spec.name)));
     }
-    attrs.extend(VARIANTS.iter().map(|v| format!("{SERVER}-{v}")));
-    attrs.push(format!("{SERVER}-image"));
     Ok(attrs)
 }
 
