@@ -147,7 +147,7 @@ pub fn run(workspace: &Workspace, args: &NixOfflineArgs) -> Result<()> {
             Runner::Chroot(chroot::Chroot::prepare(&dir)?)
         }
     };
-    let version = nix_version(&runner, root)?;
+    let version = nix_version(&runner, Path::new("/"))?;
     if version < MIN_NIX {
         bail!("Nix {} is older than {}", show(version), show(MIN_NIX));
     }

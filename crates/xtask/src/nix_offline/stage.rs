@@ -87,13 +87,14 @@ pub fn prepare(
         tools.push((tool, path));
     }
 
-    let python_version = process::output(runner.command(root, "/usr/bin/python3").args([
-        "-c",
-        "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')",
-    ]))
-    .context(
-        "the substitute's python3 is the system's /usr/bin/python3 (apt-get install python3)",
-    )?;
+    let python_version =
+        process::output(runner.command(Path::new("/"), "/usr/bin/python3").args([
+            "-c",
+            "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')",
+        ]))
+        .context(
+            "the substitute's python3 is the system's /usr/bin/python3 (apt-get install python3)",
+        )?;
 
     // The substitute: nix/offline/ as committed, nixpkgs' lib, and this host's facts.
     let nixpkgs = work.join("nixpkgs");
