@@ -26,6 +26,8 @@ craneLib.devShell (
       pkgs.umoci
       # The launcher's fallback test and `cargo xtask image`'s smoke run (qemu-x86_64).
       pkgs.qemu-user
+      # `cargo xtask dist` records the commit; development's tests create repositories.
+      pkgs.git
     ];
     RUST_SRC_PATH = "${toolchainComponents.rust-src}/lib/rustlib/src/rust/library";
     # The same interpreter as the builds, so pyo3 in the shell matches them.
