@@ -168,7 +168,7 @@ pub fn run(workspace: &Workspace, args: &NixOfflineArgs) -> Result<()> {
     if steps.contains(&Step::Build) {
         for attr in build_attrs(workspace)? {
             let out = timed(&format!("nix build .#{attr}"), || {
-                process::output(
+                stdout_of(
                     runner
                         .command(root, "nix")
                         .args(["build", "--no-link", "--print-out-paths", "-L"])
@@ -342,6 +342,20 @@ fn compare_with_dist(
         eprintln!("  DIFFERENT (see NIX.md, \"Two pipelines, one artifact\")");
     }
     Ok(())
+}
+
+/// Runs `command` with its log on our stderr (builds are long) and returns its stdout.
+fn stdout_of(command: &mut Command) -> Result<String> {
+    let shown = process::display(command);
+    let output = command
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("could not start `{shown}`"))?;
+    if !output.status.success() {
+        bail!("`{shown}` failed ({})", output.status);
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
 fn find_file(dir: &Path, name: &str) -> Result<PathBuf> {
