@@ -114,7 +114,7 @@ impl HeadTail {
         if dropped == 0 {
             return (head + &tail, false);
         }
-        // The same marker as `mcp_rust_core::truncate_middle`, counting every dropped byte.
+        // The same marker as `mcp_server_runtime::truncate_middle`, counting every dropped byte.
         let marker = format!("\n[… {dropped} bytes truncated …]\n");
         (format!("{head}{marker}{tail}"), true)
     }

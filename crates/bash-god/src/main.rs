@@ -7,7 +7,7 @@ use std::path::PathBuf;
 )]
 struct Args {
     #[command(flatten)]
-    common: mcp_rust_core::CommonArgs,
+    common: mcp_server_runtime::CommonArgs,
     /// Enable execute_command (commands still pass the fixed policy first).
     #[arg(long)]
     allow_exec: bool,
@@ -17,8 +17,8 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
-    mcp_rust_core::run_server(
-        mcp_rust_core::server_identity!(),
+    mcp_server_runtime::run_server(
+        mcp_server_runtime::server_identity!(),
         |args: &Args| &args.common,
         |args, ctx| {
             let options = bash_god::Options {

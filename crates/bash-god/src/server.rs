@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mcp_rust_core::{ServerContext, ToolError, confine_path, run_blocking};
+use mcp_server_runtime::{ServerContext, ToolError, confine_path, run_blocking};
 use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
 use rmcp::{Json, ServerHandler, tool, tool_handler, tool_router};
 use schemars::JsonSchema;
@@ -290,7 +290,7 @@ impl BashGod {
             max_stream_bytes: self.context.limits.max_output_bytes / 4,
         };
         tracing::info!(command = %request.command, cwd = %cwd.display(), ?timeout, "executing");
-        let cancel = mcp_rust_core::current_cancel_flag();
+        let cancel = mcp_server_runtime::current_cancel_flag();
         let outcome = exec::run(&request, cancel.cancelled()).await.map_err(|e| {
             ToolError::failed(format!(
                 "cannot start bash: {e}; is bash installed and on PATH?"

@@ -7,12 +7,12 @@ use std::process::ExitCode;
 #[command(name = "devops", about)]
 struct Args {
     #[command(flatten)]
-    common: mcp_rust_core::CommonArgs,
+    common: mcp_server_runtime::CommonArgs,
 }
 
 fn main() -> ExitCode {
-    mcp_rust_core::run_server(
-        mcp_rust_core::server_identity!(),
+    mcp_server_runtime::run_server(
+        mcp_server_runtime::server_identity!(),
         |args: &Args| &args.common,
         |_, context| Ok::<_, Infallible>(devops::Devops::new(context)),
     )
