@@ -414,7 +414,7 @@ mod tests {
             bin_targets: vec![],
             lib_target: None,
             features: vec![],
-            ci_dist: false,
+            ..CrateSpec::default()
         };
         let workspace = Workspace {
             root: PathBuf::from("/w"),
