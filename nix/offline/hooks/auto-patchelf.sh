@@ -28,10 +28,12 @@ autoPatchelfCheck() {
         echo "auto-patchelf: could not satisfy dependency $needed wanted by $file" >&2
         return 1
       fi
-      case "$found" in
-        "$out"/* | "$(dirname "$file")") ;;
-        *) [[ ":$rpath:" == *":$found:"* ]] || rpath="${rpath:+$rpath:}$found" ;;
-      esac
+      # Every directory a dependency was found in joins RUNPATH, the output's own too:
+      # a file may sit elsewhere in the output than its libraries (rust-objcopy's
+      # $ORIGIN/../lib is not where the rustc component keeps libLLVM).
+      if [ "$found" != "$(dirname "$file")" ] && [[ ":$rpath:" != *":$found:"* ]]; then
+        rpath="${rpath:+$rpath:}$found"
+      fi
     done < <(@readelf@ -d "$file" 2>/dev/null | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
     if [ -n "$rpath" ]; then
       echo "auto-patchelf: $file: RUNPATH += $rpath"
