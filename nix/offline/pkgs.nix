@@ -127,10 +127,13 @@ let
   muslCC = hostPackage {
     name = "${muslPrefix}gcc-wrapper";
     debianPackages = [ "musl-tools" ];
-    scripts = {
-      "${muslPrefix}cc" = "#!/bin/sh\nexec /usr/bin/musl-gcc \"$@\"\n";
-      "${muslPrefix}gcc" = "#!/bin/sh\nexec /usr/bin/musl-gcc \"$@\"\n";
-    };
+    # Debian's musl-gcc runs `${REALGCC:-<triple>-gcc}` from PATH; a build's PATH holds
+    # only its inputs, so the wrapper names the compiler itself, as nixpkgs' cc-wrapper
+    # does with store paths.
+    scripts = lib.genAttrs [ "${muslPrefix}cc" "${muslPrefix}gcc" ] (_: ''
+      #!/bin/sh
+      REALGCC=/usr/bin/${multiarch}-gcc exec /usr/bin/musl-gcc "$@"
+    '');
     passthru = {
       targetPrefix = muslPrefix;
       bintools = muslBintools;
