@@ -39,6 +39,8 @@ pub enum CiStep {
     Images,
     /// offline Nix checks
     Nix,
+    /// real-Nix offline build of the flake (when the pinned input sources are given)
+    NixOffline,
 }
 
 impl CiStep {
@@ -53,6 +55,7 @@ impl CiStep {
             CiStep::Ffi => "Python FFI tests per variant",
             CiStep::Images => "images + smoke test",
             CiStep::Nix => "Nix checks",
+            CiStep::NixOffline => "Nix offline build (real Nix, crane, substitute nixpkgs)",
         }
     }
 
@@ -72,6 +75,9 @@ impl CiStep {
             CiStep::Ffi => needs.uses.insert(Use::Ffi),
             CiStep::Images => needs.uses.insert(Use::ImageSmoke),
             CiStep::Nix => needs.uses.insert(Use::Nix),
+            // Checks its own prerequisites (Nix or a chroot), and only when the pinned
+            // sources are given.
+            CiStep::NixOffline => needs.uses.insert(Use::NixOffline),
         };
         needs
     }
@@ -176,6 +182,17 @@ fn run_step(workspace: &Workspace, args: &CiArgs, step: CiStep) -> Result<()> {
         CiStep::Ffi => run_ffi_tests(workspace),
         CiStep::Images => run_images(workspace),
         CiStep::Nix => crate::nix_check::run(&workspace.root),
+        CiStep::NixOffline => match crate::nix_offline::sources_from_env() {
+            Ok(_) => crate::nix_offline::run(workspace, &Default::default()),
+            Err(missing) => {
+                eprintln!(
+                    "\n!!! Nix offline build SKIPPED: {} not set (the pinned flake inputs' \
+                     sources; CI cannot fetch them from GitHub). See NIX.md. !!!\n",
+                    missing.join(", ")
+                );
+                Ok(())
+            }
+        },
     }
 }
 

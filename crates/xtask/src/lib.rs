@@ -8,6 +8,7 @@
 //! - [`peer_bench`]: the development server against the reference MCP servers.
 //! - [`mcp_client`]: a minimal MCP client over stdio (smoke tests, benchmarks).
 //! - [`nix_check`]: offline verification of the Nix flake (`cargo xtask nix-check`).
+//! - [`nix_offline`]: the flake built with real Nix offline (`cargo xtask nix-offline`).
 //! - [`verify`]: instruction audit, exports check and reproducibility of `dist/`.
 //! - [`prereq`]: the one list of prerequisites, checked (and installed) before a task runs.
 //! - [`timing`]: per-step wall times, printed as a table when a task ends.
@@ -21,6 +22,7 @@ pub mod isa;
 pub mod mcp_client;
 pub mod metadata;
 pub mod nix_check;
+pub mod nix_offline;
 pub mod peer_bench;
 pub mod prereq;
 pub mod process;

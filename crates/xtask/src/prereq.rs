@@ -42,6 +42,8 @@ pub enum Use {
     ImageSmoke,
     /// Offline Nix checks.
     Nix,
+    /// The flake built with real Nix in a Debian sid chroot (`cargo xtask nix-offline`).
+    NixOffline,
 }
 
 impl Use {
@@ -57,6 +59,7 @@ impl Use {
             Use::Ffi => "FFI tests",
             Use::ImageSmoke => "image smoke test",
             Use::Nix => "Nix checks",
+            Use::NixOffline => "Nix offline build",
         }
     }
 }
@@ -207,6 +210,13 @@ pub const PROGRAMS: &[Program] = &[
         debian: "nix-bin",
         used_by: &[Use::Nix],
         why: "the offline Nix checks parse and evaluate the flake",
+    },
+    Program {
+        name: "debootstrap",
+        probe: Probe::OnPath("debootstrap"),
+        debian: "debootstrap",
+        used_by: &[Use::NixOffline],
+        why: "the Nix offline build runs a current Nix (Debian sid's) in a chroot it bootstraps",
     },
 ];
 

@@ -152,6 +152,9 @@ impl Invocation<'_> {
                 })
                 .collect();
             command.args(["--lib", "--features", &features.join(",")]);
+            // pyo3 >= 0.26 links libpython (NEEDED + RPATH into this interpreter) unless
+            // told that this is an extension module: the abi3 module must load in any CPython.
+            command.env("PYO3_BUILD_EXTENSION_MODULE", "1");
         } else {
             command.arg("--bins");
         }
