@@ -32,6 +32,8 @@ struct Args {
 fn main() -> std::process::ExitCode {
     // The exec sandbox's helper is this binary re-executed: it must take over before anything.
     exec_sandbox::run_helper_if_requested();
+    // Every parse runs in this binary re-executed as a helper (see bash_god::parse::helper).
+    bash_god::parse::helper::run_helper_if_requested();
     let identity = mcp_server_runtime::server_identity!();
     if wants_version() {
         // The version line, then what execute_command would get on this host.

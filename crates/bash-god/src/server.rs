@@ -144,8 +144,12 @@ impl std::fmt::Debug for BashGod {
     }
 }
 
-fn parse_input(command: &str) -> Result<Script, ToolError> {
-    parse::parse(command).map_err(|e: ParseError| ToolError::invalid_input(e.to_string()))
+/// Parses off the async workers (the parse may take a helper process and seconds).
+async fn parse_input(command: String) -> Result<Script, ToolError> {
+    run_blocking(move |_| {
+        parse::parse(&command).map_err(|e: ParseError| ToolError::invalid_input(e.to_string()))
+    })
+    .await
 }
 
 fn history_error(e: HistoryError) -> ToolError {
@@ -193,6 +197,12 @@ impl BashGod {
     /// A server over `context`; fails when the history snapshot cannot be read.
     pub fn new(context: ServerContext, options: &Options) -> Result<Self, HistoryError> {
         let history = History::open(options.history.as_deref())?;
+        match parse::helper::contain_parsing() {
+            Ok(timeout) => tracing::info!(?timeout, "each parse runs in a helper process"),
+            Err(reason) => {
+                tracing::warn!("parsing runs inside the server, without a time limit: {reason}")
+            }
+        }
         // Probing costs a few milliseconds; only a server that executes needs it.
         let executor = options.allow_exec.then(|| Executor::new(&options.exec));
         if let Some(executor) = &executor {
@@ -298,7 +308,7 @@ impl BashGod {
         if let exec::Containment::Unavailable(reason) = &executor.containment {
             return Err(ToolError::denied(exec::unavailable_message(reason)));
         }
-        let script = parse_input(&input.command)?;
+        let script = parse_input(input.command.clone()).await?;
         let assessment = risk::assess(&script);
         if let Err(refusal) = policy::check(&script, &assessment) {
             tracing::warn!(command = %input.command, "execution refused by policy");
