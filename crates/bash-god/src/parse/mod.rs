@@ -142,6 +142,19 @@ pub struct Redirect {
     pub target: Option<WordInfo>,
 }
 
+/// `NAME=value` before a command name (or alone).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Assignment {
+    /// As written.
+    pub raw: String,
+    /// The variable, for `NAME=` and `NAME+=` (not an array element).
+    pub name: Option<String>,
+    /// `NAME+=…`.
+    pub append: bool,
+    /// The scalar value when it is a literal (no expansion or substitution), quotes removed.
+    pub value: Option<String>,
+}
+
 /// A simple command: assignments, argv words and redirections.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SimpleCommand {
@@ -149,7 +162,7 @@ pub struct SimpleCommand {
     pub text: String,
     /// argv: the command name then its arguments (may be empty for `X=1` alone).
     pub words: Vec<WordInfo>,
-    pub assignments: Vec<String>,
+    pub assignments: Vec<Assignment>,
     pub redirects: Vec<Redirect>,
     pub nesting: Vec<Nesting>,
     /// Byte range covering every word of the command that maps back exactly.
@@ -191,6 +204,8 @@ pub struct Pipeline {
     pub stages: Vec<Option<usize>>,
     /// Ends with `&`.
     pub background: bool,
+    /// Follows `&&` or `||`: whether it runs depends on the pipeline before it.
+    pub conditional: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -7,8 +7,8 @@ use brush_parser::word;
 use brush_parser::{Parser, ParserOptions, ast};
 
 use super::{
-    ForLoop, FunctionDef, MAX_PARSED_BYTES, Nesting, ParseError, Pipeline, Redirect, RedirectOp,
-    Script, SimpleCommand, WordInfo, basename, depth,
+    Assignment, ForLoop, FunctionDef, MAX_PARSED_BYTES, Nesting, ParseError, Pipeline, Redirect,
+    RedirectOp, Script, SimpleCommand, WordInfo, basename, depth,
 };
 
 /// The text being walked (the original or a nested substitution) and where it sits.
@@ -95,8 +95,8 @@ impl<'a> Walker<'a> {
     ) -> Result<(), ParseError> {
         for ast::CompoundListItem(and_or, separator) in &list.0 {
             let background = matches!(separator, ast::SeparatorOperator::Async);
-            for (_, pipeline) in and_or {
-                self.pipeline(pipeline, background, src, nesting)?;
+            for (i, (_, pipeline)) in and_or.into_iter().enumerate() {
+                self.pipeline(pipeline, background, i > 0, src, nesting)?;
             }
         }
         Ok(())
@@ -106,6 +106,7 @@ impl<'a> Walker<'a> {
         &mut self,
         pipeline: &ast::Pipeline,
         background: bool,
+        conditional: bool,
         src: &Source,
         nesting: &[Nesting],
     ) -> Result<(), ParseError> {
@@ -113,6 +114,7 @@ impl<'a> Walker<'a> {
         self.script.pipelines.push(Pipeline {
             stages: Vec::new(),
             background,
+            conditional,
         });
         let mut stages = Vec::with_capacity(pipeline.seq.len());
         for (stage, command) in pipeline.seq.iter().enumerate() {
@@ -249,6 +251,7 @@ impl<'a> Walker<'a> {
                 self.script.pipelines.push(Pipeline {
                     stages: Vec::new(),
                     background: true,
+                    conditional: false,
                 });
                 let stage =
                     self.command(&c.body, id, 0, src, &with(nesting, Nesting::Coprocess))?;
@@ -290,9 +293,9 @@ impl<'a> Walker<'a> {
                 Some(Item::AssignmentWord(_, w)) if !words.is_empty() => {
                     words.push(self.word(w, src, nesting)?);
                 }
-                Some(Item::AssignmentWord(_, w)) => {
-                    self.word(w, src, nesting)?;
-                    assignments.push(w.value.clone());
+                Some(Item::AssignmentWord(assignment, w)) => {
+                    let info = self.word(w, src, nesting)?;
+                    assignments.push(assignment_of(assignment, &info));
                 }
                 Some(Item::ProcessSubstitution(kind, subshell)) => {
                     let start = self.script.commands.len();
@@ -480,5 +483,27 @@ impl<'a> Walker<'a> {
                 target: Some(self.word(w, src, nesting)?),
             },
         })
+    }
+}
+
+/// What the analysis keeps of an assignment word whose whole word parsed to `info`.
+fn assignment_of(assignment: &ast::Assignment, info: &WordInfo) -> Assignment {
+    let name = match &assignment.name {
+        ast::AssignmentName::VariableName(name) => Some(name.clone()),
+        ast::AssignmentName::ArrayElementName(..) => None,
+    };
+    // A static word's literal is `NAME=value` (or `NAME+=value`) with quotes removed.
+    let value = match &assignment.value {
+        ast::AssignmentValue::Scalar(_) if info.is_static => info
+            .literal
+            .split_once('=')
+            .map(|(_, value)| value.to_owned()),
+        _ => None,
+    };
+    Assignment {
+        raw: info.raw.clone(),
+        name,
+        append: assignment.append,
+        value,
     }
 }
