@@ -252,8 +252,9 @@ impl BashGod {
     }
 
     /// Rewrites a bash command with the safe shellcheck-style fixes (useless cat,
-    /// grep | wc -l, for f in $(ls), backticks, unquoted variables) and lists each change;
-    /// findings whose fix could change the meaning are returned as `remaining`.
+    /// grep | wc -l, for f in $(ls), backticks, unquoted variables whose value is provably
+    /// one plain word) and lists each change; findings whose fix could change the meaning
+    /// (e.g. `cc $CFLAGS`, where splitting is intended) are returned as `remaining`.
     /// Nothing is executed.
     #[tool(annotations(
         title = "Optimize a bash command",
