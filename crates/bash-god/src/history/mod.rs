@@ -1,6 +1,11 @@
 //! The learning store of executed commands: every run is recorded with its outcome, and
 //! `suggest_from_history` finds the past commands most similar to a new one.
+//!
+//! The history is bounded ([`Limits`]: entries and bytes; the oldest executions go first)
+//! and kept, when the operator gives a file, in an append-only journal (`journal.rs`): a
+//! record is one appended line, not a rewrite of the whole history.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -10,8 +15,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::exec::ExecOutcome;
 
+mod journal;
+mod legacy;
+
+use journal::{Entry, Journal};
+
 /// Embedding dimension: hashed character n-grams of short command lines fit comfortably.
 pub const EMBEDDING_DIM: usize = 256;
+/// Journal bytes beyond twice the live records' size that trigger a compaction.
+const COMPACTION_SLACK: u64 = 64 * 1024;
 
 /// What is kept about one execution (the store's record metadata).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -36,54 +48,120 @@ pub struct Suggestion {
     pub outcome: Option<RecordedOutcome>,
 }
 
-/// The store plus its optional snapshot file (given by the operator with `--history`).
+/// How much history is kept; beyond either bound the oldest executions are dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_entries: usize,
+    /// Bytes of the records as journal lines (command, outcome, JSON).
+    pub max_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_entries: 10_000,
+            max_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// The store plus its optional journal (given by the operator with `--history`).
 pub struct History {
     store: MemoryStore,
-    snapshot: Option<PathBuf>,
-    /// Serializes snapshot writes so the newest state is the one left on disk.
-    save_lock: Mutex<()>,
+    limits: Limits,
+    path: Option<PathBuf>,
+    state: Mutex<State>,
+}
+
+/// The live records, oldest first, and the journal; changed together under one lock.
+#[derive(Debug, Default)]
+struct State {
+    /// Store id and journal line length of each live record.
+    live: VecDeque<(u64, u64)>,
+    live_bytes: u64,
+    journal: Option<Journal>,
 }
 
 impl std::fmt::Debug for History {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("History")
             .field("records", &self.store.len())
-            .field("snapshot", &self.snapshot)
+            .field("limits", &self.limits)
+            .field("path", &self.path)
             .finish()
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
-    #[error("history snapshot: {0}")]
+    #[error("history: {0}")]
     Store(#[from] StoreError),
+    #[error("cannot {action} history file {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(
-        "history snapshot {path} holds {found}-dimensional embeddings, bash-god uses {EMBEDDING_DIM}; pass another --history file"
+        "{} is not a bash-god history file; pass another --history file (or remove this one to start afresh)",
+        path.display()
     )]
-    Dimension { path: PathBuf, found: usize },
+    NotAJournal { path: PathBuf },
+    #[error(
+        "history file {} has format version {found}, this bash-god reads version 1; upgrade bash-god or pass another --history file",
+        path.display()
+    )]
+    UnsupportedVersion { path: PathBuf, found: u32 },
+    #[error(
+        "history file {} is corrupt at line {line} ({reason}); restore it from a backup or move it away to start afresh",
+        path.display()
+    )]
+    Corrupt {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
 }
 
 impl History {
-    /// An empty history, or the one saved in `snapshot` if that file exists.
-    pub fn open(snapshot: Option<&Path>) -> Result<Self, HistoryError> {
-        let store = match snapshot {
-            Some(path) if path.exists() => {
-                let store = MemoryStore::load(path)?;
-                if store.dim() != EMBEDDING_DIM {
-                    return Err(HistoryError::Dimension {
-                        path: path.to_owned(),
-                        found: store.dim(),
-                    });
-                }
-                store
-            }
-            _ => MemoryStore::new(EMBEDDING_DIM)?,
+    /// An empty history, or the one in the journal at `path` (created if missing; an old
+    /// snapshot file is converted). Blocking.
+    pub fn open(path: Option<&Path>, limits: Limits) -> Result<Self, HistoryError> {
+        let history = Self {
+            store: MemoryStore::new(EMBEDDING_DIM)?,
+            limits,
+            path: path.map(Path::to_owned),
+            state: Mutex::new(State::default()),
         };
-        Ok(Self {
-            store,
-            snapshot: snapshot.map(Path::to_owned),
-            save_lock: Mutex::new(()),
-        })
+        let Some(path) = path else {
+            return Ok(history);
+        };
+        let mut state = history.lock();
+        let (contents, exists) = match path.try_exists() {
+            Ok(true) => (journal::read(path)?, true),
+            _ => (journal::Contents::default(), false),
+        };
+        for entry in &contents.entries {
+            history.insert(&mut state, entry, entry.line().len() as u64)?;
+        }
+        let dropped = contents.entries.len() > state.live.len();
+        state.journal = Some(
+            if !exists || contents.needs_rewrite || dropped || wasteful(&state, contents.file_bytes)
+            {
+                Journal::create(path, &history.live_lines(&state))?
+            } else {
+                Journal::open_for_append(path, contents.file_bytes)?
+            },
+        );
+        drop(state);
+        Ok(history)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn len(&self) -> usize {
@@ -94,40 +172,88 @@ impl History {
         self.store.is_empty()
     }
 
-    /// Records one execution.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Records one execution: appended to the journal (and on disk) before it is added to
+    /// the store; the oldest records go when a bound is passed. Blocking.
     pub fn record(
         &self,
         command: &str,
         cwd: &Path,
         outcome: &ExecOutcome,
     ) -> Result<u64, HistoryError> {
-        let recorded = RecordedOutcome {
-            exit_code: outcome.exit_code,
-            signal: outcome.signal,
-            timed_out: outcome.timed_out,
-            duration_ms: outcome.duration_ms,
-            succeeded: outcome.exit_code == Some(0) && !outcome.timed_out,
-            cwd: cwd.display().to_string(),
-            recorded_at: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
+        let entry = Entry {
+            command: command.to_owned(),
+            outcome: RecordedOutcome {
+                exit_code: outcome.exit_code,
+                signal: outcome.signal,
+                timed_out: outcome.timed_out,
+                duration_ms: outcome.duration_ms,
+                succeeded: outcome.exit_code == Some(0) && !outcome.timed_out,
+                cwd: cwd.display().to_string(),
+                recorded_at: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+            },
         };
-        let metadata = serde_json::to_value(&recorded).unwrap_or_default();
-        Ok(self
-            .store
-            .add(command, embed_text(command, EMBEDDING_DIM), metadata)?)
+        let line = entry.line();
+        let mut state = self.lock();
+        if let Some(journal) = state.journal.as_mut() {
+            journal.append(&line)?;
+        }
+        let id = self.insert(&mut state, &entry, line.len() as u64)?;
+        let file_bytes = state.journal.as_ref().map_or(0, |j| j.file_bytes);
+        if wasteful(&state, file_bytes) {
+            let lines = self.live_lines(&state);
+            if let Some(journal) = state.journal.as_mut()
+                && let Err(e) = journal.compact(&lines)
+            {
+                // The journal stays valid (appends go on); it is compacted next time.
+                tracing::warn!("cannot compact the history journal: {e}");
+            }
+        }
+        Ok(id)
     }
 
-    /// Writes the snapshot, if one is configured (blocking; atomic on disk).
-    pub fn save(&self) -> Result<(), HistoryError> {
-        let Some(path) = &self.snapshot else {
-            return Ok(());
-        };
-        let _guard = self
-            .save_lock
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Ok(self.store.save(path)?)
+    /// Adds `entry` to the store and evicts the oldest records beyond the limits.
+    fn insert(&self, state: &mut State, entry: &Entry, bytes: u64) -> Result<u64, HistoryError> {
+        // invariant: RecordedOutcome is plain data; serialization cannot fail.
+        let metadata = serde_json::to_value(&entry.outcome).unwrap_or_default();
+        let embedding = embed_text(&entry.command, EMBEDDING_DIM);
+        let id = self
+            .store
+            .add(entry.command.as_str(), embedding, metadata)?;
+        state.live.push_back((id, bytes));
+        state.live_bytes += bytes;
+        while state.live.len() > self.limits.max_entries
+            || (state.live_bytes > self.limits.max_bytes && !state.live.is_empty())
+        {
+            if let Some((old, old_bytes)) = state.live.pop_front() {
+                self.store.remove(old);
+                state.live_bytes -= old_bytes;
+            }
+        }
+        Ok(id)
+    }
+
+    /// The journal lines of the live records, oldest first.
+    fn live_lines(&self, state: &State) -> Vec<Vec<u8>> {
+        state
+            .live
+            .iter()
+            .filter_map(|(id, _)| self.store.get(*id))
+            .filter_map(|record| {
+                Some(
+                    Entry {
+                        command: record.text,
+                        outcome: serde_json::from_value(record.metadata).ok()?,
+                    }
+                    .line(),
+                )
+            })
+            .collect()
     }
 
     /// The `k` past commands most similar to `command`, best first.
@@ -144,64 +270,11 @@ impl History {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn outcome(exit_code: i32) -> ExecOutcome {
-        ExecOutcome {
-            exit_code: Some(exit_code),
-            signal: None,
-            timed_out: false,
-            duration_ms: 12,
-            stdout: String::new(),
-            stderr: String::new(),
-            stdout_truncated: false,
-            stderr_truncated: false,
-            stdout_bytes: 0,
-            stderr_bytes: 0,
-        }
-    }
-
-    #[test]
-    fn suggests_similar_commands_with_outcomes() {
-        let history = History::open(None).unwrap();
-        history
-            .record("cargo test -p bash-god", Path::new("/w"), &outcome(0))
-            .unwrap();
-        history
-            .record("ls -la /tmp", Path::new("/w"), &outcome(0))
-            .unwrap();
-        history
-            .record("cargo build --release", Path::new("/w"), &outcome(101))
-            .unwrap();
-        let hits = history.suggest("cargo test -p mcp-rust-core", 2).unwrap();
-        assert_eq!(hits.len(), 2);
-        assert_eq!(hits[0].command, "cargo test -p bash-god");
-        assert!(hits[0].score > hits[1].score);
-        assert_eq!(hits[0].outcome.as_ref().unwrap().exit_code, Some(0));
-        assert!(hits.iter().all(|h| h.command != "ls -la /tmp"));
-    }
-
-    #[test]
-    fn snapshot_round_trips() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("history.bin");
-        let history = History::open(Some(&path)).unwrap();
-        history.record("make -j2", dir.path(), &outcome(2)).unwrap();
-        history.save().unwrap();
-        let reopened = History::open(Some(&path)).unwrap();
-        assert_eq!(reopened.len(), 1);
-        let hit = &reopened.suggest("make", 1).unwrap()[0];
-        assert_eq!(hit.command, "make -j2");
-        assert!(!hit.outcome.as_ref().unwrap().succeeded);
-    }
-
-    #[test]
-    fn a_foreign_snapshot_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("other.bin");
-        std::fs::write(&path, b"not a snapshot").unwrap();
-        assert!(History::open(Some(&path)).is_err());
-    }
+/// Whether evicted records take as much of the journal as the live ones (and more than the
+/// slack): compacting then costs no more than the appends since the last compaction.
+fn wasteful(state: &State, file_bytes: u64) -> bool {
+    file_bytes > 2 * state.live_bytes + COMPACTION_SLACK
 }
+
+#[cfg(test)]
+mod tests;
