@@ -179,6 +179,13 @@ impl MemoryStore {
         self.records.get(&id).map(|entry| entry.record.clone())
     }
 
+    /// Every record, by increasing id (for exporting the store's contents).
+    pub fn records(&self) -> Vec<Record> {
+        let mut records: Vec<Record> = self.records.iter().map(|e| e.record.clone()).collect();
+        records.sort_by_key(|r| r.id);
+        records
+    }
+
     /// Removes a record; returns whether it existed.
     pub fn remove(&self, id: u64) -> bool {
         self.records.remove(&id).is_some()
@@ -552,6 +559,8 @@ mod tests {
         assert_eq!(store.get(id).unwrap().text, "three");
         assert!(store.remove(1));
         assert!(!store.remove(1));
+        let ids: Vec<u64> = store.records().iter().map(|r| r.id).collect();
+        assert_eq!(ids, [2, 3]);
         assert_eq!(store.len(), 2);
         assert!(
             store

@@ -10,6 +10,8 @@ use serde::Serialize;
 
 use crate::parse::{self, ParseError, RedirectOp, Script, SimpleCommand, basename};
 
+mod splitting;
+
 /// One finding, shellcheck style.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Finding {
@@ -66,7 +68,7 @@ pub fn lint(text: &str, script: &Script) -> Vec<Finding> {
     let mut out = Vec::new();
     pipelines(text, script, &mut out);
     for_loops(script, &mut out);
-    unquoted(script, &mut out);
+    unquoted(text, script, &mut out);
     backticks(text, script, &mut out);
     out
 }
@@ -235,31 +237,52 @@ fn for_loops(script: &Script, out: &mut Vec<Finding>) {
     }
 }
 
-fn unquoted(script: &Script, out: &mut Vec<Finding>) {
+fn unquoted(text: &str, script: &Script, out: &mut Vec<Finding>) {
     for command in &script.commands {
         // `[[`/`((` are not simple commands; assignments never split; `$(...)` splitting is
         // often intended (`kill $(pgrep x)`), so it is reported without an automatic fix.
         for word in command.args().iter().filter(|w| w.unquoted_expansion) {
             if word.lone_parameter {
                 let quoted = format!("\"{}\"", word.raw);
-                let fix = word.span.clone().map(|span| Fix {
-                    edits: vec![(span, quoted.clone())],
-                });
-                let code = if word.raw.contains('@') || word.raw.contains('*') {
-                    "SC2068"
+                let all_arguments = word.raw.contains('@') || word.raw.contains('*');
+                // Quoting changes what the command gets unless the value is provably one
+                // plain field (`cc $CFLAGS` relies on the splitting): only then is it a fix.
+                let fix = if all_arguments {
+                    None
                 } else {
-                    "SC2086"
+                    splitting::provable_value(text, script, command, word)
+                        .and(word.span.clone())
+                        .map(|span| Fix {
+                            edits: vec![(span, quoted.clone())],
+                        })
                 };
-                out.push(finding(
-                    code,
-                    format!(
-                        "`{}` is unquoted: it is split on spaces and glob-expanded",
-                        word.raw
-                    ),
-                    command,
-                    Some(quoted),
-                    fix,
-                ));
+                let (code, message) = if all_arguments {
+                    (
+                        "SC2068",
+                        format!(
+                            "`{}` is unquoted: each argument is split again on spaces and glob-expanded; `\"{}\"` keeps them as they are",
+                            word.raw,
+                            word.raw.replace('*', "@")
+                        ),
+                    )
+                } else if fix.is_some() {
+                    (
+                        "SC2086",
+                        format!(
+                            "`{}` is unquoted; its value here is a single plain word, so quoting it changes nothing and keeps it safe if the value changes",
+                            word.raw
+                        ),
+                    )
+                } else {
+                    (
+                        "SC2086",
+                        format!(
+                            "`{}` is unquoted: its value is split on spaces and glob-expanded (and vanishes when empty); quote it unless that splitting is intended, as for a list of flags like `$CFLAGS`",
+                            word.raw
+                        ),
+                    )
+                };
+                out.push(finding(code, message, command, Some(quoted), fix));
             } else if word.raw.starts_with("$(") || word.raw.starts_with('`') {
                 out.push(finding(
                     "SC2046",
@@ -442,7 +465,11 @@ mod tests {
             optimized("for f in $(ls); do echo \"$f\"; done"),
             "for f in *; do echo \"$f\"; done"
         );
-        assert_eq!(optimized("rm $file ${other}"), "rm \"$file\" \"${other}\"");
+        // Quoting is a rewrite only where the value is provably one plain word.
+        assert_eq!(
+            optimized("file=a.txt; other=b; rm $file ${other}"),
+            "file=a.txt; other=b; rm \"$file\" \"${other}\""
+        );
         assert_eq!(optimized("echo \"`date`\""), "echo \"$(date)\"");
         assert_eq!(
             optimized("x=`cat a | grep b | wc -l`"),
@@ -462,6 +489,47 @@ mod tests {
         let report = optimize("ls | grep foo").unwrap();
         assert!(report.changes.is_empty());
         assert_eq!(report.remaining[0].code, "SC2010");
+    }
+
+    #[test]
+    fn quoting_that_could_change_the_arguments_is_advice_only() {
+        // Word splitting is intended here: `cc "$CFLAGS"` would pass `-O2 -g` as one word.
+        for src in [
+            "cc $CFLAGS main.c",
+            "CFLAGS='-O2 -g'; cc $CFLAGS main.c",
+            "rm $file ${other}",
+            "f=; touch $f x",
+            "cmd $@",
+        ] {
+            let report = optimize(src).unwrap();
+            assert_eq!(report.optimized, src, "{src}");
+            assert!(report.changes.is_empty(), "{src}");
+            let advice: Vec<_> = report
+                .remaining
+                .iter()
+                .filter(|f| f.code == "SC2086" || f.code == "SC2068")
+                .collect();
+            assert!(!advice.is_empty(), "{src}");
+            for finding in advice {
+                assert!(
+                    !finding.auto_fix && finding.suggestion.is_some(),
+                    "{finding:?}"
+                );
+            }
+        }
+        let cflags = lint(
+            "cc $CFLAGS main.c",
+            &parse::parse("cc $CFLAGS main.c").unwrap(),
+        );
+        assert!(
+            cflags[0]
+                .message
+                .contains("unless that splitting is intended")
+        );
+        // Where it is provable, the finding says so and is an automatic fix.
+        let src = "out=build; mkdir -p $out";
+        let fixed = lint(src, &parse::parse(src).unwrap());
+        assert!(fixed[0].auto_fix && fixed[0].message.contains("changes nothing"));
     }
 
     #[test]
