@@ -1,11 +1,59 @@
 //! Confinement of user-supplied paths to the directories a server was started with.
 //!
-//! Every file path that arrives through MCP goes through [`confine_path`] before it is
-//! opened. The check is done on the *canonical* path (symlinks and `..` resolved by the OS),
-//! and compared component-wise, so neither `..`, symlinks pointing outside, nor sibling
-//! directories sharing a name prefix (`/srv/data-evil` vs `/srv/data`) get through.
+//! Every root is opened when [`Roots`] are built, and files are opened **by capability**:
+//!
+//! ```no_run
+//! # fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let roots = confined_fs::Roots::new([std::path::PathBuf::from("/srv/project")])?;
+//! let mut manifest = roots.open_file("Cargo.toml")?; // regular files only, never blocks
+//! let text = manifest.read_capped(1 << 20)?;           // at most 1 MiB
+//! let src = roots.open_dir("src")?;                    // a directory handle...
+//! let main = src.open_file("main.rs")?;                // ...that opens beneath itself
+//! # let _ = (text, main); Ok(()) }
+//! ```
+//!
+//! ## What `open_*` guarantees
+//! - **Nothing outside the roots is opened**, even when the file system changes during the
+//!   call. A user path is canonicalized (symbolic links and `..` resolved) and checked to lie
+//!   in a root, exactly as [`confine_path`] does; then the path *relative to that root* is
+//!   opened beneath the root's descriptor with `openat2(RESOLVE_BENEATH |
+//!   RESOLVE_NO_MAGICLINKS)`. A symbolic link or `..` swapped in between the check and the
+//!   open is followed only while it stays beneath the root; one that leads out fails the
+//!   open ([`ConfineError::Escape`]). `/proc` magic links (`/proc/self/root`,
+//!   `/proc/self/fd/N`) are never followed. [`ConfinedDir`] handles give the same guarantee
+//!   relative to themselves.
+//! - **Only the kind asked for is opened**: `open_file` returns regular files only. FIFOs,
+//!   sockets and devices are refused ([`ConfineError::WrongKind`]) without blocking: the open
+//!   is `O_NONBLOCK | O_NOCTTY`, the kind is read with `fstat` on the descriptor, and only
+//!   then is the flag cleared. A FIFO named `Cargo.toml` cannot hang a worker.
+//! - On kernels without `openat2` (before Linux 5.6, or where a seccomp profile refuses it)
+//!   the relative path is opened one component at a time with `O_NOFOLLOW`: no symbolic
+//!   link or `..` beneath the root is followed at all, so some paths that work elsewhere
+//!   are refused there, but nothing escapes.
+//!
+//! ## What it does not cover
+//! - Listing a tree *by name* (the `ignore` crate's walker, `read_dir` on a path) can be
+//!   redirected by a directory swapped for a symbolic link mid-walk, and so can
+//!   `metadata()` by name: names and sizes from outside may be *seen*. Contents are safe
+//!   as long as each file is opened through [`ConfinedDir::open_file`] (or
+//!   [`Roots::open_file`]), which refuses anything outside.
+//! - [`confine_path`] returns a *path*, which is checked once and then used by name: a
+//!   symbolic link swapped in afterwards redirects whatever opens it. Use it for messages
+//!   and for APIs that insist on a path; open through [`Roots`] instead.
+//! - Hard links and bind mounts placed inside a root by someone with access to the host
+//!   are part of the root: containment is against paths, not against the administrator.
 
+use std::io;
 use std::path::{Path, PathBuf};
+
+#[cfg(test)]
+mod attacks;
+mod beneath;
+mod open;
+mod roots;
+
+pub use open::{ConfinedDir, ConfinedFile, DirEntry, EntryKind, Opened, describe_kind};
+pub use roots::{RootPaths, Roots};
 
 /// Why a root or a path was refused. Messages say what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -53,73 +101,40 @@ pub enum ConfineError {
         /// The allowed roots, for the message.
         roots: String,
     },
-}
-
-/// The canonical, existing directories a server may touch. Cheap to share behind an `Arc`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Roots {
-    // Never empty: `Roots::new` refuses an empty list.
-    dirs: Vec<PathBuf>,
-}
-
-impl Roots {
-    /// Canonicalizes every root; each must be an existing directory. Duplicates are dropped.
-    pub fn new(roots: impl IntoIterator<Item = PathBuf>) -> Result<Self, ConfineError> {
-        let mut dirs: Vec<PathBuf> = Vec::new();
-        for root in roots {
-            let canonical = root.canonicalize().map_err(|err| ConfineError::BadRoot {
-                root: root.clone(),
-                reason: err.to_string(),
-            })?;
-            if !canonical.is_dir() {
-                return Err(ConfineError::BadRoot {
-                    root,
-                    reason: "it is not a directory".to_owned(),
-                });
-            }
-            if !dirs.contains(&canonical) {
-                dirs.push(canonical);
-            }
-        }
-        if dirs.is_empty() {
-            return Err(ConfineError::NoRoots);
-        }
-        Ok(Self { dirs })
-    }
-
-    /// The first root: relative paths are resolved against it.
-    pub fn first(&self) -> &Path {
-        &self.dirs[0]
-    }
-
-    /// All roots, canonical, in the order given.
-    pub fn iter(&self) -> impl Iterator<Item = &Path> {
-        self.dirs.iter().map(PathBuf::as_path)
-    }
-
-    /// True when the canonical `path` is one of the roots or below one.
-    /// `Path::starts_with` compares whole components, so `/srv/data-evil` is not under `/srv/data`.
-    pub fn contains(&self, canonical: &Path) -> bool {
-        self.dirs.iter().any(|root| canonical.starts_with(root))
-    }
-
-    fn describe(&self) -> String {
-        let names: Vec<String> = self
-            .dirs
-            .iter()
-            .map(|dir| dir.display().to_string())
-            .collect();
-        names.join(", ")
-    }
-}
-
-impl<'a> IntoIterator for &'a Roots {
-    type Item = &'a Path;
-    type IntoIter = std::iter::Map<std::slice::Iter<'a, PathBuf>, fn(&PathBuf) -> &Path>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.dirs.iter().map(PathBuf::as_path)
-    }
+    /// Opening the path would have left its root or directory: a `..` or symbolic link
+    /// that leads out (typically swapped in after the path was checked), a `/proc` magic
+    /// link, or any symbolic link on kernels where none can be followed safely.
+    #[error(
+        "{path:?} leads outside {dir:?} while being opened ({reason}); use a path inside the allowed roots"
+    )]
+    Escape {
+        /// The path being opened.
+        path: PathBuf,
+        /// The root or directory it had to stay in.
+        dir: PathBuf,
+        /// What led out.
+        reason: &'static str,
+    },
+    /// The path is not the kind of file asked for: a FIFO, socket or device where a
+    /// regular file is expected, a file where a directory is.
+    #[error("{path:?} is {found}, not {expected}; pass {expected} inside the allowed roots")]
+    WrongKind {
+        /// The path.
+        path: PathBuf,
+        /// What it is ("a FIFO (named pipe)", "a directory"...).
+        found: &'static str,
+        /// What was asked for.
+        expected: &'static str,
+    },
+    /// The OS refused to open or inspect the path (permissions, a file that vanished).
+    #[error("cannot open {path:?}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// Resolves a user-supplied `path` and returns its canonical form if it lies inside `roots`.
@@ -128,30 +143,14 @@ impl<'a> IntoIterator for &'a Roots {
 /// canonicalized (every symlink and `..` resolved by the OS) and the result must be a root
 /// or lie below one. To create a new file, confine its parent directory and join the file
 /// name yourself (after checking the name is a single normal component).
+///
+/// **This checks a name, once.** The answer is true when it is given; a symbolic link
+/// swapped into the path afterwards redirects anything that then opens the returned path
+/// by name. It also says nothing about what the path is (a FIFO passes). To read or list
+/// what a user named, open it with [`Roots::open_file`], [`Roots::open_dir`] or
+/// [`Roots::open`], which give the guarantees in the crate documentation.
 pub fn confine_path(path: &str, roots: &Roots) -> Result<PathBuf, ConfineError> {
-    if path.contains('\0') {
-        return Err(ConfineError::NulByte);
-    }
-    if path.is_empty() {
-        return Err(ConfineError::Empty);
-    }
-    let joined = roots.first().join(path); // an absolute `path` replaces the base entirely
-    let resolved = joined
-        .canonicalize()
-        .map_err(|err| ConfineError::NotFound {
-            path: path.to_owned(),
-            base: roots.first().to_path_buf(),
-            reason: err.to_string(),
-        })?;
-    if roots.contains(&resolved) {
-        Ok(resolved)
-    } else {
-        Err(ConfineError::OutsideRoots {
-            path: path.to_owned(),
-            resolved,
-            roots: roots.describe(),
-        })
-    }
+    roots.canonicalize(Path::new(path))
 }
 
 #[cfg(test)]

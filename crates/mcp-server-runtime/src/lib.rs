@@ -37,8 +37,11 @@
 //!   `Ok(rmcp::Json(value))` for structured output, or a [`ToolError`] (`invalid_input`,
 //!   `not_found`, `denied`, `failed`, `timeout`) that the caller receives as an `isError`
 //!   result;
-//! - pass every user-supplied path through [`confine_path`] with the server's
-//!   [`ServerContext::roots`] (`?` converts a [`ConfineError`] into a `ToolError`);
+//! - open every user-supplied path through the server's [`ServerContext::roots`]:
+//!   [`Roots::open_file`], [`Roots::open_dir`] or [`Roots::open`] open beneath the root's
+//!   descriptor, so a symlink swapped in cannot redirect them, and refuse FIFOs and devices
+//!   without blocking (`?` converts a [`ConfineError`] into a `ToolError`);
+//!   [`confine_path`] only checks a name, for messages and path-only APIs;
 //! - run CPU- or IO-heavy work with [`run_blocking`], checking its [`CancelFlag`] in
 //!   long loops so cancelled and timed-out calls stop early.
 //!
@@ -54,7 +57,10 @@ pub mod tool;
 // Servers reach the build facts and path confinement through the runtime, so a server crate
 // depends on one crate for everything it shares with the others.
 pub use build_info::{BUILD_INFO, BuildInfo, version_string};
-pub use confined_fs::{ConfineError, Roots, confine_path};
+pub use confined_fs::{
+    ConfineError, ConfinedDir, ConfinedFile, DirEntry, EntryKind, Opened, Roots, confine_path,
+    describe_kind,
+};
 pub use limits::{Guarded, Limits, truncate_middle};
 pub use runtime::{
     CommonArgs, ServerContext, ServerIdentity, Transport, run_server, run_server_from,

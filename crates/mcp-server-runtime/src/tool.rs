@@ -142,12 +142,22 @@ impl std::error::Error for ToolError {}
 
 impl From<ConfineError> for ToolError {
     fn from(error: ConfineError) -> Self {
-        let kind = match error {
+        let kind = match &error {
             ConfineError::NotFound { .. } => ToolErrorKind::NotFound,
-            ConfineError::NulByte | ConfineError::Empty => ToolErrorKind::InvalidInput,
+            ConfineError::NulByte | ConfineError::Empty | ConfineError::WrongKind { .. } => {
+                ToolErrorKind::InvalidInput
+            }
             ConfineError::OutsideRoots { .. }
+            | ConfineError::Escape { .. }
             | ConfineError::NoRoots
             | ConfineError::BadRoot { .. } => ToolErrorKind::Denied,
+            ConfineError::Io { source, .. } => match source.kind() {
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory => {
+                    ToolErrorKind::NotFound
+                }
+                std::io::ErrorKind::PermissionDenied => ToolErrorKind::Denied,
+                _ => ToolErrorKind::Failed,
+            },
         };
         Self::new(kind, error.to_string())
     }
@@ -331,6 +341,23 @@ mod tests {
             ToolError::from(ConfineError::NulByte).kind(),
             ToolErrorKind::InvalidInput
         );
+        let fifo = ConfineError::WrongKind {
+            path: "/srv/Cargo.toml".into(),
+            found: "a FIFO (named pipe)",
+            expected: "a regular file",
+        };
+        assert_eq!(ToolError::from(fifo).kind(), ToolErrorKind::InvalidInput);
+        let escape = ConfineError::Escape {
+            path: "/srv/a".into(),
+            dir: "/srv".into(),
+            reason: "a link",
+        };
+        assert_eq!(ToolError::from(escape).kind(), ToolErrorKind::Denied);
+        let vanished = ConfineError::Io {
+            path: "/srv/a".into(),
+            source: std::io::ErrorKind::NotFound.into(),
+        };
+        assert_eq!(ToolError::from(vanished).kind(), ToolErrorKind::NotFound);
     }
 
     #[tokio::test]

@@ -23,6 +23,8 @@ enum Command {
     Image(xtask::image::ImageArgs),
     /// Offline checks of the Nix flake: every .nix parses, lib and wiring tests, flake.lock.
     NixCheck,
+    /// The development server vs the reference MCP servers (PyPI git, npm filesystem): table in BENCHMARKS.md.
+    BenchPeers(xtask::peer_bench::PeerBenchArgs),
     /// List the CPU variants and crates (with roles) that the workspace metadata declares.
     List,
 }
@@ -36,6 +38,7 @@ fn main() -> Result<()> {
         Command::Verify(args) => xtask::verify::run(&workspace, &args).map(drop),
         Command::Image(args) => xtask::image::run(&workspace, &args),
         Command::NixCheck => xtask::nix_check::run(&workspace.root),
+        Command::BenchPeers(args) => xtask::peer_bench::run(&workspace.root, &args),
         Command::List => {
             println!("variants:");
             for variant in &workspace.variants {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use mcp_server_runtime::{ServerContext, ToolError, confine_path, run_blocking};
+use mcp_server_runtime::{Opened, ServerContext, ToolError, run_blocking};
 use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
 use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
 use rmcp::{Json, ServerHandler, tool, tool_handler, tool_router};
@@ -97,10 +97,11 @@ impl Demo {
         &self,
         Parameters(input): Parameters<PathInput>,
     ) -> Result<Json<PathInfo>, ToolError> {
-        let path = confine_path(&input.path, &self.context.roots)?;
+        // Opened beneath its root: the answer is about what was opened, not a name.
+        let opened = self.context.roots.open(&input.path)?;
         Ok(Json(PathInfo {
-            is_dir: path.is_dir(),
-            path: path.display().to_string(),
+            is_dir: matches!(opened, Opened::Dir(_)),
+            path: opened.path().display().to_string(),
         }))
     }
 
