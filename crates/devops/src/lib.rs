@@ -9,6 +9,7 @@ pub mod error;
 pub mod logs;
 pub mod metrics;
 pub mod processes;
+pub mod redact;
 mod server;
 mod text;
 

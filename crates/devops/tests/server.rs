@@ -198,6 +198,77 @@ async fn check_endpoint_over_loopback() {
 }
 
 #[tokio::test]
+async fn process_tools_redact_secrets_in_command_lines() {
+    let root = tempfile::tempdir().unwrap();
+    let server = spawn(root.path()).await;
+    // `; :` keeps sh from exec-ing sleep, so the arguments stay on sh's command line.
+    let mut child = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "sleep 30; :",
+            "sh",
+            "--password=hunter2",
+            "--token",
+            "tok-12345",
+            "https://bob:pw-secret@example.com/",
+        ])
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let details = ok(server
+        .call("process_info", json!({"pid": pid}))
+        .await
+        .unwrap());
+    assert_eq!(
+        details["command_line"],
+        json!([
+            "sh",
+            "-c",
+            "sleep 30; :",
+            "sh",
+            "--password=[redacted]",
+            "--token",
+            "[redacted]",
+            "https://bob:[redacted]@example.com/"
+        ])
+    );
+    let listing = ok(server
+        .call(
+            "process_list",
+            json!({"name_filter": "sleep 30; :", "sort_by": "pid"}),
+        )
+        .await
+        .unwrap());
+    let mine = listing["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pid"] == json!(pid))
+        .unwrap_or_else(|| panic!("{listing}"));
+    let command = mine["command"].as_str().unwrap();
+    assert!(command.contains("--password=[redacted]"), "{command}");
+    for secret in ["hunter2", "tok-12345", "pw-secret"] {
+        assert!(!listing.to_string().contains(secret), "{secret} leaked");
+        // A filter cannot probe for the secret either.
+        let probe = ok(server
+            .call("process_list", json!({"name_filter": secret}))
+            .await
+            .unwrap());
+        assert!(
+            !probe["processes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["pid"] == json!(pid)),
+            "{secret}: {probe}"
+        );
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn analyze_log_is_confined_to_the_roots() {
     let root = tempfile::tempdir().unwrap();
     let outside = tempfile::tempdir().unwrap();
