@@ -13,8 +13,9 @@ pub mod redact;
 mod server;
 mod text;
 
+pub use endpoint::CheckEndpointParams;
 pub use error::DevopsError;
 pub use server::{
-    AnalyzeLogParams, CheckEndpointParams, DetectAnomaliesParams, Devops, ProcessInfoParams,
-    ProcessListParams, SampleMetricParams,
+    AnalyzeLogParams, DetectAnomaliesParams, Devops, ProcessInfoParams, ProcessListParams,
+    SampleMetricParams,
 };
