@@ -85,7 +85,7 @@ pub fn collect() -> Result<SystemInfo, String> {
             .with_memory(MemoryRefreshKind::nothing().with_ram()),
     )
     .map_err(|e| format!("cannot read system information: {e}"))?;
-    let build = mcp_rust_core::BUILD_INFO;
+    let build = mcp_server_runtime::BUILD_INFO;
     Ok(SystemInfo {
         os_name: System::name().ok(),
         os_version: System::long_os_version().ok(),

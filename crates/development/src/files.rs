@@ -1,7 +1,7 @@
 //! `list_files`: the files of a tree as git and ripgrep see them.
 
 use code_intel::walk::{WalkOptions, WalkSummary, walk_paths};
-use mcp_rust_core::{CancelFlag, Roots, ToolError};
+use mcp_server_runtime::{CancelFlag, Roots, ToolError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 

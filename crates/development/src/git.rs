@@ -1,7 +1,7 @@
 //! `git_info`: the state of the repository around a path, read with `gix` (no `git` binary).
 
 use gix::bstr::ByteSlice as _;
-use mcp_rust_core::{CancelFlag, Roots, ToolError};
+use mcp_server_runtime::{CancelFlag, Roots, ToolError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 

@@ -20,7 +20,7 @@ pub mod symbols;
 
 use std::sync::Arc;
 
-use mcp_rust_core::{Roots, ServerContext, ToolError, run_blocking};
+use mcp_server_runtime::{Roots, ServerContext, ToolError, run_blocking};
 use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
 use rmcp::{Json, ServerHandler, tool, tool_handler, tool_router};
 

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
-use mcp_rust_core::{Roots, ToolError, confine_path};
+use mcp_server_runtime::{Roots, ToolError, confine_path};
 use schemars::JsonSchema;
 use serde::Deserialize;
 

@@ -12,7 +12,7 @@ mod manifests;
 
 use std::path::{Path, PathBuf};
 
-use mcp_rust_core::{CancelFlag, Roots, ToolError, confine_path};
+use mcp_server_runtime::{CancelFlag, Roots, ToolError, confine_path};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 

@@ -2,7 +2,7 @@
 
 use code_intel::walk::{WalkOptions, WalkSummary, walk_sources};
 use code_intel::{Language, SymbolKind};
-use mcp_rust_core::{CancelFlag, Roots, ToolError};
+use mcp_server_runtime::{CancelFlag, Roots, ToolError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 

@@ -9,7 +9,7 @@ use devops::endpoint::{AddressPolicy, EndpointChecker, EndpointOptions};
 #[command(name = "devops", about)]
 struct Args {
     #[command(flatten)]
-    common: mcp_rust_core::CommonArgs,
+    common: mcp_server_runtime::CommonArgs,
     /// Which addresses check_endpoint may connect to: `any`, or `public-only` (refuses
     /// loopback, private, link-local and other non-public ranges, for every resolved address
     /// and every redirect). Default: `any` over stdio (the client is local), `public-only`
@@ -23,8 +23,8 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    mcp_rust_core::run_server(
-        mcp_rust_core::server_identity!(),
+    mcp_server_runtime::run_server(
+        mcp_server_runtime::server_identity!(),
         |args: &Args| &args.common,
         |args, context| {
             let policy = args

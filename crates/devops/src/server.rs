@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use mcp_rust_core::{ServerContext, ToolError, confine_path, run_blocking};
+use mcp_server_runtime::{ServerContext, ToolError, confine_path, run_blocking};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::{Json, ServerHandler, tool, tool_handler, tool_router};

@@ -4,7 +4,7 @@ mod https_fixture;
 
 use std::path::Path;
 
-use mcp_rust_core::testing::TestServer;
+use mcp_server_runtime::testing::TestServer;
 use rmcp::model::CallToolResult;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -14,10 +14,10 @@ use pyo3::panic::PanicException;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use crate::build_info::BUILD_INFO;
-use crate::confine::{self, ConfineError, Roots};
 use crate::kernels::{self, KernelError};
 use crate::store::{self, Hit, MemoryStore, Record, StoreError};
+use build_info::BUILD_INFO;
+use confined_fs::{self as confine, ConfineError, Roots};
 
 pyo3::create_exception!(
     mcp_rust_core,
@@ -213,8 +213,8 @@ fn confine_path(py: Python<'_>, path: &str, roots: Vec<PathBuf>) -> PyResult<Str
 
 /// Which build of the module this is: crate version, CPU variant, target-cpu, enabled target
 /// features, rustc version, git commit and cargo profile.
-#[pyfunction]
-fn build_info(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+#[pyfunction(name = "build_info")]
+fn py_build_info(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     let info = PyDict::new(py);
     info.set_item("crate_version", env!("CARGO_PKG_VERSION"))?;
     info.set_item("variant", BUILD_INFO.variant)?;
@@ -424,7 +424,7 @@ fn mcp_rust_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(norms, m)?)?;
     m.add_function(wrap_pyfunction!(embed_text, m)?)?;
     m.add_function(wrap_pyfunction!(confine_path, m)?)?;
-    m.add_function(wrap_pyfunction!(build_info, m)?)?;
+    m.add_function(wrap_pyfunction!(py_build_info, m)?)?;
     m.add_function(wrap_pyfunction!(_raise_rust_panic, m)?)?;
     m.add_class::<PyMemoryStore>()?;
     m.add("ConfinementError", py.get_type::<ConfinementError>())?;

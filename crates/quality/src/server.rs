@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use code_intel::walk::{WalkOptions, WalkSummary};
-use mcp_rust_core::{CancelFlag, ServerContext, ToolError, confine_path, run_blocking};
+use mcp_server_runtime::{CancelFlag, ServerContext, ToolError, confine_path, run_blocking};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::{Json, ServerHandler, tool, tool_handler, tool_router};
@@ -307,7 +307,7 @@ fn thresholds_from(params: &FindIssuesParams) -> Result<IssueThresholds, ToolErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mcp_rust_core::{Roots, ToolErrorKind, ToolResult};
+    use mcp_server_runtime::{Roots, ToolErrorKind, ToolResult};
     use std::fs;
 
     fn expect_error<T>(result: ToolResult<T>, what: &str) -> ToolError {

@@ -3,7 +3,7 @@
 use std::fs;
 use std::path::Path;
 
-use mcp_rust_core::testing::TestServer;
+use mcp_server_runtime::testing::TestServer;
 use serde_json::{Value, json};
 
 async fn spawn(root: &Path) -> anyhow::Result<TestServer> {

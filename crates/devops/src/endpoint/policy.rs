@@ -10,7 +10,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use mcp_rust_core::Transport;
+use mcp_server_runtime::Transport;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 

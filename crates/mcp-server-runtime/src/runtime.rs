@@ -18,9 +18,9 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
-use crate::build_info::version_string;
-use crate::confine::Roots;
 use crate::limits::{Guarded, Limits};
+use build_info::version_string;
+use confined_fs::Roots;
 
 /// How the server talks to its client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -32,7 +32,7 @@ pub enum Transport {
 }
 
 /// Options every server accepts. Flatten into the server's own `clap::Parser`:
-/// `#[command(flatten)] common: mcp_rust_core::CommonArgs`.
+/// `#[command(flatten)] common: mcp_server_runtime::CommonArgs`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CommonArgs {
     /// Transport to serve on.

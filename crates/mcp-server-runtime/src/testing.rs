@@ -5,7 +5,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
-//! use mcp_rust_core::testing::TestServer;
+//! use mcp_server_runtime::testing::TestServer;
 //! // In a server crate's tests/*.rs: env!("CARGO_BIN_EXE_bash-god")
 //! let bin = std::path::Path::new("target/debug/bash-god");
 //! let server = TestServer::spawn(bin, &["--root", "."]).await?;

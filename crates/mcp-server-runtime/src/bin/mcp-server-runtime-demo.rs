@@ -6,19 +6,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use mcp_rust_core::{ServerContext, ToolError, confine_path, run_blocking};
+use mcp_server_runtime::{ServerContext, ToolError, confine_path, run_blocking};
 use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
 use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
 use rmcp::{Json, ServerHandler, tool, tool_handler, tool_router};
 
 #[derive(clap::Parser)]
 #[command(
-    name = "mcp-rust-core-demo",
-    about = "Demo MCP server of the mcp-rust-core runtime"
+    name = "mcp-server-runtime-demo",
+    about = "Demo MCP server of the mcp-server-runtime runtime"
 )]
 struct Args {
     #[command(flatten)]
-    common: mcp_rust_core::CommonArgs,
+    common: mcp_server_runtime::CommonArgs,
 }
 
 #[derive(serde::Deserialize, schemars::JsonSchema)]
@@ -152,14 +152,14 @@ impl Demo {
 impl ServerHandler for Demo {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build()).with_server_info(
-            Implementation::new("mcp-rust-core-demo", env!("CARGO_PKG_VERSION")),
+            Implementation::new("mcp-server-runtime-demo", env!("CARGO_PKG_VERSION")),
         )
     }
 }
 
 fn main() -> std::process::ExitCode {
-    mcp_rust_core::run_server(
-        mcp_rust_core::server_identity!(),
+    mcp_server_runtime::run_server(
+        mcp_server_runtime::server_identity!(),
         |args: &Args| &args.common,
         |_args, ctx| Ok::<_, std::convert::Infallible>(Demo::new(ctx)),
     )

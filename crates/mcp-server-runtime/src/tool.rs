@@ -16,7 +16,7 @@ use rmcp::handler::server::tool::IntoCallToolResult;
 use rmcp::model::{CallToolResponse, CallToolResult, ContentBlock};
 use tokio_util::sync::CancellationToken;
 
-use crate::confine::ConfineError;
+use confined_fs::ConfineError;
 
 /// What a tool returns: structured output on success, an `isError` result otherwise.
 ///

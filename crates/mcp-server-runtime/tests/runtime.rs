@@ -4,12 +4,12 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use mcp_rust_core::testing::TestServer;
+use mcp_server_runtime::testing::TestServer;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::process::Command;
 
-const DEMO: &str = env!("CARGO_BIN_EXE_mcp-rust-core-demo");
+const DEMO: &str = env!("CARGO_BIN_EXE_mcp-server-runtime-demo");
 
 /// Upper bound for waits that should end promptly; hitting it fails the test instead of
 /// hanging the suite. Not a speed assertion.
@@ -71,7 +71,7 @@ async fn version_prints_every_build_fact() {
     let first = stdout.lines().next().unwrap();
     assert_eq!(
         first,
-        format!("mcp-rust-core-demo {}", env!("CARGO_PKG_VERSION"))
+        format!("mcp-server-runtime-demo {}", env!("CARGO_PKG_VERSION"))
     );
     for key in [
         "variant: ",
@@ -136,7 +136,7 @@ async fn stdin_eof_after_a_session_exits_0_and_stdout_is_only_protocol() {
     assert_eq!(response["id"], 1);
     assert_eq!(
         response["result"]["serverInfo"]["name"],
-        "mcp-rust-core-demo"
+        "mcp-server-runtime-demo"
     );
     let notification = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
     stdin
@@ -326,7 +326,7 @@ async fn http_transport_answers_initialize_on_loopback_and_exits_0_on_sigterm() 
     .unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(
-        response.contains("\"name\":\"mcp-rust-core-demo\""),
+        response.contains("\"name\":\"mcp-server-runtime-demo\""),
         "{response}"
     );
 
