@@ -136,3 +136,14 @@ impl TestServer {
         Ok(())
     }
 }
+
+/// Creates a FIFO (named pipe) at `path`, for tests that hand one to a tool where a regular
+/// file is expected: nothing ever opens its other end, so a blocking open would hang.
+pub fn make_fifo(path: &Path) -> std::io::Result<()> {
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )?;
+    Ok(())
+}
