@@ -6,8 +6,10 @@
 //! files and on bytes and says which cap it hit, and skips binary files when reading.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+mod ignore_guard;
 
 use confined_fs::Opened;
 use ignore::{WalkBuilder, WalkState};
@@ -172,6 +174,13 @@ where
     V: Fn(&Path, u64) -> Option<T> + Sync,
     S: Fn() -> bool + Sync,
 {
+    let ignore_files = ignore_guard::ignore_file_names(&options.custom_ignore_filenames);
+    if let Some(reason) = ignore_guard::blocking_ignore_file_above(root, &ignore_files) {
+        return WalkOutput {
+            items: Vec::new(),
+            summary: WalkSummary::unopenable_root(&reason),
+        };
+    }
     let shared = Shared::new();
     let items = Mutex::new(Vec::new());
     let mut builder = WalkBuilder::new(root);
@@ -179,6 +188,21 @@ where
         .hidden(!options.include_hidden)
         .follow_links(false)
         .threads(options.threads);
+    let skipped_dirs = Arc::new(Mutex::new(Vec::new()));
+    let skipped = Arc::clone(&skipped_dirs);
+    builder.filter_entry(move |entry| {
+        let is_dir = entry.file_type().is_some_and(|kind| kind.is_dir());
+        match is_dir.then(|| ignore_guard::blocking_ignore_file(entry.path(), &ignore_files)) {
+            Some(Some(reason)) => {
+                skipped
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(reason);
+                false
+            }
+            _ => true,
+        }
+    });
     for name in &options.custom_ignore_filenames {
         builder.add_custom_ignore_filename(name);
     }
@@ -231,6 +255,9 @@ where
             WalkState::Continue
         })
     });
+    for reason in std::mem::take(&mut *skipped_dirs.lock().unwrap_or_else(|e| e.into_inner())) {
+        shared.record_error(reason);
+    }
     WalkOutput {
         items: items.into_inner().unwrap_or_else(|e| e.into_inner()),
         summary: shared.into_summary(),
@@ -518,5 +545,41 @@ mod tests {
         assert!(files.is_empty());
         assert_eq!(summary.error_count, 1);
         assert!(summary.errors[0].contains("missing"), "{summary:?}");
+    }
+
+    #[test]
+    fn a_fifo_named_like_an_ignore_file_is_skipped_not_read() {
+        // The walker would open it with a blocking open and never return.
+        let dir = fixture();
+        let fifo = |path: &Path| {
+            rustix::fs::mkfifoat(
+                rustix::fs::CWD,
+                path,
+                rustix::fs::Mode::from_raw_mode(0o600),
+            )
+            .unwrap()
+        };
+        fifo(&dir.path().join("src/nested/.gitignore"));
+        let (done, outcome) = std::sync::mpsc::channel();
+        let root = dir.path().to_path_buf();
+        std::thread::spawn(move || {
+            let _ = done.send(visited(&root, &WalkOptions::default()));
+        });
+        let (files, summary) = outcome
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the walk blocked on the FIFO");
+        assert_eq!(
+            files,
+            vec!["src/a.rs"],
+            "the directory holding it is skipped"
+        );
+        assert_eq!(summary.error_count, 1, "{summary:?}");
+        assert!(summary.errors[0].contains("FIFO"), "{summary:?}");
+
+        // At the root (or above it) nothing is walked at all.
+        fifo(&dir.path().join(".ignore"));
+        let (files, summary) = visited(&dir.path().join("src"), &WalkOptions::default());
+        assert!(files.is_empty());
+        assert!(summary.errors[0].contains(".ignore"), "{summary:?}");
     }
 }
