@@ -63,7 +63,7 @@ pub use confined_fs::{
 };
 pub use limits::{Guarded, Limits, truncate_middle};
 pub use runtime::{
-    CommonArgs, ServerContext, ServerIdentity, Transport, run_server, run_server_from,
+    CommonArgs, RootsError, ServerContext, ServerIdentity, Transport, run_server, run_server_from,
 };
 pub use tool::{
     CancelFlag, ToolError, ToolErrorKind, ToolResult, current_cancel_flag, run_blocking,

@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::fmt::Display;
 use std::io::IsTerminal as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,7 +45,9 @@ pub struct CommonArgs {
     /// TCP port for `--transport http` (0 picks a free one, logged at startup).
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
-    /// Directory file tools may touch (repeatable). Default: the current directory.
+    /// Directory file tools may touch (repeatable). Default: the current directory, unless
+    /// that is `/`, your home directory or a directory above it (what a GUI client that was
+    /// not given `--root` starts servers in): then the server refuses to start.
     #[arg(long = "root", value_name = "DIR")]
     pub roots: Vec<PathBuf>,
     /// Log filter for stderr: a level (error, warn, info, debug, trace) or tracing
@@ -72,13 +74,68 @@ impl CommonArgs {
         }
     }
 
-    /// The roots these options describe (the current directory when none was given).
-    pub fn resolve_roots(&self) -> Result<Roots, crate::ConfineError> {
+    /// The roots these options describe: the `--root`s, else the current directory unless
+    /// it is too broad to be meant (see [`RootsError::ImplicitRootTooBroad`]).
+    pub fn resolve_roots(&self) -> Result<Roots, RootsError> {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
         if self.roots.is_empty() {
-            Roots::new([PathBuf::from(".")])
+            let roots = Roots::new([PathBuf::from(".")])?;
+            if let Some(what) = too_broad(roots.first(), home.as_deref()) {
+                return Err(RootsError::ImplicitRootTooBroad {
+                    dir: roots.first().to_path_buf(),
+                    what,
+                });
+            }
+            Ok(roots)
         } else {
-            Roots::new(self.roots.iter().cloned())
+            let roots = Roots::new(self.roots.iter().cloned())?;
+            for root in &roots {
+                if let Some(what) = too_broad(root, home.as_deref()) {
+                    tracing::warn!(
+                        root = %root.display(),
+                        "--root is {what}: every file this user can read is within reach of the client; \
+                         pass the project directory instead"
+                    );
+                }
+            }
+            Ok(roots)
         }
+    }
+}
+
+/// Why the roots could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum RootsError {
+    /// A `--root` (or the current directory) is unusable.
+    #[error(transparent)]
+    Confine(#[from] crate::ConfineError),
+    /// No `--root` was given and the current directory is `/`, the home directory or above
+    /// it: where GUI clients start servers they were not told to start elsewhere. Serving
+    /// it would expose far more than the project the user meant.
+    #[error(
+        "no --root given and the current directory {dir:?} is {what}; refusing to serve it. \
+         Pass --root DIR (in an MCP client config: \"args\": [\"--root\", \"/path/to/project\"])"
+    )]
+    ImplicitRootTooBroad {
+        /// The current directory.
+        dir: PathBuf,
+        /// "the file system root", "your home directory"...
+        what: &'static str,
+    },
+}
+
+/// `Some(description)` when the canonical `dir` is `/`, `home`, or a directory above `home`.
+fn too_broad(dir: &Path, home: Option<&Path>) -> Option<&'static str> {
+    if dir.parent().is_none() {
+        return Some("the file system root");
+    }
+    let home = home.and_then(|home| home.canonicalize().ok())?;
+    if dir == home {
+        Some("your home directory")
+    } else if home.starts_with(dir) {
+        Some("a directory above your home directory")
+    } else {
+        None
     }
 }
 
@@ -426,6 +483,31 @@ mod tests {
         assert_eq!(args.log_level, "debug");
         assert_eq!(args.limits().max_output_bytes, 100);
         assert_eq!(args.limits().tool_timeout, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn slash_home_and_above_are_too_broad_to_be_an_implicit_root() {
+        let home = tempfile::tempdir().unwrap();
+        let home_path = home.path().canonicalize().unwrap();
+        let project = home_path.join("project");
+        std::fs::create_dir(&project).unwrap();
+        let with_home = |dir: &Path| too_broad(dir, Some(&home_path));
+        assert_eq!(with_home(Path::new("/")), Some("the file system root"));
+        assert_eq!(
+            too_broad(Path::new("/"), None),
+            Some("the file system root")
+        );
+        assert_eq!(with_home(&home_path), Some("your home directory"));
+        assert_eq!(
+            with_home(home_path.parent().unwrap()),
+            Some("a directory above your home directory")
+        );
+        assert_eq!(with_home(&project), None);
+        assert_eq!(
+            too_broad(&project, None),
+            None,
+            "no HOME: only / is refused"
+        );
     }
 
     #[test]

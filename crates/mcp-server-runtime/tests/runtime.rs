@@ -105,6 +105,47 @@ async fn bad_root_exits_2_with_a_clear_message() {
 }
 
 #[tokio::test]
+async fn slash_or_home_as_the_implicit_root_is_refused() {
+    let home = tempfile::tempdir().unwrap();
+    for (cwd, what) in [
+        (Path::new("/"), "the file system root"),
+        (home.path(), "your home directory"),
+    ] {
+        let output = Command::new(DEMO)
+            .current_dir(cwd)
+            .env("HOME", home.path())
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{output:?}");
+        assert!(output.stdout.is_empty());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(what) && stderr.contains("--root"),
+            "{stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_explicit_broad_root_starts_with_a_loud_warning() {
+    let output = Command::new(DEMO)
+        .args(["--root", "/"])
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("WARN") && stderr.contains("the file system root"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
 async fn unknown_option_exits_2() {
     let output = Command::new(DEMO)
         .arg("--no-such-option")
