@@ -12,13 +12,12 @@ use std::time::Duration;
 use rmcp::ServerHandler;
 use rmcp::ServiceExt as _;
 use rmcp::service::ServerInitializeError;
-use rmcp::transport::StreamableHttpServerConfig;
-use rmcp::transport::streamable_http_server::StreamableHttpService;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
-use crate::limits::{Guarded, Limits};
+use crate::guarded::Guarded;
+use crate::http::{HttpArgs, serve_http};
+use crate::limits::Limits;
 use build_info::version_string;
 use confined_fs::Roots;
 
@@ -39,7 +38,7 @@ pub struct CommonArgs {
     #[arg(long, value_enum, default_value_t = Transport::Stdio)]
     pub transport: Transport,
     /// Address to listen on with `--transport http`. Anything but loopback exposes the
-    /// server (which has no authentication) to the network.
+    /// server to the network and requires a bearer token (--auth-token-file).
     #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
     pub listen: IpAddr,
     /// TCP port for `--transport http` (0 picks a free one, logged at startup).
@@ -60,6 +59,13 @@ pub struct CommonArgs {
     /// Time limit of one tool call, in seconds.
     #[arg(long, default_value_t = Limits::DEFAULT_TOOL_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     pub tool_timeout_secs: u64,
+    /// Tool calls running at once, all clients together; further calls are refused with
+    /// an error asking to retry.
+    #[arg(long, default_value_t = Limits::DEFAULT_MAX_CONCURRENT_CALLS, value_parser = parse_positive)]
+    pub max_concurrent_calls: usize,
+    /// HTTP transport security: allowed origins and hosts, bearer token, session cap.
+    #[command(flatten)]
+    pub http: HttpArgs,
     /// Print version, CPU variant, target CPU, compiler and commit, then exit.
     #[arg(short = 'V', long = "version")]
     pub print_version: bool,
@@ -71,6 +77,7 @@ impl CommonArgs {
         Limits {
             max_output_bytes: self.max_output_bytes,
             tool_timeout: Duration::from_secs(self.tool_timeout_secs),
+            max_concurrent_calls: self.max_concurrent_calls,
         }
     }
 
@@ -100,6 +107,15 @@ impl CommonArgs {
             }
             Ok(roots)
         }
+    }
+}
+
+/// A count of at least 1, for options where 0 would stop the server from working.
+fn parse_positive(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(error) => Err(error.to_string()),
     }
 }
 
@@ -245,6 +261,16 @@ where
             return ExitCode::from(EXIT_STARTUP);
         }
     };
+    let http_security = match common_args.transport {
+        Transport::Http => match common_args.http.resolve(common_args.listen) {
+            Ok(security) => Some(security),
+            Err(message) => {
+                eprintln!("{}: {message}", identity.name);
+                return ExitCode::from(EXIT_STARTUP);
+            }
+        },
+        Transport::Stdio => None,
+    };
     let context = ServerContext {
         roots: Arc::new(roots),
         limits: common_args.limits(),
@@ -277,11 +303,11 @@ where
     let outcome = runtime.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
-        match common_args.transport {
-            Transport::Stdio => serve_stdio(server, context.limits, shutdown).await,
-            Transport::Http => {
+        match http_security {
+            None => serve_stdio(server, context.limits, shutdown).await,
+            Some(security) => {
                 let addr = SocketAddr::new(common_args.listen, common_args.port);
-                serve_http(server, context.limits, addr, shutdown).await
+                serve_http(server, context.limits, addr, security, shutdown).await
             }
         }
     });
@@ -307,7 +333,7 @@ where
 
 /// Why serving ended badly: before the server was reachable, or while serving.
 #[derive(Debug)]
-enum ServeError {
+pub(crate) enum ServeError {
     Startup(String),
     Serving(String),
 }
@@ -394,41 +420,6 @@ async fn serve_stdio<S: ServerHandler>(
         () = shutdown.cancelled() => cancel_service.cancel(),
     }
     Ok(())
-}
-
-async fn serve_http<S: ServerHandler + Clone>(
-    server: S,
-    limits: Limits,
-    addr: SocketAddr,
-    shutdown: CancellationToken,
-) -> Result<(), ServeError> {
-    let mut config =
-        StreamableHttpServerConfig::default().with_cancellation_token(shutdown.child_token());
-    if !addr.ip().is_loopback() {
-        tracing::warn!(%addr, "listening on a non-loopback address: anyone who can reach it can call every tool");
-        let mut hosts = config.allowed_hosts.clone();
-        hosts.push(addr.ip().to_string());
-        config = config.with_allowed_hosts(hosts);
-    }
-    let service = StreamableHttpService::new(
-        move || Ok(Guarded::new(server.clone(), limits)),
-        Arc::new(LocalSessionManager::default()),
-        config,
-    );
-    let router = axum::Router::new().nest_service("/mcp", service);
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|error| {
-        ServeError::Startup(format!(
-            "cannot listen on {addr} ({error}); pick another --port (0 = any free port) or --listen address"
-        ))
-    })?;
-    let local = listener
-        .local_addr()
-        .map_err(|error| ServeError::Startup(format!("cannot read the bound address: {error}")))?;
-    tracing::info!("listening on http://{local}/mcp");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-        .map_err(|error| ServeError::Serving(format!("HTTP server failed: {error}")))
 }
 
 #[cfg(test)]
