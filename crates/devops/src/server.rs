@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use mcp_server_runtime::{ServerContext, ToolError, confine_path, run_blocking};
+use mcp_server_runtime::{ServerContext, ToolError, run_blocking};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::{Json, ServerHandler, tool, tool_handler, tool_router};
@@ -14,7 +14,7 @@ use crate::endpoint::{
     CheckEndpointParams, DEFAULT_TIMEOUT_MS, EndpointChecker, EndpointReport, EndpointRequest,
 };
 use crate::error::DevopsError;
-use crate::logs::{LogAnalysis, LogQuery, analyze_log_file};
+use crate::logs::{LogAnalysis, LogQuery, analyze_open_log};
 use crate::metrics::{
     DiskUsageReport, MetricSamples, NetworkReport, SampledMetric, SamplingPlan, SystemMetrics,
     disk_usage, network_stats, sample_metric_anomalies, system_metrics,
@@ -242,15 +242,21 @@ impl Devops {
         &self,
         Parameters(params): Parameters<AnalyzeLogParams>,
     ) -> Result<Json<LogAnalysis>, ToolError> {
-        let path = confine_path(&params.path, &self.context.roots)?;
+        // Opened beneath its root (a symlink swapped in cannot redirect it); FIFOs, sockets
+        // and directories are refused without blocking.
+        let file = self.context.roots.open_file(&params.path)?;
         let query = LogQuery::new(
             params.pattern.as_deref(),
             params.since.as_deref(),
             params.limit,
         )?;
-        let analysis =
-            run_blocking(move |flag| Ok(analyze_log_file(&path, &query, &|| flag.is_cancelled())?))
-                .await?;
+        let shown = file.path().display().to_string();
+        let analysis = run_blocking(move |flag| {
+            Ok(analyze_open_log(file.into_file(), &shown, &query, &|| {
+                flag.is_cancelled()
+            })?)
+        })
+        .await?;
         Ok(Json(analysis))
     }
 

@@ -267,7 +267,10 @@ fn chroot_command(rootfs: &Path, process: &BundleProcess) -> Command {
     command
         .arg(format!("--userspec={}:{}", process.uid, process.gid))
         .arg(rootfs)
-        .args(&process.args);
+        .args(&process.args)
+        // chroot(1) starts in `/`, a container engine in the image's working directory, and
+        // the servers refuse `/` as an implicit root: name the working directory instead.
+        .args(["--root", &process.cwd]);
     command
 }
 
