@@ -98,11 +98,20 @@ pub fn this_cpu() -> String {
         .unwrap_or_else(|| "unknown CPU".to_owned())
 }
 
-/// `model name` of the first processor in `/proc/cpuinfo`.
+/// `model name` of the first processor in `/proc/cpuinfo`, with its family and model
+/// numbers when present ("AMD EPYC (family 25, model 17)"): a model name alone can be as
+/// vague as "AMD EPYC".
 pub fn cpu_model(cpuinfo: &str) -> Option<String> {
-    cpuinfo.lines().find_map(|line| {
-        let (key, value) = line.split_once(':')?;
-        (key.trim() == "model name").then(|| value.trim().to_owned())
+    let field = |name: &str| {
+        cpuinfo.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            (key.trim() == name).then(|| value.trim().to_owned())
+        })
+    };
+    let name = field("model name")?;
+    Some(match (field("cpu family"), field("model")) {
+        (Some(family), Some(model)) => format!("{name} (family {family}, model {model})"),
+        _ => name,
     })
 }
 
@@ -160,6 +169,11 @@ mod tests {
     fn cpu_model_comes_from_cpuinfo() {
         let cpuinfo = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9R14\n";
         assert_eq!(cpu_model(cpuinfo).as_deref(), Some("AMD EPYC 9R14"));
+        let full = "processor\t: 0\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\n";
+        assert_eq!(
+            cpu_model(full).as_deref(),
+            Some("AMD EPYC (family 25, model 17)")
+        );
         assert_eq!(cpu_model(""), None);
     }
 }
