@@ -103,7 +103,7 @@ fn race(root: &Path, open: impl Fn() -> Result<String, ConfineError>) {
     );
 }
 
-fn read_all(mut file: crate::ConfinedFile) -> String {
+fn read_all(file: crate::ConfinedFile) -> String {
     String::from_utf8(file.read_capped(1 << 20).unwrap()).unwrap()
 }
 

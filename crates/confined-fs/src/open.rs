@@ -5,7 +5,7 @@ use std::fs::{File, FileType, Metadata};
 use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt as _;
-use std::os::unix::fs::FileTypeExt as _;
+use std::os::unix::fs::{FileExt as _, FileTypeExt as _};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::OFlags;
@@ -49,13 +49,41 @@ impl ConfinedFile {
     pub fn into_file(self) -> File {
         self.file
     }
-    /// Reads at most `limit` bytes from the current position: a file that grows while it
-    /// is read cannot make the caller hold more than it budgeted.
-    pub fn read_capped(&mut self, limit: u64) -> io::Result<Vec<u8>> {
+    /// Reads at most `limit` bytes from the start of the file (positional reads: the
+    /// offset [`Read`] uses is not moved). A file that grows while it is read cannot make
+    /// the caller hold more than it budgeted.
+    pub fn read_capped(&self, limit: u64) -> io::Result<Vec<u8>> {
         let expected = self.len().min(limit);
-        let mut bytes = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
-        (&self.file).take(limit).read_to_end(&mut bytes)?;
+        let mut bytes = vec![0; usize::try_from(expected).unwrap_or(0)];
+        let mut filled = 0;
+        loop {
+            if filled == bytes.len() {
+                if filled as u64 >= limit {
+                    break;
+                }
+                // The file grew since it was opened: keep reading up to the limit.
+                let more = (limit - filled as u64).min(64 * 1024) as usize;
+                bytes.resize(filled + more, 0);
+            }
+            match self.file.read_at(&mut bytes[filled..], filled as u64) {
+                Ok(0) => break,
+                Ok(read) => filled += read,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        }
+        bytes.truncate(filled);
         Ok(bytes)
+    }
+
+    /// Another handle on the same open file. It shares the offset [`Read`] moves;
+    /// [`read_capped`](Self::read_capped) does not use it.
+    pub fn try_clone(&self) -> io::Result<Self> {
+        Ok(Self {
+            file: self.file.try_clone()?,
+            path: self.path.clone(),
+            metadata: self.metadata.clone(),
+        })
     }
 }
 
@@ -220,11 +248,39 @@ pub enum Opened {
 }
 
 impl Opened {
+    /// Opens `path` by name, following symbolic links wherever they lead, for paths the
+    /// caller trusts (tests, command-line tools, a walk over a directory it chose). Only the
+    /// kind checks apply: a FIFO is still refused without blocking.
+    pub fn open_ambient(path: impl AsRef<Path>) -> Result<Self, ConfineError> {
+        open_by_name(path.as_ref(), Want::Either)
+    }
+
     /// The path it was opened as.
     pub fn path(&self) -> &Path {
         match self {
             Self::File(file) => file.path(),
             Self::Dir(dir) => dir.path(),
+        }
+    }
+
+    /// The regular file at `path`, as a walk of [`path`](Self::path) yields it: for a
+    /// directory, opened beneath it ([`ConfinedDir::open_file`]); for a file, the file
+    /// itself (another handle on it) when `path` is its path.
+    pub fn open_file(&self, path: impl AsRef<Path>) -> Result<ConfinedFile, ConfineError> {
+        let path = path.as_ref();
+        match self {
+            Self::Dir(dir) => dir.open_file(path),
+            Self::File(file) if path == file.path() || path.as_os_str().is_empty() => {
+                file.try_clone().map_err(|source| ConfineError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+            Self::File(file) => Err(ConfineError::Escape {
+                path: path.to_path_buf(),
+                dir: file.path().to_path_buf(),
+                reason: "only the file itself can be opened through a file",
+            }),
         }
     }
 }
@@ -272,6 +328,23 @@ pub(crate) fn open_at(
         }
         Err(errno) => return Err(open_error(errno, shown, base, want)),
     };
+    classify(fd, shown, want)
+}
+
+/// Opens `path` by name, following symbolic links wherever they lead: for paths the
+/// caller trusts (tests, command-line tools). Same kind checks as the confined opens.
+pub(crate) fn open_by_name(path: &Path, want: Want) -> Result<Opened, ConfineError> {
+    let flags = match want {
+        Want::Dir => READ_FLAGS | OFlags::DIRECTORY,
+        Want::File | Want::Either => READ_FLAGS,
+    };
+    let fd = rustix::fs::open(path, flags | OFlags::CLOEXEC, rustix::fs::Mode::empty())
+        .map_err(|errno| open_error(errno, path.to_path_buf(), path, want))?;
+    classify(fd, path.to_path_buf(), want)
+}
+
+/// Checks the kind of the open `fd` and returns it in blocking mode.
+fn classify(fd: OwnedFd, shown: PathBuf, want: Want) -> Result<Opened, ConfineError> {
     let file = File::from(fd);
     let metadata = file.metadata().map_err(|source| ConfineError::Io {
         path: shown.clone(),
@@ -367,5 +440,90 @@ pub fn describe_kind(kind: &FileType) -> &'static str {
         "a character device"
     } else {
         "not a regular file"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Roots;
+    use std::fs;
+    use std::io::Write as _;
+
+    #[test]
+    fn read_capped_reads_from_the_start_up_to_the_limit() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join("f"), "0123456789").unwrap();
+        let roots = Roots::new([tmp.path().to_path_buf()]).unwrap();
+        let mut file = roots.open_file("f").unwrap();
+        assert_eq!(file.read_capped(4).unwrap(), b"0123");
+        assert_eq!(file.read_capped(100).unwrap(), b"0123456789");
+        // Positional: the stream offset is untouched, and reads do not disturb it.
+        let mut head = [0u8; 3];
+        file.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"012");
+        assert_eq!(file.read_capped(2).unwrap(), b"01");
+    }
+
+    #[test]
+    fn read_capped_follows_a_file_that_grew_but_not_past_the_limit() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join("f"), "ab").unwrap();
+        let roots = Roots::new([tmp.path().to_path_buf()]).unwrap();
+        let file = roots.open_file("f").unwrap();
+        let mut append = fs::OpenOptions::new()
+            .append(true)
+            .open(tmp.path().join("f"))
+            .unwrap();
+        append.write_all(&[b'x'; 100_000]).unwrap();
+        assert_eq!(file.len(), 2, "metadata is from the open");
+        assert_eq!(file.read_capped(80_000).unwrap().len(), 80_000);
+        assert_eq!(file.read_capped(1 << 20).unwrap().len(), 100_002);
+        let empty = tmp.path().join("empty");
+        fs::write(&empty, "").unwrap();
+        assert!(
+            roots
+                .open_file("empty")
+                .unwrap()
+                .read_capped(10)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn opened_file_opens_only_itself() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join("f"), "f").unwrap();
+        fs::write(tmp.path().join("g"), "g").unwrap();
+        let roots = Roots::new([tmp.path().to_path_buf()]).unwrap();
+        let opened = roots.open("f").unwrap();
+        let again = opened.open_file(opened.path()).unwrap();
+        assert_eq!(again.read_capped(10).unwrap(), b"f");
+        let err = opened.open_file(tmp.path().join("g")).unwrap_err();
+        assert!(matches!(err, ConfineError::Escape { .. }), "{err}");
+    }
+
+    #[test]
+    fn ambient_open_checks_the_kind_without_blocking() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fifo = tmp.path().join("fifo");
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
+        let err = Opened::open_ambient(&fifo).unwrap_err();
+        assert!(err.to_string().contains("FIFO"), "{err}");
+        assert!(matches!(
+            Opened::open_ambient(tmp.path()).unwrap(),
+            Opened::Dir(_)
+        ));
+        let err = Opened::open_ambient(tmp.path().join("missing")).unwrap_err();
+        assert!(
+            matches!(&err, ConfineError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound),
+            "{err}"
+        );
     }
 }

@@ -48,11 +48,14 @@
 //! Integration tests drive the real binary through `testing::TestServer` (cargo feature
 //! `testing`).
 
+mod guarded;
+mod http;
 pub mod limits;
 pub mod runtime;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod tool;
+mod truncate;
 
 // Servers reach the build facts and path confinement through the runtime, so a server crate
 // depends on one crate for everything it shares with the others.
@@ -61,10 +64,13 @@ pub use confined_fs::{
     ConfineError, ConfinedDir, ConfinedFile, DirEntry, EntryKind, Opened, Roots, confine_path,
     describe_kind,
 };
-pub use limits::{Guarded, Limits, truncate_middle};
+pub use guarded::Guarded;
+pub use http::{AUTH_TOKEN_ENV, HttpArgs};
+pub use limits::Limits;
 pub use runtime::{
-    CommonArgs, ServerContext, ServerIdentity, Transport, run_server, run_server_from,
+    CommonArgs, RootsError, ServerContext, ServerIdentity, Transport, run_server, run_server_from,
 };
 pub use tool::{
     CancelFlag, ToolError, ToolErrorKind, ToolResult, current_cancel_flag, run_blocking,
 };
+pub use truncate::{HeadTail, truncate_middle, truncated_bytes, truncation_marker};

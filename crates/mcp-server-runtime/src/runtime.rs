@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::fmt::Display;
 use std::io::IsTerminal as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,13 +12,12 @@ use std::time::Duration;
 use rmcp::ServerHandler;
 use rmcp::ServiceExt as _;
 use rmcp::service::ServerInitializeError;
-use rmcp::transport::StreamableHttpServerConfig;
-use rmcp::transport::streamable_http_server::StreamableHttpService;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
-use crate::limits::{Guarded, Limits};
+use crate::guarded::Guarded;
+use crate::http::{HttpArgs, serve_http};
+use crate::limits::Limits;
 use build_info::version_string;
 use confined_fs::Roots;
 
@@ -39,13 +38,15 @@ pub struct CommonArgs {
     #[arg(long, value_enum, default_value_t = Transport::Stdio)]
     pub transport: Transport,
     /// Address to listen on with `--transport http`. Anything but loopback exposes the
-    /// server (which has no authentication) to the network.
+    /// server to the network and requires a bearer token (--auth-token-file).
     #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
     pub listen: IpAddr,
     /// TCP port for `--transport http` (0 picks a free one, logged at startup).
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
-    /// Directory file tools may touch (repeatable). Default: the current directory.
+    /// Directory file tools may touch (repeatable). Default: the current directory, unless
+    /// that is `/`, your home directory or a directory above it (what a GUI client that was
+    /// not given `--root` starts servers in): then the server refuses to start.
     #[arg(long = "root", value_name = "DIR")]
     pub roots: Vec<PathBuf>,
     /// Log filter for stderr: a level (error, warn, info, debug, trace) or tracing
@@ -58,6 +59,13 @@ pub struct CommonArgs {
     /// Time limit of one tool call, in seconds.
     #[arg(long, default_value_t = Limits::DEFAULT_TOOL_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     pub tool_timeout_secs: u64,
+    /// Tool calls running at once, all clients together; further calls are refused with
+    /// an error asking to retry.
+    #[arg(long, default_value_t = Limits::DEFAULT_MAX_CONCURRENT_CALLS, value_parser = parse_positive)]
+    pub max_concurrent_calls: usize,
+    /// HTTP transport security: allowed origins and hosts, bearer token, session cap.
+    #[command(flatten)]
+    pub http: HttpArgs,
     /// Print version, CPU variant, target CPU, compiler and commit, then exit.
     #[arg(short = 'V', long = "version")]
     pub print_version: bool,
@@ -69,16 +77,81 @@ impl CommonArgs {
         Limits {
             max_output_bytes: self.max_output_bytes,
             tool_timeout: Duration::from_secs(self.tool_timeout_secs),
+            max_concurrent_calls: self.max_concurrent_calls,
         }
     }
 
-    /// The roots these options describe (the current directory when none was given).
-    pub fn resolve_roots(&self) -> Result<Roots, crate::ConfineError> {
+    /// The roots these options describe: the `--root`s, else the current directory unless
+    /// it is too broad to be meant (see [`RootsError::ImplicitRootTooBroad`]).
+    pub fn resolve_roots(&self) -> Result<Roots, RootsError> {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
         if self.roots.is_empty() {
-            Roots::new([PathBuf::from(".")])
+            let roots = Roots::new([PathBuf::from(".")])?;
+            if let Some(what) = too_broad(roots.first(), home.as_deref()) {
+                return Err(RootsError::ImplicitRootTooBroad {
+                    dir: roots.first().to_path_buf(),
+                    what,
+                });
+            }
+            Ok(roots)
         } else {
-            Roots::new(self.roots.iter().cloned())
+            let roots = Roots::new(self.roots.iter().cloned())?;
+            for root in &roots {
+                if let Some(what) = too_broad(root, home.as_deref()) {
+                    tracing::warn!(
+                        root = %root.display(),
+                        "--root is {what}: every file this user can read is within reach of the client; \
+                         pass the project directory instead"
+                    );
+                }
+            }
+            Ok(roots)
         }
+    }
+}
+
+/// A count of at least 1, for options where 0 would stop the server from working.
+fn parse_positive(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// Why the roots could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum RootsError {
+    /// A `--root` (or the current directory) is unusable.
+    #[error(transparent)]
+    Confine(#[from] crate::ConfineError),
+    /// No `--root` was given and the current directory is `/`, the home directory or above
+    /// it: where GUI clients start servers they were not told to start elsewhere. Serving
+    /// it would expose far more than the project the user meant.
+    #[error(
+        "no --root given and the current directory {dir:?} is {what}; refusing to serve it. \
+         Pass --root DIR (in an MCP client config: \"args\": [\"--root\", \"/path/to/project\"])"
+    )]
+    ImplicitRootTooBroad {
+        /// The current directory.
+        dir: PathBuf,
+        /// "the file system root", "your home directory"...
+        what: &'static str,
+    },
+}
+
+/// `Some(description)` when the canonical `dir` is `/`, `home`, or a directory above `home`.
+fn too_broad(dir: &Path, home: Option<&Path>) -> Option<&'static str> {
+    if dir.parent().is_none() {
+        return Some("the file system root");
+    }
+    let home = home.and_then(|home| home.canonicalize().ok())?;
+    if dir == home {
+        Some("your home directory")
+    } else if home.starts_with(dir) {
+        Some("a directory above your home directory")
+    } else {
+        None
     }
 }
 
@@ -188,6 +261,16 @@ where
             return ExitCode::from(EXIT_STARTUP);
         }
     };
+    let http_security = match common_args.transport {
+        Transport::Http => match common_args.http.resolve(common_args.listen) {
+            Ok(security) => Some(security),
+            Err(message) => {
+                eprintln!("{}: {message}", identity.name);
+                return ExitCode::from(EXIT_STARTUP);
+            }
+        },
+        Transport::Stdio => None,
+    };
     let context = ServerContext {
         roots: Arc::new(roots),
         limits: common_args.limits(),
@@ -220,11 +303,11 @@ where
     let outcome = runtime.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
-        match common_args.transport {
-            Transport::Stdio => serve_stdio(server, context.limits, shutdown).await,
-            Transport::Http => {
+        match http_security {
+            None => serve_stdio(server, context.limits, shutdown).await,
+            Some(security) => {
                 let addr = SocketAddr::new(common_args.listen, common_args.port);
-                serve_http(server, context.limits, addr, shutdown).await
+                serve_http(server, context.limits, addr, security, shutdown).await
             }
         }
     });
@@ -250,7 +333,7 @@ where
 
 /// Why serving ended badly: before the server was reachable, or while serving.
 #[derive(Debug)]
-enum ServeError {
+pub(crate) enum ServeError {
     Startup(String),
     Serving(String),
 }
@@ -339,41 +422,6 @@ async fn serve_stdio<S: ServerHandler>(
     Ok(())
 }
 
-async fn serve_http<S: ServerHandler + Clone>(
-    server: S,
-    limits: Limits,
-    addr: SocketAddr,
-    shutdown: CancellationToken,
-) -> Result<(), ServeError> {
-    let mut config =
-        StreamableHttpServerConfig::default().with_cancellation_token(shutdown.child_token());
-    if !addr.ip().is_loopback() {
-        tracing::warn!(%addr, "listening on a non-loopback address: anyone who can reach it can call every tool");
-        let mut hosts = config.allowed_hosts.clone();
-        hosts.push(addr.ip().to_string());
-        config = config.with_allowed_hosts(hosts);
-    }
-    let service = StreamableHttpService::new(
-        move || Ok(Guarded::new(server.clone(), limits)),
-        Arc::new(LocalSessionManager::default()),
-        config,
-    );
-    let router = axum::Router::new().nest_service("/mcp", service);
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|error| {
-        ServeError::Startup(format!(
-            "cannot listen on {addr} ({error}); pick another --port (0 = any free port) or --listen address"
-        ))
-    })?;
-    let local = listener
-        .local_addr()
-        .map_err(|error| ServeError::Startup(format!("cannot read the bound address: {error}")))?;
-    tracing::info!("listening on http://{local}/mcp");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-        .map_err(|error| ServeError::Serving(format!("HTTP server failed: {error}")))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,6 +474,31 @@ mod tests {
         assert_eq!(args.log_level, "debug");
         assert_eq!(args.limits().max_output_bytes, 100);
         assert_eq!(args.limits().tool_timeout, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn slash_home_and_above_are_too_broad_to_be_an_implicit_root() {
+        let home = tempfile::tempdir().unwrap();
+        let home_path = home.path().canonicalize().unwrap();
+        let project = home_path.join("project");
+        std::fs::create_dir(&project).unwrap();
+        let with_home = |dir: &Path| too_broad(dir, Some(&home_path));
+        assert_eq!(with_home(Path::new("/")), Some("the file system root"));
+        assert_eq!(
+            too_broad(Path::new("/"), None),
+            Some("the file system root")
+        );
+        assert_eq!(with_home(&home_path), Some("your home directory"));
+        assert_eq!(
+            with_home(home_path.parent().unwrap()),
+            Some("a directory above your home directory")
+        );
+        assert_eq!(with_home(&project), None);
+        assert_eq!(
+            too_broad(&project, None),
+            None,
+            "no HOME: only / is refused"
+        );
     }
 
     #[test]

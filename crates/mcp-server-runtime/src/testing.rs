@@ -136,3 +136,30 @@ impl TestServer {
         Ok(())
     }
 }
+
+/// Creates a FIFO (named pipe) at `path`, for tests that hand one to a tool where a regular
+/// file is expected: nothing ever opens its other end, so a blocking open would hang.
+pub fn make_fifo(path: &Path) -> std::io::Result<()> {
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )?;
+    Ok(())
+}
+
+/// Reads a server's stderr until the runtime logs the address `--transport http` bound
+/// (`listening on http://ADDR/mcp`) and returns `ADDR`; keeps draining stderr afterwards
+/// so the child never blocks on a full pipe. `None` if the server exits first.
+pub async fn http_listen_addr(stderr: tokio::process::ChildStderr) -> Option<String> {
+    use tokio::io::AsyncBufReadExt as _;
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            let addr = rest.split("/mcp").next().unwrap_or_default().to_owned();
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            return Some(addr);
+        }
+    }
+    None
+}

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use mcp_server_runtime::testing::TestServer;
+use mcp_server_runtime::testing::{TestServer, http_listen_addr};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::process::Command;
@@ -100,6 +100,47 @@ async fn bad_root_exits_2_with_a_clear_message() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("/definitely/not/here") && stderr.contains("--root"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn slash_or_home_as_the_implicit_root_is_refused() {
+    let home = tempfile::tempdir().unwrap();
+    for (cwd, what) in [
+        (Path::new("/"), "the file system root"),
+        (home.path(), "your home directory"),
+    ] {
+        let output = Command::new(DEMO)
+            .current_dir(cwd)
+            .env("HOME", home.path())
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{output:?}");
+        assert!(output.stdout.is_empty());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(what) && stderr.contains("--root"),
+            "{stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_explicit_broad_root_starts_with_a_loud_warning() {
+    let output = Command::new(DEMO)
+        .args(["--root", "/"])
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("WARN") && stderr.contains("the file system root"),
         "{stderr}"
     );
 }
@@ -256,24 +297,6 @@ async fn tool_timeout_from_the_command_line_applies() {
     server.shutdown().await.unwrap();
 }
 
-/// Reads the child's stderr until the runtime logs its bound address.
-async fn wait_for_listen_addr(stderr: tokio::process::ChildStderr) -> String {
-    let mut lines = BufReader::new(stderr).lines();
-    loop {
-        let line = lines
-            .next_line()
-            .await
-            .unwrap()
-            .expect("server exited before listening");
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            let addr = rest.split("/mcp").next().unwrap().to_owned();
-            // Keep draining stderr so the child never blocks on a full pipe.
-            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-            return addr;
-        }
-    }
-}
-
 #[tokio::test]
 async fn http_transport_answers_initialize_on_loopback_and_exits_0_on_sigterm() {
     let mut child = Command::new(DEMO)
@@ -293,12 +316,10 @@ async fn http_transport_answers_initialize_on_loopback_and_exits_0_on_sigterm() 
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let addr = tokio::time::timeout(
-        HANG_GUARD,
-        wait_for_listen_addr(child.stderr.take().unwrap()),
-    )
-    .await
-    .unwrap();
+    let addr = tokio::time::timeout(HANG_GUARD, http_listen_addr(child.stderr.take().unwrap()))
+        .await
+        .unwrap()
+        .expect("the server listens");
     assert!(addr.starts_with("127.0.0.1:"), "{addr}");
 
     let body = initialize_request();
