@@ -379,3 +379,27 @@ async fn calls_beyond_the_concurrency_limit_are_refused_at_once() {
     .await
     .expect("the slot was released after the cancelled call ended");
 }
+
+#[cfg(feature = "testing")]
+#[tokio::test]
+async fn adversarial_json_rpc_in_process_never_stops_the_guarded_server() {
+    // `sleep_forever` and `spin` only end by timeout; the rest answer at once or panic.
+    let options = crate::testing::FuzzOptions {
+        skip_tools: vec!["sleep_forever".to_owned(), "spin".to_owned()],
+        ..Default::default()
+    };
+    let report = crate::testing::fuzz_json_rpc(
+        || TestTools {
+            tool_router: TestTools::tool_router(),
+            probe: Probe::default(),
+        },
+        options,
+    )
+    .await;
+    assert!(report.cases > 0, "{report:?}");
+    assert!(
+        report.tools_called.contains(&"boom".to_owned()),
+        "{report:?}"
+    );
+    assert!(report.responses > report.cases, "{report:?}");
+}
