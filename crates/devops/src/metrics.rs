@@ -57,12 +57,8 @@ pub struct MemoryMetrics {
     pub swap_free_bytes: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct LoadAverage {
-    pub one: f64,
-    pub five: f64,
-    pub fifteen: f64,
-}
+/// The host's load averages, shared with bash-god's `system_info`.
+pub use mcp_server_runtime::host::LoadAverage;
 
 fn new_system() -> Result<System, DevopsError> {
     System::new().map_err(|e| DevopsError::Failed(format!("cannot read system information: {e}")))
@@ -103,11 +99,7 @@ pub async fn system_metrics() -> Result<SystemMetrics, DevopsError> {
         boot_time_unix: System::boot_time().ok(),
         cpu,
         memory: memory_metrics(&system),
-        load_average: System::load_average().ok().map(|l| LoadAverage {
-            one: l.one,
-            five: l.five,
-            fifteen: l.fifteen,
-        }),
+        load_average: LoadAverage::now(),
     })
 }
 
@@ -357,9 +349,7 @@ pub(crate) fn percent(part: u64, total: u64) -> f64 {
     }
 }
 
-pub(crate) fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
-}
+pub(crate) use mcp_server_runtime::round2;
 
 #[cfg(test)]
 mod tests {
