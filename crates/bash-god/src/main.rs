@@ -24,14 +24,23 @@ struct Args {
     /// Extra directory executed commands may read (repeatable), e.g. a toolchain in $HOME.
     #[arg(long = "exec-read-only", value_name = "DIR", requires = "allow_exec")]
     exec_read_only: Vec<PathBuf>,
-    /// Snapshot file of the execution history, loaded at start and rewritten after each run.
+    /// Journal file of the execution history: read at start, one line appended per run
+    /// (created if missing).
     #[arg(long, value_name = "FILE")]
     history: Option<PathBuf>,
+    /// Most executions the history keeps (the oldest go first).
+    #[arg(long, value_name = "N", default_value_t = bash_god::history::Limits::default().max_entries)]
+    history_max_entries: usize,
+    /// Most bytes of executions (as journal lines) the history keeps.
+    #[arg(long, value_name = "BYTES", default_value_t = bash_god::history::Limits::default().max_bytes)]
+    history_max_bytes: u64,
 }
 
 fn main() -> std::process::ExitCode {
     // The exec sandbox's helper is this binary re-executed: it must take over before anything.
     exec_sandbox::run_helper_if_requested();
+    // Every parse runs in this binary re-executed as a helper (see bash_god::parse::helper).
+    bash_god::parse::helper::run_helper_if_requested();
     let identity = mcp_server_runtime::server_identity!();
     if wants_version() {
         // The version line, then what execute_command would get on this host.
@@ -50,6 +59,10 @@ fn main() -> std::process::ExitCode {
             let options = bash_god::Options {
                 allow_exec: args.allow_exec,
                 history: args.history.clone(),
+                history_limits: bash_god::history::Limits {
+                    max_entries: args.history_max_entries,
+                    max_bytes: args.history_max_bytes,
+                },
                 exec: bash_god::exec::ExecOptions {
                     network: args.allow_network,
                     unsandboxed: args.unsandboxed_exec,

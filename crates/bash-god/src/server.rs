@@ -14,7 +14,7 @@ use crate::exec::{
     self, ExecError, ExecOptions, ExecOutcome, ExecRequest, Executor, SandboxReport,
 };
 use crate::findings::{self, Finding, Optimized};
-use crate::history::{History, HistoryError, Suggestion};
+use crate::history::{History, HistoryError, Limits as HistoryLimits, Suggestion};
 use crate::parse::{self, Nesting, ParseError, Script};
 use crate::policy;
 use crate::risk::{self, RiskLevel, RiskReason};
@@ -33,8 +33,10 @@ const MAX_SUGGESTIONS: usize = 50;
 pub struct Options {
     /// Enables `execute_command`.
     pub allow_exec: bool,
-    /// Snapshot file of the execution history (loaded at start, rewritten after each run).
+    /// Journal file of the execution history (read at start, one line appended per run).
     pub history: Option<PathBuf>,
+    /// How much history is kept.
+    pub history_limits: HistoryLimits,
     /// How commands are contained.
     pub exec: ExecOptions,
 }
@@ -144,8 +146,12 @@ impl std::fmt::Debug for BashGod {
     }
 }
 
-fn parse_input(command: &str) -> Result<Script, ToolError> {
-    parse::parse(command).map_err(|e: ParseError| ToolError::invalid_input(e.to_string()))
+/// Parses off the async workers (the parse may take a helper process and seconds).
+async fn parse_input(command: String) -> Result<Script, ToolError> {
+    run_blocking(move |_| {
+        parse::parse(&command).map_err(|e: ParseError| ToolError::invalid_input(e.to_string()))
+    })
+    .await
 }
 
 fn history_error(e: HistoryError) -> ToolError {
@@ -190,9 +196,15 @@ pub fn analyze(command: &str) -> Result<AnalyzeReport, ParseError> {
 
 #[tool_router]
 impl BashGod {
-    /// A server over `context`; fails when the history snapshot cannot be read.
+    /// A server over `context`; fails when the history file cannot be read.
     pub fn new(context: ServerContext, options: &Options) -> Result<Self, HistoryError> {
-        let history = History::open(options.history.as_deref())?;
+        let history = History::open(options.history.as_deref(), options.history_limits)?;
+        match parse::helper::contain_parsing() {
+            Ok(timeout) => tracing::info!(?timeout, "each parse runs in a helper process"),
+            Err(reason) => {
+                tracing::warn!("parsing runs inside the server, without a time limit: {reason}")
+            }
+        }
         // Probing costs a few milliseconds; only a server that executes needs it.
         let executor = options.allow_exec.then(|| Executor::new(&options.exec));
         if let Some(executor) = &executor {
@@ -242,8 +254,9 @@ impl BashGod {
     }
 
     /// Rewrites a bash command with the safe shellcheck-style fixes (useless cat,
-    /// grep | wc -l, for f in $(ls), backticks, unquoted variables) and lists each change;
-    /// findings whose fix could change the meaning are returned as `remaining`.
+    /// grep | wc -l, for f in $(ls), backticks, unquoted variables whose value is provably
+    /// one plain word) and lists each change; findings whose fix could change the meaning
+    /// (e.g. `cc $CFLAGS`, where splitting is intended) are returned as `remaining`.
     /// Nothing is executed.
     #[tool(annotations(
         title = "Optimize a bash command",
@@ -298,7 +311,7 @@ impl BashGod {
         if let exec::Containment::Unavailable(reason) = &executor.containment {
             return Err(ToolError::denied(exec::unavailable_message(reason)));
         }
-        let script = parse_input(&input.command)?;
+        let script = parse_input(input.command.clone()).await?;
         let assessment = risk::assess(&script);
         if let Err(refusal) = policy::check(&script, &assessment) {
             tracing::warn!(command = %input.command, "execution refused by policy");
@@ -421,18 +434,15 @@ impl BashGod {
         }
     }
 
-    /// Records the outcome and rewrites the snapshot; a failure here is logged, not
-    /// reported as a failed execution (the command did run).
+    /// Records the outcome (one line appended to the journal, off the async workers); a
+    /// failure here is logged, not reported as a failed execution (the command did run).
     async fn remember(&self, command: &str, cwd: &Path, outcome: &ExecOutcome) {
-        if let Err(e) = self.history.record(command, cwd, outcome) {
-            tracing::warn!("cannot record the execution in the history: {e}");
-            return;
-        }
         let history = self.history.clone();
-        match tokio::task::spawn_blocking(move || history.save()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!("cannot write the history snapshot: {e}"),
-            Err(e) => tracing::warn!("history snapshot writer failed: {e}"),
+        let (command, cwd, outcome) = (command.to_owned(), cwd.to_owned(), outcome.clone());
+        match tokio::task::spawn_blocking(move || history.record(&command, &cwd, &outcome)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!("cannot record the execution in the history: {e}"),
+            Err(e) => tracing::warn!("the history writer failed: {e}"),
         }
     }
 }

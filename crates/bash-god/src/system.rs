@@ -113,6 +113,19 @@ mod tests {
     }
 
     #[test]
+    fn every_variant_of_the_table_for_this_architecture_is_reported() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
+        let expected: Vec<String> = cpu_variants::from_manifest(&root)
+            .unwrap()
+            .into_iter()
+            .filter(|v| v.supports(std::env::consts::ARCH))
+            .map(|v| v.name)
+            .collect();
+        let reported: Vec<String> = variant_support().into_iter().map(|v| v.name).collect();
+        assert_eq!(reported, expected);
+    }
+
+    #[test]
     fn variants_come_from_the_workspace_table() {
         let variants = variant_support();
         if cfg!(target_arch = "x86_64") {

@@ -36,6 +36,9 @@ pub struct WalkOptions {
     pub custom_ignore_filenames: Vec<String>,
     /// Worker threads; 0 lets the `ignore` crate choose.
     pub threads: usize,
+    /// Include/exclude globs (ripgrep's `-g`), applied during the walk: excluded
+    /// directories are pruned, so their files never count toward the caps.
+    pub overrides: Option<ignore::overrides::Override>,
 }
 
 impl Default for WalkOptions {
@@ -47,6 +50,7 @@ impl Default for WalkOptions {
             include_hidden: false,
             custom_ignore_filenames: Vec::new(),
             threads: 0,
+            overrides: None,
         }
     }
 }
@@ -205,6 +209,9 @@ where
     });
     for name in &options.custom_ignore_filenames {
         builder.add_custom_ignore_filename(name);
+    }
+    if let Some(overrides) = &options.overrides {
+        builder.overrides(overrides.clone());
     }
     builder.build_parallel().run(|| {
         let shared = &shared;

@@ -57,6 +57,7 @@ pub struct MemoryMetrics {
     pub swap_free_bytes: u64,
 }
 
+use mcp_server_runtime::host::HostSnapshot;
 /// The host's load averages, shared with bash-god's `system_info`.
 pub use mcp_server_runtime::host::LoadAverage;
 
@@ -64,22 +65,44 @@ fn new_system() -> Result<System, DevopsError> {
     System::new().map_err(|e| DevopsError::Failed(format!("cannot read system information: {e}")))
 }
 
+/// Runs `work` on tokio's blocking pool: sysinfo reads `/proc` and `/sys` synchronously
+/// (tens of milliseconds for all processes), which must not stall the async workers.
+pub(crate) async fn off_async_workers<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, DevopsError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| {
+        DevopsError::Failed(format!(
+            "internal error: reading system information failed ({e}); retry the request"
+        ))
+    })
+}
+
 /// Measures CPU usage over sysinfo's minimum interval (two refreshes) and reads the rest.
 pub async fn system_metrics() -> Result<SystemMetrics, DevopsError> {
-    let mut system = new_system()?;
-    system.refresh_cpu_all();
+    let system = off_async_workers(|| {
+        let mut system = new_system()?;
+        system.refresh_cpu_all();
+        Ok::<_, DevopsError>(system)
+    })
+    .await??;
     tokio::time::sleep(MINIMUM_CPU_UPDATE_INTERVAL).await;
-    system.refresh_cpu_usage();
-    system.refresh_memory();
+    off_async_workers(move || {
+        let mut system = system;
+        system.refresh_cpu_usage();
+        system.refresh_memory();
+        read_system_metrics(&system)
+    })
+    .await
+}
 
+fn read_system_metrics(system: &System) -> SystemMetrics {
+    // The facts shared with bash-god's system_info; CPU usage is devops' own (two readings).
+    let host = HostSnapshot::from_system(system);
     let cpus = system.cpus();
     let cpu = CpuMetrics {
-        brand: cpus
-            .first()
-            .map(|c| c.brand().trim().to_owned())
-            .unwrap_or_default(),
-        logical_cores: cpus.len(),
-        physical_cores: System::physical_core_count().ok(),
+        brand: host.cpu_brand.unwrap_or_default(),
+        logical_cores: host.logical_cores,
+        physical_cores: host.physical_cores,
         usage_percent: round2(f64::from(system.global_cpu_usage())),
         per_core: cpus
             .iter()
@@ -91,28 +114,25 @@ pub async fn system_metrics() -> Result<SystemMetrics, DevopsError> {
             .collect(),
         sample_interval_ms: MINIMUM_CPU_UPDATE_INTERVAL.as_millis() as u64,
     };
-    Ok(SystemMetrics {
-        hostname: System::host_name().ok(),
-        os: System::long_os_version().ok(),
-        kernel: System::kernel_version().ok(),
-        uptime_secs: System::uptime().ok(),
-        boot_time_unix: System::boot_time().ok(),
+    let memory = host.memory;
+    SystemMetrics {
+        hostname: host.hostname,
+        os: host.os_version,
+        kernel: host.kernel_version,
+        uptime_secs: host.uptime_secs,
+        boot_time_unix: host.boot_time_unix,
         cpu,
-        memory: memory_metrics(&system),
-        load_average: LoadAverage::now(),
-    })
-}
-
-fn memory_metrics(system: &System) -> MemoryMetrics {
-    MemoryMetrics {
-        total_bytes: system.total_memory(),
-        used_bytes: system.used_memory(),
-        available_bytes: system.available_memory(),
-        free_bytes: system.free_memory(),
-        used_percent: percent(system.used_memory(), system.total_memory()),
-        swap_total_bytes: system.total_swap(),
-        swap_used_bytes: system.used_swap(),
-        swap_free_bytes: system.free_swap(),
+        memory: MemoryMetrics {
+            total_bytes: memory.total,
+            used_bytes: memory.used,
+            available_bytes: memory.available,
+            free_bytes: memory.free,
+            used_percent: percent(memory.used, memory.total),
+            swap_total_bytes: memory.swap_total,
+            swap_used_bytes: memory.swap_used,
+            swap_free_bytes: memory.swap_free,
+        },
+        load_average: host.load_average,
     }
 }
 
@@ -310,35 +330,48 @@ pub async fn sample_metric_anomalies(
 }
 
 async fn sample_metric(metric: SampledMetric, plan: SamplingPlan) -> Result<Vec<f64>, DevopsError> {
-    let mut system = new_system()?;
-    if metric == SampledMetric::Cpu {
-        // CPU usage is a difference between two readings: take the baseline now.
-        system.refresh_cpu_usage();
-    }
+    let mut system = off_async_workers(move || {
+        let mut system = new_system()?;
+        if metric == SampledMetric::Cpu {
+            // CPU usage is a difference between two readings: take the baseline now.
+            system.refresh_cpu_usage();
+        }
+        Ok::<_, DevopsError>(system)
+    })
+    .await??;
     let mut values = Vec::with_capacity(plan.samples);
     let mut ticker = tokio::time::interval(plan.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await; // the first tick completes immediately
     for _ in 0..plan.samples {
         ticker.tick().await;
-        let value = match metric {
-            SampledMetric::Cpu => {
-                system.refresh_cpu_usage();
-                f64::from(system.global_cpu_usage())
-            }
-            SampledMetric::Memory => {
-                system.refresh_memory();
-                percent(system.used_memory(), system.total_memory())
-            }
-            SampledMetric::Load => {
-                System::load_average()
-                    .map_err(|e| DevopsError::Failed(format!("cannot read the load average: {e}")))?
-                    .one
-            }
-        };
-        values.push(round2(value));
+        let (returned, value) = off_async_workers(move || {
+            let value = read_sample(&mut system, metric);
+            (system, value)
+        })
+        .await?;
+        system = returned;
+        values.push(round2(value?));
     }
     Ok(values)
+}
+
+fn read_sample(system: &mut System, metric: SampledMetric) -> Result<f64, DevopsError> {
+    Ok(match metric {
+        SampledMetric::Cpu => {
+            system.refresh_cpu_usage();
+            f64::from(system.global_cpu_usage())
+        }
+        SampledMetric::Memory => {
+            system.refresh_memory();
+            percent(system.used_memory(), system.total_memory())
+        }
+        SampledMetric::Load => {
+            System::load_average()
+                .map_err(|e| DevopsError::Failed(format!("cannot read the load average: {e}")))?
+                .one
+        }
+    })
 }
 
 pub(crate) fn percent(part: u64, total: u64) -> f64 {
