@@ -21,7 +21,7 @@ use std::path::Path;
 mod fuzz;
 mod fuzz_input;
 
-pub use fuzz::{FuzzOptions, FuzzReport, fuzz_binary, fuzz_json_rpc};
+pub use fuzz::{FuzzOptions, FuzzReport, fuzz_binary, fuzz_json_rpc, fuzz_server};
 
 use anyhow::Context as _;
 use rmcp::model::{

@@ -161,6 +161,41 @@ pub async fn fuzz_binary(bin: &Path, args: &[&str], options: FuzzOptions) -> Fuz
     report
 }
 
+/// What every server's `tests/fuzz.rs` runs: [`fuzz_binary`] on `bin` with a small fixture
+/// tree as `--root` (a Rust file, a `Cargo.toml`, a log) and a 5 s tool timeout, calling
+/// every tool but `skip_tools` (those that reach the network or sleep by design). Panics
+/// as [`fuzz_binary`] does, or when no session ran or no tool was called.
+pub async fn fuzz_server(bin: &Path, skip_tools: &[&str]) -> FuzzReport {
+    let root = super::temp_tree(&[
+        ("src/main.rs", "fn main() { if true { todo!() } }\n"),
+        ("Cargo.toml", "[package]\nname = \"x\"\n"),
+        ("app.log", "2024-01-01T00:00:00Z ERROR boom 7\n"),
+    ])
+    .unwrap_or_else(|error| panic!("cannot create the fixture tree: {error}"));
+    let root_arg = root.path().to_string_lossy().into_owned();
+    let args = [
+        "--root",
+        root_arg.as_str(),
+        "--tool-timeout-secs",
+        "5",
+        "--log-level",
+        "error",
+    ];
+    let options = FuzzOptions {
+        cases: 16,
+        skip_tools: skip_tools.iter().map(|name| (*name).to_owned()).collect(),
+        ..FuzzOptions::default()
+    };
+    let report = fuzz_binary(bin, &args, options).await;
+    assert!(report.cases > 0, "no fuzz session ran: {report:?}");
+    assert!(
+        !report.tools_called.is_empty(),
+        "no tool was called: {report:?}"
+    );
+    eprintln!("{report:?}");
+    report
+}
+
 fn record(report: &mut FuzzReport, outcome: Result<u64, String>, seed: u64, frames: &[Vec<u8>]) {
     match outcome {
         Ok(responses) => {
