@@ -9,6 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::Notify;
 
+/// The fuzzer asks for `u64::MAX` bytes: an allocation that fails aborts the process, which
+/// no `Guarded` can turn into an error, so the test tools bound what they allocate.
+const MAX_TEST_BYTES: usize = 64 << 20;
 #[derive(serde::Deserialize, schemars::JsonSchema)]
 struct Size {
     bytes: usize,
@@ -65,16 +68,16 @@ impl TestTools {
     async fn boom(&self) -> String {
         panic!("deliberate test panic")
     }
-    /// Text of the requested size.
+    /// Text of the requested size (at most `MAX_TEST_BYTES`).
     #[tool]
     async fn big_text(&self, Parameters(size): Parameters<Size>) -> String {
-        "x".repeat(size.bytes)
+        "x".repeat(size.bytes.min(MAX_TEST_BYTES))
     }
     /// Structured output of roughly the requested size.
     #[tool]
     async fn big_json(&self, Parameters(size): Parameters<Size>) -> ToolResult<Items> {
         Ok(Json(Items {
-            items: vec!["y".repeat(100); size.bytes / 100],
+            items: vec!["y".repeat(100); size.bytes.min(MAX_TEST_BYTES) / 100],
         }))
     }
 }
