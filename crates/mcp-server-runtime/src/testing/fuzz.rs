@@ -59,7 +59,7 @@ impl Default for FuzzOptions {
 
 impl FuzzOptions {
     /// These options with `MCP_FUZZ_CASES` / `MCP_FUZZ_SEED` applied.
-    fn from_env(mut self) -> Self {
+    fn with_env_overrides(mut self) -> Self {
         let number = |name| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
         if let Some(cases) = number("MCP_FUZZ_CASES") {
             self.cases = cases;
@@ -95,7 +95,7 @@ where
     S: ServerHandler + Clone,
     F: Fn() -> S,
 {
-    let options = options.from_env();
+    let options = options.with_env_overrides();
     let tools = tool_schemas(make_server(), &options.skip_tools).await;
     let mut report = FuzzReport::default();
     for case in 0..options.cases {
@@ -120,7 +120,7 @@ where
 /// The same through a real binary (`bin args...`), one process per session, over its
 /// actual stdin and stdout.
 pub async fn fuzz_binary(bin: &Path, args: &[&str], options: FuzzOptions) -> FuzzReport {
-    let options = options.from_env();
+    let options = options.with_env_overrides();
     let tools: Vec<(String, Value)> = match crate::testing::TestServer::spawn(bin, args).await {
         Ok(server) => {
             let listed = server.list_tools().await.unwrap_or_default();
