@@ -4,14 +4,18 @@
 //! enables ([`Level`], derived from rustc), plus code that provably runs only after a
 //! runtime CPU-feature check ([`dispatch`]: proven from the disassembly, for dependencies
 //! and our own kernels alike — no list of names). Everything else beyond the level is a
-//! violation.
+//! violation, except in the reviewed crates of [`exemption`] when the artifact shows their
+//! detection code (accepted with a warning).
 //!
 //! - [`features`]: iced's CPUID features, rustc's names for them, levels and classes.
 //! - [`program`]: the ELF file as functions, instructions and references.
 //! - `guard`: which instructions of a function run only behind a detection check.
 //! - [`dispatch`]: which functions can only be entered through such a check.
+//! - [`exemption`]: the few reviewed crates whose dispatch the disassembly cannot prove
+//!   (type-state), accepted only where the artifact contains their detection code.
 
 pub mod dispatch;
+pub mod exemption;
 pub mod features;
 mod guard;
 pub mod program;
@@ -22,6 +26,7 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 pub use dispatch::{Dispatch, Reach};
+pub use exemption::{CrateDispatch, TYPE_STATE_DISPATCH};
 pub use features::{IsaClass, Level, classify, feature_name};
 pub use program::{Program, crate_of, demangle};
 
@@ -85,6 +90,15 @@ pub enum Evidence {
     Dispatched { behind: Vec<String> },
     /// The function checks detection itself before the instructions that need it.
     GuardedInside,
+    /// Not provable from the disassembly; accepted because the crate is a reviewed
+    /// type-state dispatcher ([`exemption`]) and this function shows its detection code.
+    CrateExemption {
+        mechanism: String,
+        detection_in: String,
+    },
+    /// The crate is a reviewed type-state dispatcher, but the artifact has none of its
+    /// detection code: not accepted.
+    ExemptionWithoutEvidence { mechanism: String },
     /// Reachable without any detection check (or only partly guarded inside).
     Unconditional,
     /// Only referenced from code nothing reaches: no evidence either way.
@@ -96,15 +110,22 @@ pub enum Evidence {
 pub fn audit_elf(data: &[u8], level: &Level, own_crates: &[String]) -> Result<Audit> {
     let program = Program::load(data)?;
     let dispatch = dispatch::analyze(&program);
-    Ok(audit(&program, &dispatch, level, own_crates))
+    Ok(audit(
+        &program,
+        &dispatch,
+        level,
+        own_crates,
+        TYPE_STATE_DISPATCH,
+    ))
 }
 
-/// Applies `level` to an analysed program.
+/// Applies `level` to an analysed program, with `exemptions` for type-state dispatchers.
 pub fn audit(
     program: &Program,
     dispatch: &Dispatch,
     level: &Level,
     own_crates: &[String],
+    exemptions: &[CrateDispatch],
 ) -> Audit {
     let top_class = level.top_class();
     let mut result = Audit {
@@ -162,16 +183,32 @@ pub fn audit(
         if beyond.is_empty() {
             continue;
         }
+        let crate_name = crate_of(&function.name);
+        let exemption = exemptions.iter().find(|e| e.crate_name == crate_name);
         let evidence = match &dispatch.reach[index] {
             Reach::Dispatched { behind } => Evidence::Dispatched {
                 behind: behind.clone(),
             },
             _ if guarded_inside && undispatched.is_empty() => Evidence::GuardedInside,
+            _ if let Some(exemption) = exemption => {
+                match exemption::detection_evidence(program, dispatch, crate_name) {
+                    Some(detection_in) => {
+                        undispatched.clear();
+                        Evidence::CrateExemption {
+                            mechanism: exemption.mechanism.to_owned(),
+                            detection_in,
+                        }
+                    }
+                    None => Evidence::ExemptionWithoutEvidence {
+                        mechanism: exemption.mechanism.to_owned(),
+                    },
+                }
+            }
             Reach::Unexplained => Evidence::Unexplained,
             _ => Evidence::Unconditional,
         };
         result.beyond_level.push(BeyondLevel {
-            crate_name: crate_of(&function.name).to_owned(),
+            crate_name: crate_name.to_owned(),
             function: function.name.clone(),
             features: beyond,
             undispatched,

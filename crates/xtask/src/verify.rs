@@ -300,17 +300,57 @@ pub fn judge(artifact: &Artifact, level: &Level, audit: &Audit) -> (Vec<Finding>
                 _ => format!("`{}`", f.function),
             })
             .collect();
+        let exemption_note = functions
+            .iter()
+            .find_map(|f| match &f.evidence {
+                Evidence::ExemptionWithoutEvidence { .. } => Some(format!(
+                    " ({crate_name} is a reviewed type-state dispatcher, but this artifact has \
+                     none of its detection code, so the exemption does not apply)"
+                )),
+                _ => None,
+            })
+            .unwrap_or_default();
         failures.push(finding(
             crate_name,
             format!(
                 "{} beyond {} outside runtime-dispatched code, in {} function(s) of {crate_name}: {}. \
                  Either a target-cpu/target-feature leaked into this variant, or the code is \
                  called without a CPU-feature check the audit can see (is_x86_feature_detected!, \
-                 or a static holding a cpuid result, tested before the call)",
+                 or a static holding a cpuid result, tested before the call){exemption_note}",
                 report::format_features(features.iter().map(|(f, c)| (*f, *c))),
                 level,
                 functions.len(),
                 names.join(", ")
+            ),
+        ));
+    }
+
+    // Code accepted on review rather than proof: one warning per crate.
+    let mut exempted: BTreeMap<&str, (Vec<&str>, &str, &str)> = BTreeMap::new();
+    for function in &audit.beyond_level {
+        if let Evidence::CrateExemption {
+            mechanism,
+            detection_in,
+        } = &function.evidence
+        {
+            exempted
+                .entry(&function.crate_name)
+                .or_insert((Vec::new(), mechanism, detection_in))
+                .0
+                .push(&function.function);
+        }
+    }
+    for (crate_name, (functions, mechanism, detection_in)) in exempted {
+        warnings.push(finding(
+            crate_name,
+            format!(
+                "{} function(s) of {crate_name} beyond {level} accepted as reviewed type-state                  dispatch, not proven from the disassembly ({mechanism}; detection code found                  in `{detection_in}`): {}",
+                functions.len(),
+                functions
+                    .iter()
+                    .map(|f| format!("`{f}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         ));
     }

@@ -77,6 +77,8 @@ struct Facts {
     returning: BTreeSet<u64>,
     /// Slots (GOT entries) holding the address of detection state.
     pointer_slots: BTreeSet<u64>,
+    /// Slots holding the address of a function returning a detection result.
+    returning_slots: BTreeSet<u64>,
 }
 
 impl Facts {
@@ -85,6 +87,12 @@ impl Facts {
             .data_pointers
             .iter()
             .filter(|(_, target)| self.is_detection_state(*target))
+            .map(|(slot, _)| *slot)
+            .collect();
+        self.returning_slots = program
+            .data_pointers
+            .iter()
+            .filter(|(_, target)| self.returning.contains(target))
             .map(|(slot, _)| *slot)
             .collect();
     }
@@ -103,6 +111,9 @@ impl DetectionFacts for Facts {
     fn points_to_detection_state(&self, address: u64) -> bool {
         self.pointer_slots.contains(&address)
     }
+    fn slot_returns_detection(&self, address: u64) -> bool {
+        self.returning_slots.contains(&address)
+    }
 }
 
 pub fn analyze(program: &Program) -> Dispatch {
@@ -111,6 +122,7 @@ pub fn analyze(program: &Program) -> Dispatch {
         state: BTreeMap::new(),
         returning: BTreeSet::new(),
         pointer_slots: BTreeSet::new(),
+        returning_slots: BTreeSet::new(),
     };
     for (start, size, name) in &program.data_symbols {
         if name.starts_with(STD_DETECT_CACHE) {
@@ -133,6 +145,7 @@ pub fn analyze(program: &Program) -> Dispatch {
                 || function.references.iter().any(|r| {
                     facts.is_detection_state(r.target)
                         || facts.points_to_detection_state(r.target)
+                        || facts.slot_returns_detection(r.target)
                         || (r.kind == super::program::ReferenceKind::Call
                             && facts.returns_detection(r.target))
                 });

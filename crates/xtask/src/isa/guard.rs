@@ -43,6 +43,9 @@ pub trait DetectionFacts {
     fn returns_detection(&self, address: u64) -> bool;
     /// `address` is a pointer slot (a GOT entry) holding the address of detection state.
     fn points_to_detection_state(&self, address: u64) -> bool;
+    /// `address` is a pointer slot holding a function that returns a detection result
+    /// (`call [rip + GOT entry]`).
+    fn slot_returns_detection(&self, address: u64) -> bool;
 }
 
 /// Runs the analysis over `instructions`, the whole of one function, in address order.
@@ -85,7 +88,7 @@ pub fn analyze(instructions: &[Instruction], facts: &dyn DetectionFacts) -> Guar
     }
 
     // Final pass with the fixpoint states: guards, stores, returns.
-    let mut guard_edges = Vec::new();
+    let mut guards = Vec::new();
     result.detection_stores.clear();
     result.returns_detection = false;
     for (block, range) in cfg.blocks.iter().enumerate() {
@@ -96,12 +99,7 @@ pub fn analyze(instructions: &[Instruction], facts: &dyn DetectionFacts) -> Guar
             let tainted_condition = state.step(instruction, &mut context, &mut result);
             if tainted_condition && instruction.flow_control() == FlowControl::ConditionalBranch {
                 result.guarded.insert(instruction.ip());
-                guard_edges.extend(
-                    cfg.successors[block]
-                        .iter()
-                        .enumerate()
-                        .map(|(index, _)| (block, index)),
-                );
+                guards.push(block);
             }
         }
     }
@@ -115,9 +113,16 @@ pub fn analyze(instructions: &[Instruction], facts: &dyn DetectionFacts) -> Guar
         .collect();
     result.guarded.extend(selected);
 
-    let dominated = cfg.dominated_by_any(&guard_edges);
+    // Only blocks holding something the audit asks about: references and instructions
+    // beyond the architectural baseline.
+    let interesting: Vec<bool> = cfg
+        .blocks
+        .iter()
+        .map(|range| instructions[range.clone()].iter().any(is_interesting))
+        .collect();
+    let guarded_blocks = cfg.guarded_blocks(&guards, &interesting);
     for (block, range) in cfg.blocks.iter().enumerate() {
-        if dominated.contains(&block) {
+        if guarded_blocks.contains(&block) {
             result
                 .guarded
                 .extend(instructions[range.clone()].iter().map(|i| i.ip()));
@@ -190,28 +195,110 @@ impl Cfg {
         }
     }
 
-    /// Blocks that become unreachable from the roots when one of `edges` is removed.
-    fn dominated_by_any(&self, edges: &[(usize, usize)]) -> HashSet<usize> {
-        let mut dominated = HashSet::new();
-        for &removed in edges {
-            let mut seen = vec![false; self.blocks.len()];
-            let mut stack = self.roots.clone();
-            for &root in &self.roots {
-                seen[root] = true;
-            }
-            while let Some(block) = stack.pop() {
-                for (position, &successor) in self.successors[block].iter().enumerate() {
-                    if (block, position) == removed || seen[successor] {
-                        continue;
+    /// Blocks (among `interesting`) that run only when some detection check went one
+    /// particular way.
+    ///
+    /// An edge `B → S` of a guard branch `B` is *decisive* for block `b` when `b` is
+    /// reachable from `S`, but from none of `B`'s other successors unless through another
+    /// decisive edge (paths coming back through `B` itself, as around a check inside a
+    /// loop, do not count). Starting from every guard edge, edges that fail this are
+    /// dropped until none does. `b` is guarded when every path from a root to it takes a
+    /// decisive edge. A block where the two paths of a check merge again is reachable from
+    /// both successors without any other check, so nothing is decisive for it.
+    fn guarded_blocks(&self, guards: &[usize], interesting: &[bool]) -> HashSet<usize> {
+        let mut guarded = HashSet::new();
+        if guards.is_empty() {
+            return guarded;
+        }
+        let own_edges = |guard: usize| -> Vec<(usize, usize)> {
+            (0..self.successors[guard].len())
+                .map(|k| (guard, k))
+                .collect()
+        };
+        // reach[g][k][b]: b is reachable from successor k of guard g, not through g.
+        let reach: Vec<Vec<Vec<bool>>> = guards
+            .iter()
+            .map(|&guard| {
+                let blocked: HashSet<(usize, usize)> = own_edges(guard).into_iter().collect();
+                self.successors[guard]
+                    .iter()
+                    .map(|&successor| self.reachable(&[successor], &blocked))
+                    .collect()
+            })
+            .collect();
+        for block in (0..self.blocks.len()).filter(|&b| interesting[b]) {
+            let mut decisive: HashSet<(usize, usize)> = HashSet::new();
+            for (g, &guard) in guards.iter().enumerate() {
+                for (k, reached) in reach[g].iter().enumerate() {
+                    if reached[block] {
+                        decisive.insert((guard, k));
                     }
-                    seen[successor] = true;
-                    stack.push(successor);
                 }
             }
-            dominated.extend((0..self.blocks.len()).filter(|&b| !seen[b]));
+            loop {
+                let keep: HashSet<(usize, usize)> = decisive
+                    .iter()
+                    .copied()
+                    .filter(|&(guard, k)| {
+                        let mut removed = decisive.clone();
+                        removed.extend(own_edges(guard));
+                        self.successors[guard]
+                            .iter()
+                            .enumerate()
+                            .filter(|&(other, _)| other != k)
+                            .all(|(_, &successor)| !self.reachable(&[successor], &removed)[block])
+                    })
+                    .collect();
+                if keep.len() == decisive.len() {
+                    break;
+                }
+                decisive = keep;
+            }
+            if !decisive.is_empty() && !self.reachable(&self.roots, &decisive)[block] {
+                guarded.insert(block);
+            }
         }
-        dominated
+        guarded
     }
+
+    /// Blocks reachable from `starts` without taking the edges `removed`
+    /// (`(block, successor position)`).
+    fn reachable(&self, starts: &[usize], removed: &HashSet<(usize, usize)>) -> Vec<bool> {
+        let mut seen = vec![false; self.blocks.len()];
+        let mut stack = starts.to_vec();
+        for &start in starts {
+            seen[start] = true;
+        }
+        while let Some(block) = stack.pop() {
+            for (position, &successor) in self.successors[block].iter().enumerate() {
+                if seen[successor] || removed.contains(&(block, position)) {
+                    continue;
+                }
+                seen[successor] = true;
+                stack.push(successor);
+            }
+        }
+        seen
+    }
+}
+
+/// Whether the audit asks about `instruction`: a reference to other code or to a static,
+/// or an instruction beyond the architectural baseline.
+fn is_interesting(instruction: &Instruction) -> bool {
+    let absolute_memory = (0..instruction.op_count()).any(|op| {
+        instruction.op_kind(op) == OpKind::Memory
+            && instruction.memory_base() == Register::None
+            && instruction.memory_index() == Register::None
+    });
+    matches!(
+        instruction.flow_control(),
+        FlowControl::Call | FlowControl::UnconditionalBranch | FlowControl::ConditionalBranch
+    ) || instruction.is_ip_rel_memory_operand()
+        || absolute_memory
+        || instruction
+            .cpuid_features()
+            .iter()
+            .any(|&f| !super::features::is_architectural(f))
 }
 
 fn ends_block(flow: FlowControl) -> bool {
@@ -320,8 +407,12 @@ impl Taint {
             instruction.flow_control(),
             FlowControl::Call | FlowControl::IndirectCall
         ) {
-            let returns = instruction.flow_control() == FlowControl::Call
-                && facts.returns_detection(instruction.near_branch_target());
+            let returns = if instruction.flow_control() == FlowControl::Call {
+                facts.returns_detection(instruction.near_branch_target())
+            } else {
+                instruction.is_ip_rel_memory_operand()
+                    && facts.slot_returns_detection(instruction.ip_rel_memory_address())
+            };
             // Whatever a call can see of the taken addresses escapes.
             for sites in std::mem::take(&mut self.addresses).into_values() {
                 result.escaped_addresses.extend(sites);

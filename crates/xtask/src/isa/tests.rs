@@ -113,9 +113,15 @@ impl Built {
         };
         let program = Program::from_image(image).unwrap();
         let dispatch = dispatch::analyze(&program);
-        super::audit(&program, &dispatch, level, &["own".to_owned()])
+        super::audit(&program, &dispatch, level, &["own".to_owned()], EXEMPTIONS)
     }
 }
+
+/// A reviewed type-state dispatcher for the exemption tests.
+const EXEMPTIONS: &[CrateDispatch] = &[CrateDispatch {
+    crate_name: "typestate",
+    mechanism: "new() checks the CPU and stores the kind; update() branches on it",
+}];
 
 fn generic() -> Level {
     Level::new("generic", ["sse", "sse2"].map(String::from).into())
@@ -483,4 +489,197 @@ fn each_level_accepts_exactly_its_own_features() {
     assert_eq!(znver4.top_class, IsaClass::Avx512);
     assert_eq!(znver4.own_top_class, 1, "own::kernel's AVX-512 instruction");
     assert_eq!(znver4.top_class_total, 2);
+}
+
+/// crc32fast's pattern: `new` checks the CPU and stores a kind in the object; `update`
+/// branches on the stored kind. `with_detection` decides whether `new` is in the program.
+fn type_state(s: &mut Synth, with_detection: bool) {
+    let (new, update) = (s.label("typestate::Hasher::new"), s.label("other::update"));
+    let a = s.function("main");
+    if with_detection {
+        a.call(new).unwrap();
+    }
+    a.call(update).unwrap();
+    a.ret().unwrap();
+    if with_detection {
+        let mut no = s.a.create_label();
+        let a = s.function("typestate::Hasher::new");
+        a.mov(byte_ptr(rdi + 8), 0).unwrap();
+        a.mov(rax, qword_ptr(CACHE)).unwrap();
+        a.bt(rax, 5).unwrap();
+        a.jae(no).unwrap();
+        a.mov(byte_ptr(rdi + 8), 1).unwrap();
+        a.set_label(&mut no).unwrap();
+        a.ret().unwrap();
+    }
+    // The dispatch inlined into another crate's function, as LTO does.
+    let (fast, slow) = (
+        s.label("typestate::kernel_avx2"),
+        s.label("typestate::baseline"),
+    );
+    let mut baseline = s.a.create_label();
+    let a = s.function("other::update");
+    a.cmp(byte_ptr(rdi + 8), 0).unwrap();
+    a.je(baseline).unwrap();
+    a.call(fast).unwrap();
+    a.ret().unwrap();
+    a.set_label(&mut baseline).unwrap();
+    a.call(slow).unwrap();
+    a.ret().unwrap();
+    s.function("typestate::kernel_avx2")
+        .vpaddd(ymm0, ymm1, ymm2)
+        .unwrap();
+    s.a.ret().unwrap();
+    s.function("typestate::baseline").add(rax, rbx).unwrap();
+    s.a.ret().unwrap();
+}
+
+#[test]
+fn a_crate_exemption_applies_only_with_the_crates_detection_code() {
+    let mut s = Synth::new();
+    type_state(&mut s, true);
+    let audit = s.build().audit(&generic(), &[]);
+    assert!(violations(&audit).is_empty(), "{audit:#?}");
+    let evidence = &finding(&audit, "typestate::kernel_avx2").evidence;
+    assert!(
+        matches!(evidence, Evidence::CrateExemption { detection_in, .. } if detection_in == "typestate::Hasher::new"),
+        "{evidence:?}"
+    );
+
+    let mut s = Synth::new();
+    type_state(&mut s, false);
+    let audit = s.build().audit(&generic(), &[]);
+    assert_eq!(violations(&audit), ["typestate::kernel_avx2"]);
+    assert!(matches!(
+        finding(&audit, "typestate::kernel_avx2").evidence,
+        Evidence::ExemptionWithoutEvidence { .. }
+    ));
+}
+
+#[test]
+fn without_an_exemption_type_state_dispatch_is_not_provable() {
+    let mut s = Synth::new();
+    type_state(&mut s, true);
+    let built = s.build();
+    let image_audit = |exemptions: &[CrateDispatch]| {
+        let image = Image {
+            code: vec![(CODE, &built.code)],
+            function_symbols: built.symbols.clone(),
+            data_sections: vec![DataSection {
+                name: ".data".into(),
+                address: DATA,
+                end: DATA + 0x1000,
+                called_by_loader: false,
+            }],
+            data_symbols: vec![(CACHE, 16, "std_detect::detect::cache::CACHE".into())],
+            entry_points: vec![built.addresses["main"]],
+            ..Image::default()
+        };
+        let program = Program::from_image(image).unwrap();
+        let dispatch = dispatch::analyze(&program);
+        super::audit(&program, &dispatch, &generic(), &[], exemptions)
+    };
+    assert_eq!(violations(&image_audit(&[])), ["typestate::kernel_avx2"]);
+    assert!(violations(&image_audit(EXEMPTIONS)).is_empty());
+}
+
+#[test]
+fn a_check_inside_a_loop_still_guards_its_arm() {
+    // loop { if detected { kernel() } else { scalar() } }
+    let mut s = Synth::new();
+    let (kernel, scalar) = (s.label("own::kernel_avx512"), s.label("own::scalar"));
+    let (mut top, mut slow, mut next) =
+        (s.a.create_label(), s.a.create_label(), s.a.create_label());
+    let a = s.function("main");
+    a.mov(ecx, 8).unwrap();
+    a.set_label(&mut top).unwrap();
+    a.mov(rax, qword_ptr(CACHE)).unwrap();
+    a.bt(rax, 5).unwrap();
+    a.jae(slow).unwrap();
+    a.call(kernel).unwrap();
+    a.jmp(next).unwrap();
+    a.set_label(&mut slow).unwrap();
+    a.call(scalar).unwrap();
+    a.set_label(&mut next).unwrap();
+    a.dec(ecx).unwrap();
+    a.jne(top).unwrap();
+    a.ret().unwrap();
+    kernels(&mut s, "own::kernel_avx512");
+    let audit = s.build().audit(&generic(), &[]);
+    assert!(violations(&audit).is_empty(), "{audit:#?}");
+}
+
+#[test]
+fn a_cached_result_and_a_first_time_check_both_guard_the_call() {
+    // cpufeatures/sha2 shape: `if cache == 1 { fast }`; `if cache == 0xff { if init() {
+    // fast } }`: two different checks lead to the same call, each decisive on its path.
+    let mut s = Synth::new();
+    let (init, kernel, scalar) = (
+        s.label("own::init"),
+        s.label("own::kernel_avx2"),
+        s.label("own::scalar"),
+    );
+    let (mut fast, mut slow, mut first) =
+        (s.a.create_label(), s.a.create_label(), s.a.create_label());
+    let a = s.function("main");
+    a.movzx(eax, byte_ptr(OWN_CACHE)).unwrap();
+    a.cmp(al, 1).unwrap();
+    a.je(fast).unwrap();
+    a.cmp(al, 0xff).unwrap();
+    a.je(first).unwrap();
+    a.set_label(&mut slow).unwrap();
+    a.call(scalar).unwrap();
+    a.ret().unwrap();
+    a.set_label(&mut first).unwrap();
+    a.call(init).unwrap();
+    a.test(al, al).unwrap();
+    a.je(slow).unwrap();
+    a.set_label(&mut fast).unwrap();
+    a.jmp(kernel).unwrap();
+    let a = s.function("own::init");
+    a.mov(eax, 7).unwrap();
+    a.cpuid().unwrap();
+    a.and(ebx, 1).unwrap();
+    a.mov(byte_ptr(OWN_CACHE), bl).unwrap();
+    a.mov(eax, ebx).unwrap();
+    a.ret().unwrap();
+    kernels(&mut s, "own::kernel_avx2");
+    let audit = s.build().audit(&generic(), &[]);
+    assert!(violations(&audit).is_empty(), "{audit:#?}");
+}
+
+#[test]
+fn a_call_after_two_merged_checks_is_not_dispatched() {
+    // `if a { x } else { y }; if b { } else { }; kernel()`: every path passes checks, but
+    // none decides whether the kernel runs.
+    let mut s = Synth::new();
+    let (kernel, scalar) = (s.label("own::kernel_avx512"), s.label("own::scalar"));
+    let (mut else1, mut join1, mut else2, mut join2) = (
+        s.a.create_label(),
+        s.a.create_label(),
+        s.a.create_label(),
+        s.a.create_label(),
+    );
+    let a = s.function("main");
+    a.mov(rax, qword_ptr(CACHE)).unwrap();
+    a.bt(rax, 5).unwrap();
+    a.jae(else1).unwrap();
+    a.call(scalar).unwrap();
+    a.jmp(join1).unwrap();
+    a.set_label(&mut else1).unwrap();
+    a.call(scalar).unwrap();
+    a.set_label(&mut join1).unwrap();
+    a.mov(rax, qword_ptr(CACHE)).unwrap();
+    a.bt(rax, 6).unwrap();
+    a.jae(else2).unwrap();
+    a.nop().unwrap();
+    a.jmp(join2).unwrap();
+    a.set_label(&mut else2).unwrap();
+    a.nop().unwrap();
+    a.set_label(&mut join2).unwrap();
+    a.call(kernel).unwrap();
+    a.ret().unwrap();
+    kernels(&mut s, "own::kernel_avx512");
+    let audit = s.build().audit(&generic(), &[]);
+    assert_eq!(violations(&audit), ["own::kernel_avx512"]);
 }

@@ -223,6 +223,13 @@ pub fn render_markdown(report: &Report) -> String {
                             .join(", ")
                     ),
                     Evidence::GuardedInside => "checks the CPU itself first".to_owned(),
+                    Evidence::CrateExemption {
+                        mechanism,
+                        detection_in,
+                    } => format!(
+                        "reviewed type-state dispatch, not proven ({mechanism}); detection \
+                         code in `{detection_in}`"
+                    ),
                     other => format!("{other:?}"),
                 };
                 rows.entry(&function.function)
