@@ -414,3 +414,137 @@ fn elf_architecture(data: &[u8]) -> Result<String> {
         other => format!("{other:?}").to_lowercase(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::isa::{BeyondLevel, FeatureUse};
+
+    fn artifact(path: &str, role: &str) -> Artifact {
+        serde_json::from_value(serde_json::json!({
+            "path": path, "kind": "server-binary", "crate": "bash-god",
+            "crate_version": "0.1.0", "role": role, "variant": "znver4",
+            "target": "x86_64-unknown-linux-musl", "target_cpu": "znver4",
+            "rustflags": [], "sha256": "00", "size": 1,
+            "unstripped_path": null, "unstripped_sha256": null,
+            "rustc_version": "rustc 1.95.0", "git_commit": "abc", "cargo_lock_sha256": "00"
+        }))
+        .unwrap()
+    }
+
+    fn beyond(
+        function: &str,
+        crate_name: &str,
+        undispatched: u64,
+        evidence: Evidence,
+    ) -> BeyondLevel {
+        BeyondLevel {
+            function: function.into(),
+            crate_name: crate_name.into(),
+            features: [("AVX512F".to_owned(), 3)].into(),
+            undispatched: if undispatched > 0 {
+                [("AVX512F".to_owned(), undispatched)].into()
+            } else {
+                BTreeMap::new()
+            },
+            evidence,
+        }
+    }
+
+    fn audit_with(beyond_level: Vec<BeyondLevel>, own_top_class: u64) -> Audit {
+        Audit {
+            instructions: 100,
+            features: [(
+                "AVX512F".to_owned(),
+                FeatureUse {
+                    instructions: 3,
+                    in_level: false,
+                    dispatched: 0,
+                },
+            )]
+            .into(),
+            beyond_level,
+            top_class: IsaClass::Avx512,
+            own_top_class,
+            top_class_total: 10,
+            ..Audit::default()
+        }
+    }
+
+    #[test]
+    fn undispatched_code_fails_once_per_crate_and_exemptions_warn() {
+        let level = Level::new("x86-64-v3", ["avx2".to_owned()].into());
+        let audit = audit_with(
+            vec![
+                beyond("leaky::a", "leaky", 3, Evidence::Unconditional),
+                beyond("leaky::b", "leaky", 1, Evidence::Unexplained),
+                beyond(
+                    "memchr::find_avx512",
+                    "memchr",
+                    0,
+                    Evidence::Dispatched {
+                        behind: vec!["memchr::detect".into()],
+                    },
+                ),
+                beyond(
+                    "crc32fast::calculate_avx512",
+                    "crc32fast",
+                    0,
+                    Evidence::CrateExemption {
+                        mechanism: "State::new checks".into(),
+                        detection_in: "flate2::Crc::new".into(),
+                    },
+                ),
+            ],
+            5,
+        );
+        let (failures, warnings) = judge(&artifact("x/bin/s", "server"), &level, &audit);
+        assert_eq!(failures.len(), 1, "{failures:#?}");
+        assert_eq!(failures[0].crate_name, "leaky");
+        assert!(
+            failures[0]
+                .message
+                .contains("AVX512F×4 beyond target-cpu=x86-64-v3")
+        );
+        assert!(
+            failures[0]
+                .message
+                .contains("`leaky::b` (referenced only from dead code)")
+        );
+        assert_eq!(warnings.len(), 1, "{warnings:#?}");
+        assert_eq!(warnings[0].crate_name, "crc32fast");
+        assert!(warnings[0].message.contains("flate2::Crc::new"));
+    }
+
+    #[test]
+    fn a_variant_must_show_its_level() {
+        let level = Level::new("znver4", ["avx512f".to_owned()].into());
+        let (failures, warnings) = judge(
+            &artifact("z/lib/m.so", "python-module"),
+            &level,
+            &audit_with(vec![], 0),
+        );
+        assert!(warnings.is_empty());
+        assert!(
+            failures[0].message.contains("kernels were not vectorized"),
+            "{failures:?}"
+        );
+
+        let (failures, warnings) = judge(
+            &artifact("z/bin/s", "server"),
+            &level,
+            &audit_with(vec![], 0),
+        );
+        assert!(failures.is_empty(), "{failures:?}");
+        assert!(warnings[0].message.contains("our own code has no AVX-512"));
+
+        let mut nothing = audit_with(vec![], 0);
+        nothing.top_class_total = 0;
+        let (failures, _) = judge(&artifact("z/bin/s", "server"), &level, &nothing);
+        assert!(
+            failures[0]
+                .message
+                .contains("rustflags did not reach the build")
+        );
+    }
+}
