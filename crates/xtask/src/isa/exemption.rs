@@ -27,12 +27,20 @@ pub struct CrateDispatch {
 
 /// The reviewed crates. Add one only after reading how the crate checks the CPU: the
 /// exemption hides undispatched code in that crate.
-pub const TYPE_STATE_DISPATCH: &[CrateDispatch] = &[CrateDispatch {
-    crate_name: "crc32fast",
-    mechanism: "State::new runs is_x86_feature_detected! (pclmulqdq, sse4.1, ssse3; \
-                avx2/avx512f + vpclmulqdq for the wide kernels) and stores the chosen Kind in \
-                the Hasher; update() calls only the kernel of that Kind",
-}];
+pub const TYPE_STATE_DISPATCH: &[CrateDispatch] = &[
+    CrateDispatch {
+        crate_name: "crc32fast",
+        mechanism: "State::new runs is_x86_feature_detected! (pclmulqdq, sse4.1, ssse3; \
+                    avx2/avx512f + vpclmulqdq for the wide kernels) and stores the chosen Kind \
+                    in the Hasher; update() calls only the kernel of that Kind",
+    },
+    CrateDispatch {
+        crate_name: "sha1dc",
+        mechanism: "Backend::new runs is_x86_feature_detected! (sha, sse2, ssse3, sse4.1; avx) \
+                    and stores Repr::ShaNi only when they are present; compress_spill and \
+                    recompress match on the stored Repr",
+    },
+];
 
 /// The function showing `crate_name`'s detection code, if the artifact has one.
 pub fn detection_evidence(
