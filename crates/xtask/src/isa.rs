@@ -14,6 +14,7 @@
 //! - [`exemption`]: the few reviewed crates whose dispatch the disassembly cannot prove
 //!   (type-state), accepted only where the artifact contains their detection code.
 
+mod cfg;
 pub mod dispatch;
 pub mod exemption;
 pub mod features;
