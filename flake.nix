@@ -9,10 +9,6 @@
       url = "github:oxalica/rust-overlay";
       inputs.nixpkgs.follows = "nixpkgs";
     };
-    fenix = {
-      url = "github:nix-community/fenix";
-      inputs.nixpkgs.follows = "nixpkgs";
-    };
     advisory-db = {
       url = "github:rustsec/advisory-db";
       flake = false;
@@ -25,7 +21,6 @@
       nixpkgs,
       crane,
       rust-overlay,
-      fenix,
       advisory-db,
       ...
     }:
@@ -93,6 +88,7 @@
               pkgs
               craneLib
               workspace
+              system
               build
               packages
               advisory-db
@@ -100,11 +96,11 @@
           };
           devShells.default = import ./nix/shell.nix {
             inherit pkgs craneLib build;
-            rustAnalyzer = fenix.packages.${system}.rust-analyzer;
-            rustSrc = pkgs.rust-bin.stable.${channel}.rust-src;
+            toolchainComponents = pkgs.rust-bin.stable.${channel};
           };
           inherit (images) apps;
-          formatter = pkgs.nixfmt;
+          # `nix fmt` (Nix >= 2.25) passes no file arguments; nixfmt-tree formats the tree.
+          formatter = pkgs.nixfmt-tree;
         };
 
       bySystem = workspace.genAttrs workspace.systems perSystem;

@@ -1,9 +1,16 @@
-# `nix flake check`: lints, tests, supply-chain checks, the Python FFI import, the offline
-# Nix tests, and every package and image.
+# `nix flake check`: lints, tests, supply-chain checks, the Python FFI import and the pure
+# Nix tests.
+#
+# Packages and images are not checks: `nix flake check` is what a developer runs before
+# pushing, and every crate x variant release build (fat LTO, one codegen unit) would make it
+# hours long on a small machine while the tests below need only the dev-profile build. CI
+# builds every package and image in their own jobs (.github/workflows/ci.yml); the
+# ffi-import check builds the baseline Python module because it imports it.
 {
   pkgs,
   craneLib,
   workspace,
+  system,
   build, # nix/packages.nix
   packages, # everything in packages.<system>
   advisory-db,
@@ -11,13 +18,33 @@
 let
   inherit (pkgs) lib;
   baseline = workspace.baselineVariant;
+  gnuTarget = workspace.gnuTargetFor system;
+  pythonFeatures = lib.concatMapStrings (
+    n: " --features ${n}/${workspace.crates.${n}.pythonFeature}"
+  ) workspace.pythonModuleNames;
 
-  # The baseline variant's arguments and dependency artifacts, whole workspace, glibc
-  # target (the tests must run on the builder).
-  workspaceArgs = build.commonArgs baseline // {
+  # Whole workspace, glibc target (the tests must run on the builder), the dev profile
+  # (what `cargo test` builds; a release build with fat LTO per test binary buys nothing
+  # here). No PYO3_BUILD_EXTENSION_MODULE: test binaries link libpython.
+  workspaceArgs = {
+    pname = "mcp-foundry";
+    version = workspace.workspaceVersion;
+    strictDeps = true;
     src = build.workspaceSrc;
-    cargoArtifacts = build.depsFor.${baseline};
-    cargoExtraArgs = build.gnuWorkspaceArgs;
+    inherit (build) cargoVendorDir;
+    CARGO_BUILD_TARGET = gnuTarget;
+    CARGO_BUILD_RUSTFLAGS = workspace.rustflagsString baseline;
+    CARGO_PROFILE = "";
+    PYO3_PYTHON = build.python.interpreter;
+    cargoExtraArgs = "--locked --workspace${pythonFeatures}";
+  };
+
+  # Dependency artifacts of the checks: `cargo check --all-targets` (clippy) and
+  # `cargo test --no-run` (nextest, doc) of the whole workspace.
+  checkDeps = craneLib.buildDepsOnly (workspaceArgs // { pname = "mcp-foundry-checks"; });
+
+  checkArgs = workspaceArgs // {
+    cargoArtifacts = checkDeps;
   };
 
   # Arguments for checks that only read sources (no artifacts, no target).
@@ -27,25 +54,21 @@ let
     src = build.workspaceSrc;
   };
 
-  # CPython imports the baseline build of every Python module, then runs tests/ffi.
+  # CPython imports the baseline build of every Python module, then runs tests/ffi. The
+  # environment gets numpy only through the module's propagated inputs, as a user's
+  # `python3.withPackages (ps: [ mcp-foundry.mcp-rust-core-generic ])` would.
   ffiTests = workspace.root + "/tests/ffi";
   ffiImport =
     let
       modules = map (n: {
-        crate = n;
         module = workspace.crates.${n}.pythonModule;
         package = packages.${workspace.packageName n baseline};
       }) workspace.pythonModuleNames;
-      env = build.python.withPackages (
-        ps:
-        [
-          ps.numpy
-          ps.pytest
-        ]
-        ++ map (m: m.package) modules
-      );
+      env = build.python.withPackages (ps: [ ps.pytest ] ++ map (m: m.package) modules);
     in
-    pkgs.runCommand "mcp-foundry-ffi-import" { nativeBuildInputs = [ env ]; } ''
+    # runCommandCC: the FFI test reads the module's exports with `nm` (binutils), which
+    # only the C stdenv puts on PATH.
+    pkgs.runCommandCC "mcp-foundry-ffi-import" { nativeBuildInputs = [ env ]; } ''
       cd "$TMPDIR"
       ${lib.concatMapStrings (m: ''
         python -c 'import ${m.module}, sys; print(${m.module}.__file__, file=sys.stderr)'
@@ -70,46 +93,44 @@ let
 in
 {
   clippy = craneLib.cargoClippy (
-    workspaceArgs
+    checkArgs
     // {
       cargoClippyExtraArgs = "--all-targets -- --deny warnings";
     }
   );
 
   nextest = craneLib.cargoNextest (
-    workspaceArgs
+    checkArgs
     // {
-      cargoNextestExtraArgs = "--no-tests=warn";
+      # What the tests run: development's git repositories, bash-god's process tests
+      # (pgrep), the launcher's fallback through qemu-user.
+      nativeCheckInputs = [
+        pkgs.git
+        pkgs.procps
+        pkgs.qemu-user
+      ];
+      # xtask's integration tests need the repository's .git and start nested release
+      # builds of the workspace; its unit tests still run.
+      cargoNextestExtraArgs = "--no-tests=warn -E 'not (package(xtask) & kind(test))'";
     }
   );
 
+  # CARGO_BUILD_TARGET (workspaceArgs) is where crane looks for the docs: target/<triple>/doc.
   doc = craneLib.cargoDoc (
-    workspaceArgs
+    checkArgs
     // {
       cargoDocExtraArgs = "--no-deps";
       RUSTDOCFLAGS = "--deny warnings";
-      doCheck = false;
     }
   );
 
   fmt = craneLib.cargoFmt sourceOnlyArgs;
 
   # deny.toml at the root: licenses, bans, sources (advisories are the `audit` check).
-  deny = craneLib.cargoDeny (
-    sourceOnlyArgs
-    // {
-      inherit (build) cargoVendorDir;
-    }
-  );
+  deny = craneLib.cargoDeny (sourceOnlyArgs // { inherit (build) cargoVendorDir; });
 
-  audit = craneLib.cargoAudit (
-    sourceOnlyArgs
-    // {
-      inherit advisory-db;
-    }
-  );
+  audit = craneLib.cargoAudit (sourceOnlyArgs // { inherit advisory-db; });
 
   ffi-import = ffiImport;
   nix-lib = nixLib;
 }
-// builtins.removeAttrs packages [ "default" ]

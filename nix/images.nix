@@ -18,6 +18,7 @@ let
   inherit (pkgs) lib;
   variantNames = workspace.variantNamesFor system;
   created = workspace.isoDateTime sourceDateEpoch;
+  publishedSystem = "x86_64-linux";
   nonRootUser = "65532";
 
   # A non-root user and nothing else: the binaries are static and need no other file.
@@ -152,7 +153,14 @@ let
     # Decided here, not in the script: shellcheck (run by writeShellApplication) rejects a
     # comparison of two constants and the code after an unconditional exit.
     text =
-      if gitCommit == "dirty" then
+      # Tags name no architecture: pushing another system's images under them would
+      # replace the published x86_64 ones (a multi-arch index is not built yet).
+      if system != publishedSystem then
+        ''
+          echo "push-images: only ${publishedSystem} images are published (tags name no architecture); this is ${system}" >&2
+          exit 1
+        ''
+      else if gitCommit == "dirty" then
         ''
           echo "push-images: refusing to push images built from an uncommitted tree; commit first" >&2
           exit 1
@@ -169,6 +177,7 @@ let
   };
 in
 {
+  inherit pushImages;
   packages = variantImages // dispatchImages;
   apps.push-images = {
     type = "app";

@@ -218,6 +218,15 @@ let
 
   rustflagsString = variant: concatStringsSep " " variants.${variant}.rustflags;
 
+  # The profile `cargo xtask dist` builds with (release code generation, symbols kept; the
+  # shipped copies are stripped afterwards): Nix builds the same way so both pipelines
+  # make the same bytes.
+  distProfile =
+    if rootManifest ? profile.audit then
+      "audit"
+    else
+      throw "Cargo.toml: [profile.audit] is missing; cargo xtask dist and Nix build with it";
+
   # ---- time ------------------------------------------------------------------------------
   # RFC 3339 UTC timestamp of a Unix time (image `created`), from the days-to-civil
   # algorithm (H. Hinnant); integer arithmetic only, valid for dates after 1970.
@@ -267,6 +276,7 @@ in
     packageNamesFor
     imageNamesFor
     rustflagsString
+    distProfile
     isoDateTime
     genAttrs
     workspaceVersion

@@ -1,5 +1,5 @@
 # One derivation per shipped crate x CPU variant, the dispatch launcher, and the shared
-# pieces (sources, vendored dependencies, per-variant dependency artifacts) that
+# pieces (sources, vendored dependencies, per variant x target dependency artifacts) that
 # nix/checks.nix and nix/images.nix reuse.
 {
   pkgs,
@@ -8,7 +8,7 @@
   system,
   # `self.rev`, or "dirty" for an uncommitted tree: embedded by build.rs (`--version`).
   gitCommit,
-  # `self.lastModified`: SOURCE_DATE_EPOCH of every build and the images' `created`.
+  # `self.lastModified`: SOURCE_DATE_EPOCH of every package and the images' `created`.
   sourceDateEpoch,
 }:
 let
@@ -24,7 +24,8 @@ let
   # C code (e.g. tree-sitter grammars, built by the `cc` crate) in a static musl binary must
   # be compiled against musl headers: glibc's would leave unresolved glibc-only symbols.
   # Rust links musl targets self-contained (its own crt objects and libc.a), so only the C
-  # compiler and archiver are set, not the linker.
+  # compiler and archiver are set, not the linker. Only musl derivations carry these, so a
+  # glibc build (the Python module) never builds the static C toolchain.
   muslCC = pkgs.pkgsStatic.stdenv.cc;
   muslCEnv = {
     "CC_${workspace.ccTargetEnv muslTarget}" = "${muslCC}/bin/${muslCC.targetPrefix}cc";
@@ -44,9 +45,10 @@ let
         (root + "/Cargo.lock")
         (craneLib.fileset.commonCargoSources (root + "/crates"))
       ]
-      # Tool configuration cargo, rustfmt, clippy and cargo-deny read from the root.
+      # Tool configuration cargo, rustfmt, clippy, nextest and cargo-deny read from the root.
       ++ map (name: lib.fileset.maybeMissing (root + "/${name}")) [
         ".cargo"
+        ".config"
         "rustfmt.toml"
         ".rustfmt.toml"
         "clippy.toml"
@@ -60,10 +62,10 @@ let
   # the per-crate sources below are derivations).
   cargoVendorDir = craneLib.vendorCargoDeps { cargoLock = root + "/Cargo.lock"; };
 
-  # A crate's source: its own files and those of the members it depends on (transitively);
-  # every other member keeps its Cargo.toml and gets empty placeholders for its .rs files,
-  # because cargo loads every workspace member's manifest and targets even for `-p X`.
-  # Editing another server therefore does not rebuild this one.
+  # A crate's source: its own files and those of the members it depends on (transitively,
+  # build-dependencies included); every other member keeps its Cargo.toml and gets empty
+  # placeholders for its .rs files, because cargo loads every workspace member's manifest
+  # and targets even for `-p X`. Editing another server therefore does not rebuild this one.
   crateSource =
     crateName:
     let
@@ -105,53 +107,123 @@ let
       PLACEHOLDERS
     '';
 
-  # ---- shared derivation arguments ------------------------------------------------------
-  pythonFeatureArgs = lib.concatMapStrings (
-    n: " --features ${n}/${crates.${n}.pythonFeature}"
-  ) workspace.pythonModuleNames;
+  # ---- what each target builds ------------------------------------------------------------
+  # Servers and the launcher are static (musl); Python modules are glibc shared objects.
+  launcherNames = lib.optional (workspace.launcher != null) workspace.launcher;
+  cratesFor =
+    target:
+    builtins.filter (n: workspace.targetFor system n == target) (workspace.shippedNames ++ launcherNames);
+  featureArgs =
+    crateNames:
+    lib.concatMapStrings (
+      n: lib.optionalString (crates.${n}.pythonFeature != null) " --features ${n}/${crates.${n}.pythonFeature}"
+    ) crateNames;
 
-  # Identical in every derivation of a variant: any difference (PYO3_PYTHON above all)
-  # would make cargo rebuild the dependency artifacts instead of reusing them.
-  commonArgs =
-    variant:
+  # ---- the same bytes as `cargo xtask dist` -------------------------------------------------
+  # dist builds with the audit profile, strips with the toolchain's rust-objcopy and maps
+  # source paths: the cargo home to /cargo, the workspace to /mcp-foundry (its target dir
+  # to /mcp-foundry/target). Nix does the same with its own paths, so an artifact's bytes
+  # depend on (crate, variant, target, sources) only (NIX.md, "Two pipelines, one
+  # artifact"). cargo keeps RUSTFLAGS out of -C metadata, so the differing left-hand sides
+  # of the mappings change no symbol.
+  hostTarget = workspace.gnuTargetFor system;
+  # crane vendors crates.io under the sha256 of its lock-file source; cargo unpacks them
+  # under registry/src/<this> (its stable name of the crates.io index).
+  vendoredRegistry = "${cargoVendorDir}/${builtins.hashString "sha256" "registry+https://github.com/rust-lang/crates.io-index"}";
+  cargoRegistrySrc = "/cargo/registry/src/index.crates.io-1949cf8c6b5b557f";
+  # The build directory is only known when the build runs, and must stay out of
+  # CARGO_BUILD_RUSTFLAGS (a different value per derivation would make cargo rebuild the
+  # dependency artifacts): rustc gets these mappings from this wrapper instead.
+  remapWorkspace = pkgs.writeShellScript "rustc-remap-workspace" ''
+    rustc="$1"
+    shift
+    if [ -n "''${MCP_FOUNDRY_SOURCE_ROOT:-}" ]; then
+      exec "$rustc" "$@" \
+        "--remap-path-prefix=$MCP_FOUNDRY_SOURCE_ROOT=/mcp-foundry" \
+        "--remap-path-prefix=$MCP_FOUNDRY_SOURCE_ROOT/target=/mcp-foundry/target"
+    fi
+    exec "$rustc" "$@"
+  '';
+  distBuildArgs = {
+    CARGO_PROFILE = workspace.distProfile;
+    RUSTC_WRAPPER = remapWorkspace;
+    preBuild = ''export MCP_FOUNDRY_SOURCE_ROOT="$PWD"'';
+    # Stripped like dist (postInstall), not by the fixup phase; crane's own remapping
+    # (which dontStrip would switch on) is replaced by the mappings above.
+    dontStrip = true;
+    doRemapPathPrefix = false;
+  };
+  stripLikeDist = ''
+    objcopy="$(rustc --print sysroot)/lib/rustlib/${hostTarget}/bin/rust-objcopy"
+    for file in $out/bin/* $out/lib/*.so; do
+      if [ -f "$file" ]; then
+        "$objcopy" --strip-all "$file"
+      fi
+    done
+  '';
+
+  # ---- shared derivation arguments ------------------------------------------------------
+  # Identical in a variant x target's dependency build and in every package built on it:
+  # any difference (an env var a build script reads, e.g. PYO3_PYTHON) makes cargo rebuild
+  # the dependency artifacts instead of reusing them. Nothing here changes per commit, so a
+  # binary cache keeps serving the dependency builds until Cargo.lock or a flag changes.
+  buildArgs =
+    variant: target:
     {
       pname = "mcp-foundry";
       version = workspace.workspaceVersion;
       strictDeps = true;
       inherit cargoVendorDir;
-      # Applied to the --target only: cargo keeps RUSTFLAGS away from build scripts and
-      # proc-macros when --target is given (cargo#4423), so they never SIGILL on the builder.
-      CARGO_BUILD_RUSTFLAGS = workspace.rustflagsString variant;
+      # Every cargo invocation gets this target, so RUSTFLAGS reach the artifacts only,
+      # never build scripts or proc-macros (cargo#4423): a znver4 build cannot SIGILL on
+      # the builder. crane's cargoDoc also finds the docs through it.
+      CARGO_BUILD_TARGET = target;
+      CARGO_BUILD_RUSTFLAGS = lib.concatStringsSep " " (
+        lib.filter (f: f != "") [
+          (workspace.rustflagsString variant)
+          "--remap-path-prefix=${vendoredRegistry}=${cargoRegistrySrc}"
+        ]
+      );
       PYO3_PYTHON = python.interpreter;
-      MCP_FOUNDRY_VARIANT = variant;
-      MCP_FOUNDRY_GIT_COMMIT = gitCommit;
-      SOURCE_DATE_EPOCH = toString sourceDateEpoch;
-      doCheck = workspace.variants.${variant}.runsTests;
+      # Tests run in the nextest check (checks.nix) with what they need on PATH; a package
+      # build has neither git, pgrep nor qemu, and must not depend on the builder's /sys.
+      doCheck = false;
     }
-    // muslCEnv;
+    // distBuildArgs
+    // lib.optionalAttrs (target == muslTarget) muslCEnv
+    # pyo3 >= 0.26: without this the module links libpython (NEEDED + RPATH into one
+    # interpreter), breaking the abi3 promise. Test binaries need libpython, so only the
+    # package builds (never checks.nix) set it.
+    // lib.optionalAttrs (target == gnuTarget) { PYO3_BUILD_EXTENSION_MODULE = "1"; };
 
-  # The two cargo invocations whose dependency artifacts every later build reuses: static
-  # servers (musl) and the glibc target (Python module, tests, clippy, docs).
-  muslWorkspaceArgs = "--locked --workspace --target ${muslTarget}";
-  gnuWorkspaceArgs = "--locked --workspace --target ${gnuTarget}${pythonFeatureArgs}";
+  # Per package only: these change with every commit (build.rs embeds them in --version).
+  packageEnv = variant: {
+    MCP_FOUNDRY_VARIANT = variant;
+    MCP_FOUNDRY_GIT_COMMIT = gitCommit;
+    SOURCE_DATE_EPOCH = toString sourceDateEpoch;
+  };
 
-  # One dependency build per variant: different RUSTFLAGS make different artifacts.
+  # One dependency build per variant x target: different RUSTFLAGS or targets make
+  # different artifacts, and a glibc package must not wait for the musl dependencies.
+  # It selects exactly the packages later built on it (the workspace-hack crate makes
+  # their dependency features the same alone and together).
   depsFor = workspace.genAttrs variantNames (
     variant:
-    let
-      args = commonArgs variant;
-    in
-    craneLib.buildDepsOnly (
-      args
-      // {
-        pname = "mcp-foundry-${variant}";
-        src = workspaceSrc;
-        buildPhaseCargoCommand = lib.concatMapStrings (cargoArgs: ''
-          ${lib.optionalString args.doCheck "cargoWithProfile check ${cargoArgs} --all-targets"}
-          cargoWithProfile build ${cargoArgs}
-        '') [ muslWorkspaceArgs gnuWorkspaceArgs ];
-        checkPhaseCargoCommand = "cargoWithProfile test ${gnuWorkspaceArgs} --no-run";
-      }
+    lib.genAttrs (lib.filter (t: cratesFor t != [ ]) [ muslTarget gnuTarget ]) (
+      target:
+      craneLib.buildDepsOnly (
+        buildArgs variant target
+        // {
+          pname = "mcp-foundry-${variant}-${target}";
+          src = workspaceSrc;
+          # The packages only build; the `cargo check` crane adds by default feeds clippy,
+          # which has its own dependency build (checks.nix).
+          buildPhaseCargoCommand =
+            "cargoWithProfile build --locked"
+            + lib.concatMapStrings (n: " -p ${n}") (cratesFor target)
+            + featureArgs (cratesFor target);
+        }
+      )
     )
   );
 
@@ -172,15 +244,17 @@ let
       isPythonModule = crate.role == "python-module";
       target = workspace.targetFor system crateName;
       drv = craneLib.buildPackage (
-        commonArgs variant
+        buildArgs variant target
+        // packageEnv variant
         // {
           pname = workspace.packageName crateName variant;
           src = crateSource crateName;
-          cargoArtifacts = depsFor.${variant};
-          cargoExtraArgs =
-            "--locked -p ${crateName} --target ${target}"
-            + lib.optionalString isPythonModule " --features ${crate.pythonFeature}";
-          postInstall = lib.optionalString isPythonModule (pythonLayout crate);
+          cargoArtifacts = depsFor.${variant}.${target};
+          cargoExtraArgs = "--locked -p ${crateName}" + featureArgs [ crateName ];
+          postInstall = stripLikeDist + lib.optionalString isPythonModule (pythonLayout crate);
+          # `import mcp_rust_core` imports numpy (embed_text returns arrays): an
+          # environment made with python3.withPackages must get it with the module.
+          propagatedBuildInputs = lib.optional isPythonModule python.pkgs.numpy;
           passthru = {
             inherit variant target;
             crate = crateName;
@@ -210,12 +284,14 @@ let
       null
     else
       craneLib.buildPackage (
-        commonArgs baselineVariant
+        buildArgs baselineVariant muslTarget
+        // packageEnv baselineVariant
         // {
           pname = workspace.launcher;
           src = crateSource workspace.launcher;
-          cargoArtifacts = depsFor.${baselineVariant};
-          cargoExtraArgs = "--locked -p ${workspace.launcher} --target ${muslTarget}";
+          cargoArtifacts = depsFor.${baselineVariant}.${muslTarget};
+          cargoExtraArgs = "--locked -p ${workspace.launcher}";
+          postInstall = stripLikeDist;
           meta = {
             inherit (crates.${workspace.launcher}) description;
             mainProgram = workspace.launcher;
@@ -228,13 +304,11 @@ in
     python
     workspaceSrc
     cargoVendorDir
-    commonArgs
+    muslCEnv
     depsFor
-    gnuWorkspaceArgs
     cratePackages
     launcher
     ;
   packages =
-    cratePackages
-    // lib.optionalAttrs (launcher != null) { ${workspace.launcher} = launcher; };
+    cratePackages // lib.optionalAttrs (launcher != null) { ${workspace.launcher} = launcher; };
 }

@@ -1,30 +1,39 @@
-# `nix develop`: the build toolchain plus the editor and release tools.
+# `nix develop`: the build toolchain plus what `cargo xtask ci|dist|verify|image` and the
+# editor need.
 #
-# rust-analyzer comes from fenix and rust-src from the same rust-overlay release as the
-# toolchain, both outside craneLib's toolchain: adding them to it would change every build
-# derivation's hash.
+# rust-analyzer and rust-src come from the same rust-overlay release as the toolchain (the
+# proc-macro server and the sysroot sources then match the compiler), outside craneLib's
+# toolchain: adding them to it would change every build derivation's hash.
 {
   pkgs,
   craneLib,
-  rustAnalyzer,
-  rustSrc,
+  toolchainComponents, # rust-bin.stable.<channel> of rust-toolchain.toml
   build, # nix/packages.nix
 }:
-craneLib.devShell {
-  packages = [
-    rustAnalyzer
-    pkgs.cargo-nextest
-    pkgs.cargo-deny
-    pkgs.cargo-audit
-    pkgs.maturin
-    (build.python.withPackages (ps: [
-      ps.numpy
-      ps.pytest
-    ]))
-    pkgs.skopeo
-    pkgs.umoci
-  ];
-  RUST_SRC_PATH = "${rustSrc}/lib/rustlib/src/rust/library";
-  # The same interpreter as the builds, so pyo3 in the shell matches them.
-  PYO3_PYTHON = build.python.interpreter;
-}
+craneLib.devShell (
+  {
+    packages = [
+      toolchainComponents.rust-analyzer
+      pkgs.cargo-nextest
+      pkgs.cargo-deny
+      pkgs.cargo-audit
+      pkgs.maturin
+      (build.python.withPackages (ps: [
+        ps.numpy
+        ps.pytest
+      ]))
+      pkgs.skopeo
+      pkgs.umoci
+      # The launcher's fallback test and `cargo xtask image`'s smoke run (qemu-x86_64).
+      pkgs.qemu-user
+      # `cargo xtask dist` records the commit; development's tests create repositories.
+      pkgs.git
+    ];
+    RUST_SRC_PATH = "${toolchainComponents.rust-src}/lib/rustlib/src/rust/library";
+    # The same interpreter as the builds, so pyo3 in the shell matches them.
+    PYO3_PYTHON = build.python.interpreter;
+  }
+  # `cargo xtask dist` builds C code (tree-sitter) for musl: without musl's C compiler the
+  # cc crate falls back to the glibc one and the link fails on glibc-only symbols.
+  // build.muslCEnv
+)

@@ -62,6 +62,7 @@ let
     (eq "fixture: members skip directories without Cargo.toml" (sorted fixture.memberDirs) [
       "crates/alpha"
       "crates/beta"
+      "crates/buildhelper"
       "crates/pymod"
       "crates/shared"
       "crates/tool"
@@ -104,8 +105,9 @@ let
     (eq "fixture: lib name defaults to the crate name with underscores" fixture.crates.alpha.libName "alpha")
     (eq "fixture: workspace version is inherited" fixture.crates.alpha.version "1.2.3")
     (eq "fixture: own version wins" fixture.crates.beta.version "0.9.0")
-    (eq "fixture: workspace path dependency is in the source closure" (sorted (fixture.sourceClosure "alpha")) [
+    (eq "fixture: workspace path dependency and build-dependency are in the source closure" (sorted (fixture.sourceClosure "alpha")) [
       "alpha"
+      "buildhelper"
       "shared"
     ])
     (eq "fixture: renamed dev-dependency is followed transitively" (sorted (fixture.sourceClosure "beta")) [

@@ -1,28 +1,38 @@
 /**
   Wiring test: evaluates the real `outputs` function of flake.nix with recording
-  stand-ins (nix/tests/stubs) for nixpkgs, crane, rust-overlay and fenix, whose function
-  and argument names mirror the real ones at the revisions pinned in flake.lock, and checks
-  what the flake asked them to build:
+  stand-ins (nix/tests/stubs) for nixpkgs, crane and rust-overlay, whose function and
+  argument names mirror the real ones at the revisions pinned in flake.lock, and checks
+  what the flake asked them to build. It runs with any Nix (`cargo xtask nix-check`); the
+  real build with Nix >= 2.31, the real crane and a nixpkgs substitute is
+  `cargo xtask nix-offline` (nix/offline/).
 
   - packages.<system> is exactly crate x variant (+ images, launcher, default), with no
     x86_64-only variant on aarch64-linux;
-  - every crate x variant package: `-p <crate>`, `--target <triple>` (musl for servers,
-    glibc for Python modules), its variant's RUSTFLAGS (from Cargo.toml, read here
-    independently), the dependency artifacts of its own variant, tests only on the
-    baseline variant, the same PYO3_PYTHON as every other derivation, the git commit and
-    SOURCE_DATE_EPOCH, a source holding its own crate and the members it depends on but no
-    other member's code, and for Python modules the site-packages layout;
-  - every cargo invocation of a dependency build has `--target`;
+  - every crate x variant package: `-p <crate>`, CARGO_BUILD_TARGET <triple> (musl for
+    servers, glibc for Python modules), its variant's RUSTFLAGS (from Cargo.toml, read
+    here independently), the dependency artifacts of its own variant and target, no tests
+    (they need git, pgrep, qemu: the nextest check has them), the same PYO3_PYTHON as
+    every other derivation, the git commit and SOURCE_DATE_EPOCH, a source holding its own
+    crate and the members it depends on but no other member's code, the musl C compiler
+    only for musl, and for Python modules the site-packages layout, numpy propagated and
+    no libpython link (PYO3_BUILD_EXTENSION_MODULE);
+  - dependency builds: one per variant x target, nothing that changes per commit (git
+    commit, SOURCE_DATE_EPOCH), no musl C compiler in a glibc one;
+  - checks: nextest has git, pgrep and qemu and skips xtask's integration tests; the docs
+    are installed from where cargo writes them; ffi-import runs with the C stdenv (nm);
+  - the dev shell has the musl C compiler variables and qemu; `nix fmt` is nixfmt-tree;
+    push-images refuses to run for a system whose images are not published;
+  - the CI workflow pins every action by commit and checks the Nix version in every job;
   - the toolchain comes from rust-toolchain.toml through fromRustupToolchainFile and
     overrideToolchain, with this system's glibc and musl targets;
   - the required checks and images exist and are configured (clippy denies warnings, docs
     deny warnings, audit uses the advisory-db input, images run as non-root with a fixed
     `created` and the OCI labels; dispatch images contain the launcher and every variant);
   - flake.lock pins every input of flake.nix (github, 40-hex rev, sha256 narHash), with
-    rust-overlay and fenix following nixpkgs;
+    rust-overlay following nixpkgs;
   - the checker itself rejects a package with wrong RUSTFLAGS (self-test).
 
-  What it does NOT prove: that anything builds; that nixpkgs/crane/rust-overlay/fenix
+  What it does NOT prove: that anything builds; that nixpkgs/crane/rust-overlay
   behave as the stand-ins assume beyond their argument names (e.g. that cargo accepts the
   flags, that dockerTools lays out `contents` as expected, that the musl C compiler links);
   that the narHashes match what GitHub serves (nixpkgs' was not re-derived here); anything
@@ -71,7 +81,6 @@ let
     };
     crane = import (stubs + "/crane.nix");
     rust-overlay = import (stubs + "/rust-overlay.nix");
-    fenix = import (stubs + "/fenix.nix");
   };
 
   # Read independently of nix/lib.nix.
@@ -117,6 +126,10 @@ let
   };
   unless = ok: message: if ok then [ ] else [ message ];
 
+  # The variant's own flags: CARGO_BUILD_RUSTFLAGS without the path mappings.
+  variantFlags =
+    flags: builtins.concatStringsSep " " (filter (w: match "--remap-path-prefix=.*" w == null) (words flags));
+  hasMuslCC = args: any (n: match "(CC|AR)_.*_musl" n != null) (attrNames args);
   pythonInterpreters = system: [
     (import (stubs + "/nixpkgs") { inherit system; }).python3.interpreter
   ];
@@ -133,29 +146,35 @@ let
       extra = args.cargoExtraArgs or "";
       closureDirs = map (n: workspace.crates.${n}.dir) (workspace.sourceClosure crate);
       otherDirs = filter (d: !(elem d closureDirs)) workspace.memberDirs;
-      isBaseline = variantTable.${variant}.target-cpu == "generic";
     in
     unless ((drv.recorded.fn or null) == "crane.buildPackage") "not built with craneLib.buildPackage"
     ++ unless (hasFlag "-p" crate extra) "cargoExtraArgs lacks -p ${crate}: ${extra}"
-    ++ unless (hasFlag "--target" target extra) "cargoExtraArgs lacks --target ${target}: ${extra}"
+    ++ unless ((args.CARGO_BUILD_TARGET or null) == target) "CARGO_BUILD_TARGET is ${toJSON (args.CARGO_BUILD_TARGET or null)}, not ${target}"
+    ++ unless ((deps.args.CARGO_BUILD_TARGET or null) == target) "cargoArtifacts are built for ${toJSON (deps.args.CARGO_BUILD_TARGET or null)}, not ${target}"
+    ++ unless (hasMuslCC args == (target == "${workspace.archOf system}-unknown-linux-musl")) "the musl C compiler is ${if hasMuslCC args then "set" else "missing"} for ${target}"
     ++ unless (contains "--locked" extra) "cargoExtraArgs lacks --locked"
     ++ unless (
-      !isPython || hasFlag "--features" workspace.crates.${crate}.pythonFeature extra
+      !isPython || hasFlag "--features" "${crate}/${workspace.crates.${crate}.pythonFeature}" extra
     ) "python module built without its feature"
     ++ unless (
-      (args.CARGO_BUILD_RUSTFLAGS or null) == expectedRustflags variant
+      variantFlags (args.CARGO_BUILD_RUSTFLAGS or "") == expectedRustflags variant
     ) "CARGO_BUILD_RUSTFLAGS is ${toJSON (args.CARGO_BUILD_RUSTFLAGS or null)}, Cargo.toml says ${toJSON (expectedRustflags variant)}"
     ++ unless ((deps.fn or null) == "crane.buildDepsOnly") "cargoArtifacts is not a buildDepsOnly"
     ++ unless (
-      (deps.args.CARGO_BUILD_RUSTFLAGS or null) == expectedRustflags variant
-      && (deps.args.MCP_FOUNDRY_VARIANT or null) == variant
-    ) "cargoArtifacts belong to another variant"
+      (deps.args.CARGO_BUILD_RUSTFLAGS or null) == (args.CARGO_BUILD_RUSTFLAGS or "")
+    ) "cargoArtifacts are built with other RUSTFLAGS (another variant, or cargo rebuilds them)"
+    # The same bytes as `cargo xtask dist`: its profile, stripping and path prefixes.
+    ++ unless ((args.CARGO_PROFILE or null) == "audit" && (deps.args.CARGO_PROFILE or null) == "audit") "not built with dist's audit profile"
+    ++ unless (contains "rust-objcopy" (args.postInstall or "") && contains "--strip-all" (args.postInstall or "")) "not stripped with rust-objcopy --strip-all like dist"
+    ++ unless (contains "=/cargo/registry/src/" (args.CARGO_BUILD_RUSTFLAGS or "")) "vendored sources are not mapped to dist's /cargo prefix"
+    ++ unless (contains "=/mcp-foundry" (args.RUSTC_WRAPPER.recorded.args.text or "")) "the workspace is not mapped to dist's /mcp-foundry prefix"
     ++ unless ((args.MCP_FOUNDRY_VARIANT or null) == variant) "MCP_FOUNDRY_VARIANT is not ${variant}"
     ++ unless ((args.MCP_FOUNDRY_GIT_COMMIT or null) == self.rev) "MCP_FOUNDRY_GIT_COMMIT is not self.rev"
     ++ unless (
       (args.SOURCE_DATE_EPOCH or null) == toString self.lastModified
     ) "SOURCE_DATE_EPOCH is not self.lastModified"
-    ++ unless ((args.doCheck or true) == isBaseline) "doCheck must be ${toJSON isBaseline} for ${variant}"
+    # crane's buildPackage defaults doCheck to true; the builder has no git, pgrep or qemu.
+    ++ unless ((args.doCheck or true) == false) "runs cargo test inside the package build (doCheck)"
     ++ unless (elem (args.PYO3_PYTHON or null) (pythonInterpreters system)) "PYO3_PYTHON differs"
     ++ unless ((args.toolchain.recorded.fn or null) == "rust-overlay.toolchain") "built without the rust-overlay toolchain"
     # Source: a derivation copying a fileset source, then placeholders for other members.
@@ -190,6 +209,8 @@ let
           install = args.postInstall or "";
         in
         unless (drv ? pythonModule) "python module is not a python module (toPythonModule)"
+        ++ unless (any (p: (p.pname or null) == "numpy") (args.propagatedBuildInputs or [ ])) "numpy is not propagated: withPackages environments miss it"
+        ++ unless ((args.PYO3_BUILD_EXTENSION_MODULE or null) == "1") "pyo3 links libpython (PYO3_BUILD_EXTENSION_MODULE unset)"
         ++ unless (contains "${module}.abi3.so" install) "postInstall does not install ${module}.abi3.so"
         ++ unless (contains "python/${module}/." install) "postInstall does not copy python/${module}"
       else
@@ -211,7 +232,21 @@ let
       crateVariants = concatLists (
         map (c: map (v: { crate = c; variant = v; }) variants) workspace.shippedNames
       );
-      deps = map (v: packages."${workspace.packageName (builtins.head workspace.shippedNames) v}".recorded.args.cargoArtifacts) variants;
+      # Every dependency build a package or the launcher uses, once each.
+      deps = builtins.attrValues (
+        builtins.listToAttrs (
+          map (
+            p:
+            let
+              d = p.recorded.args.cargoArtifacts;
+            in
+            {
+              name = "${d.recorded.args.CARGO_BUILD_RUSTFLAGS or ""}|${d.recorded.args.CARGO_BUILD_TARGET or ""}";
+              value = d;
+            }
+          ) (filter (p: (p.recorded.fn or null) == "crane.buildPackage") (builtins.attrValues packages))
+        )
+      );
       image = name: packages.${name}.recorded.args or { };
       imageProblems =
         name: tag:
@@ -257,22 +292,21 @@ let
           ) crateVariants
         )
       ))
-      (test "${system}: dependency builds pass --target to every cargo invocation" (
+      (test "${system}: dependency builds are per variant x target and never change per commit" (
         concatLists (
           map (
             d:
             let
-              lines = filter (l: builtins.isString l && contains "cargoWithProfile" l) (
-                builtins.split "\n" ((d.recorded.args.buildPhaseCargoCommand or "") + "\n" + (d.recorded.args.checkPhaseCargoCommand or ""))
-              );
+              a = d.recorded.args;
+              target = a.CARGO_BUILD_TARGET or "none";
             in
-            unless (lines != [ ]) "${d.name}: no cargo invocation recorded"
-            ++ map (l: "${d.name}: no --target in: ${l}") (filter (l: !(contains "--target" l)) lines)
+            unless ((d.recorded.fn or null) == "crane.buildDepsOnly") "${d.name}: not a buildDepsOnly"
+            ++ unless (!(a ? MCP_FOUNDRY_GIT_COMMIT) && !(a ? SOURCE_DATE_EPOCH) && !(a ? MCP_FOUNDRY_VARIANT)) "${d.name}: per-commit values reach the dependency build (no binary cache hit across commits)"
+            ++ unless (hasMuslCC a == (match ".*-musl" target != null)) "${d.name}: musl C compiler set for ${target}"
+            ++ unless ((a.doCheck or true) == false) "${d.name}: builds tests the packages never use"
           ) deps
         )
-      ))
-      (test "${system}: one dependency build per variant" (
-        unless (length (builtins.attrNames (builtins.listToAttrs (map (d: { name = d.recorded.args.MCP_FOUNDRY_VARIANT; value = d; }) deps))) == length variants) "variants share dependency artifacts"
+        ++ unless (length deps == length variants * 2) "expected one dependency build per variant x target (${toString (length variants * 2)}), got ${toString (length deps)}"
       ))
       (test "${system}: toolchain from rust-toolchain.toml with this system's targets" (
         unless ((toolchain.channel or null) == toolchainToml.channel) "channel is not the file's"
@@ -298,7 +332,6 @@ let
               "ffi-import"
               "nix-lib"
             ]
-            ++ filter (p: p != "default") (attrNames packages)
           )
         )
       ))
@@ -313,11 +346,22 @@ let
         ++ concatLists (
           map (
             c:
-            unless (contains "--target" (checks.${c}.recorded.args.cargoExtraArgs or "")) "${c} has no --target"
+            unless ((checks.${c}.recorded.args.CARGO_BUILD_TARGET or null) == "${workspace.archOf system}-unknown-linux-gnu") "${c} has no CARGO_BUILD_TARGET"
             ++ unless (elem (checks.${c}.recorded.args.PYO3_PYTHON or null) (pythonInterpreters system)) "${c} PYO3_PYTHON differs"
+            ++ unless (!(checks.${c}.recorded.args ? PYO3_BUILD_EXTENSION_MODULE)) "${c}: test binaries need libpython"
           ) [ "clippy" "nextest" "doc" ]
         )
+        ++ unless ((checks.doc.docsWrittenTo or null) == (checks.doc.docsInstalledFrom or "")) "doc: cargo writes ${toJSON (checks.doc.docsWrittenTo or null)} but crane installs ${toJSON (checks.doc.docsInstalledFrom or null)}"
+        ++ concatLists (
+          map (
+            tool: unless (elem tool (checks.nextest.checkPath or [ ])) "nextest: ${tool} is not on the test PATH"
+          ) [ "git" "pgrep" "qemu-x86_64" ]
+        )
+        ++ unless (contains "not (package(xtask) & kind(test))" (checks.nextest.recorded.args.cargoNextestExtraArgs or "")) "nextest runs xtask's integration tests (they need .git and nested release builds)"
         ++ unless (contains "pytest" (checks.ffi-import.recorded.args.script or "")) "ffi-import does not run tests/ffi"
+        ++ unless (elem "nm" (checks.ffi-import.path or [ ])) "ffi-import: nm is not on PATH (runCommand is stdenvNoCC)"
+        ++ unless (elem "numpy" (checks.ffi-import.pythonEnvModules or [ ])) "ffi-import: numpy does not reach the environment through the module"
+        ++ unless (!(checks ? ${workspace.packageName (builtins.head workspace.shippedNames) workspace.baselineVariant})) "packages are checks (see nix/checks.nix for why not)"
       ))
       (test "${system}: images" (
         concatLists (
@@ -340,12 +384,29 @@ let
         )
       ))
       (test "${system}: dev shell, apps, formatter" (
+        let
+          shell = outputs.devShells.${system}.default.recorded.args or { };
+          shellPackages = map (p: p.name or "") (shell.packages or [ ]);
+          # The app only holds the script's store path; build the script again for its text.
+          pushText =
+            (import ../images.nix {
+              pkgs = import (stubs + "/nixpkgs") { inherit system; };
+              inherit workspace system;
+              cratePackages = packages;
+              launcher = if workspace.launcher != null then packages.${workspace.launcher} else null;
+              gitCommit = self.rev;
+              sourceDateEpoch = self.lastModified;
+            }).pushImages.recorded.args.text or "";
+        in
         unless ((outputs.devShells.${system}.default.recorded.fn or null) == "crane.devShell") "devShells.default is not craneLib.devShell"
-        ++ unless (
-          any (p: (p.recorded.fn or null) == "fenix") (outputs.devShells.${system}.default.recorded.args.packages or [ ])
-        ) "dev shell lacks fenix's rust-analyzer"
+        ++ unless (elem "rust-analyzer-preview-${toolchainToml.channel}" shellPackages) "dev shell lacks the toolchain release's rust-analyzer"
+        ++ unless (elem "qemu-user" shellPackages) "dev shell lacks qemu-user (qemu-x86_64)"
+        ++ unless (hasMuslCC shell) "dev shell lacks CC_/AR_ for musl: cargo xtask dist compiles C with the glibc compiler"
         ++ unless ((outputs.apps.${system}.push-images.type or null) == "app") "apps.push-images missing"
-        ++ unless (outputs.formatter ? ${system}) "formatter missing"
+        ++ unless (
+          (system == "x86_64-linux") == !(contains "only x86_64-linux images are published" pushText)
+        ) "push-images on ${system} would push under the x86_64 tags"
+        ++ unless ((outputs.formatter.${system}.name or null) == "nixfmt-tree") "formatter is not nixfmt-tree (plain nixfmt reads stdin under `nix fmt`)"
       ))
     ];
 
@@ -368,7 +429,7 @@ let
     ++ concatLists (
       map (
         name: unless ((node name).inputs.nixpkgs or null == [ "nixpkgs" ]) "${name} does not follow nixpkgs"
-      ) [ "rust-overlay" "fenix" ]
+      ) [ "rust-overlay" ]
     )
     ++ concatLists (
       map (
@@ -398,9 +459,23 @@ let
     in
     unless (packageProblems system crate variant bad != [ ]) "a package with target-cpu=native passed";
 
+  # ---- CI workflow ------------------------------------------------------------------------
+  workflow = readFile (root + "/.github/workflows/ci.yml");
+  workflowLines = filter builtins.isString (builtins.split "\n" workflow);
+  usesLines = filter (l: match " *(- )?uses: .*" l != null) workflowLines;
+  countMatching = re: length (filter (l: match re l != null) workflowLines);
+  workflowProblems =
+    map (l: "action not pinned by commit: ${l}") (
+      filter (l: match " *(- )?uses: [^@]+@[0-9a-f]{40}( .*)?" l == null) usesLines
+    )
+    ++ unless (
+      countMatching ".*uses: cachix/install-nix-action@.*" == countMatching " *run: eval \"[$]NIX_VERSION_CHECK\""
+    ) "a job installs Nix without checking its version";
+
   results =
     concatLists (map systemTests workspace.systems)
     ++ [
+      (test "CI workflow pins actions and checks the Nix version in every job" workflowProblems)
       (test "flake.lock pins every input" lockProblems)
       (test "self-test: wrong RUSTFLAGS are caught" selfTest)
     ];

@@ -1,25 +1,62 @@
-//! Runs an already-approved command: `bash -c` in its own process group, stdin closed,
-//! a scrubbed environment, bounded output, and the whole group killed on timeout, on
-//! cancellation and when the call is dropped.
+//! Runs an already-vetted command: `bash -c` inside exec-sandbox (Landlock, seccomp,
+//! user/PID/network/mount namespaces, rlimits: see that crate), stdin closed, a scrubbed
+//! environment, bounded output. Every process of the run is killed when the command ends,
+//! on timeout, on cancellation and when the call is dropped.
+//!
+//! Whether the kernel can contain commands is probed once at startup ([`Executor::new`]).
+//! When it cannot, execution is refused with the reason and what to do, unless the operator
+//! passed `--unsandboxed-exec`; then each run gets what the kernel offers and says so.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use exec_sandbox::{Exit, Limits, Protections, Sandbox, Spec};
 use schemars::JsonSchema;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::process::Command;
 
 /// The environment every command gets, whatever the server's own environment holds:
-/// no tokens, proxies or credentials leak into commands.
+/// no tokens, proxies or credentials leak into commands. (`TMPDIR` is added by the sandbox:
+/// the run's private scratch directory.)
 const PATH: &str =
     "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin:/run/current-system/sw/bin";
 const LANG: &str = "C.UTF-8";
-/// How long to wait for the output pipes to close after the group was killed; only a
-/// process that escaped the group can hold them open longer.
+/// How long to wait for the output pipes to close once the run is over; only a process
+/// that escaped the run (possible in best-effort mode alone) can hold them open longer.
 const PIPE_DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+/// Execution options from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    /// Commands may use the network (`--allow-network`).
+    pub network: bool,
+    /// Run commands even when the kernel cannot contain them (`--unsandboxed-exec`).
+    pub unsandboxed: bool,
+    /// Extra read-only directories for commands (`--exec-read-only`).
+    pub read_only: Vec<PathBuf>,
+}
+
+/// What the startup probe found.
+#[derive(Debug, Clone)]
+pub enum Containment {
+    /// Every run gets every protection (and is refused if one ever fails to apply).
+    Full(Protections),
+    /// The kernel cannot contain commands: execution is refused with this reason.
+    Unavailable(String),
+    /// The kernel cannot contain commands and the operator accepted it: runs get what the
+    /// kernel offers. Holds why full containment is unavailable.
+    BestEffort(String),
+}
+
+/// Runs commands with the containment decided at startup.
+#[derive(Debug, Clone)]
+pub struct Executor {
+    sandbox: Option<Sandbox>,
+    pub containment: Containment,
+    network: bool,
+    read_only: Vec<PathBuf>,
+}
 
 #[derive(Debug, Clone)]
 pub struct ExecRequest {
@@ -27,9 +64,24 @@ pub struct ExecRequest {
     pub cwd: PathBuf,
     /// `HOME` of the command (the first root: fixed by the operator, not the caller).
     pub home: PathBuf,
+    /// Directories the command may write in (the server's roots).
+    pub roots: Vec<PathBuf>,
     pub timeout: Duration,
     /// Cap of each of stdout and stderr, in bytes.
     pub max_stream_bytes: usize,
+}
+
+/// Which protections a run had.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct SandboxReport {
+    /// Every guarantee held: writes only in the roots, no secrets outside them, no network
+    /// (unless allowed), nothing outlives the call. `false` only with `--unsandboxed-exec`.
+    pub contained: bool,
+    /// The network was allowed by the operator (`--allow-network`).
+    pub network_allowed: bool,
+    pub protections: Protections,
+    /// Guarantees this run lacked.
+    pub missing: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -49,25 +101,186 @@ pub struct ExecOutcome {
     pub stderr_bytes: u64,
 }
 
-/// Kills the process group when dropped: the tool call may be abandoned at any await
-/// (timeout, `notifications/cancelled`, disconnect) and must never leave processes behind.
-struct GroupKiller {
-    pgid: libc::pid_t,
+/// Why a command did not run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecError {
+    /// Containment is unavailable or failed to apply; nothing ran.
+    Refused(String),
+    /// The run could not be started or followed.
+    Failed(String),
 }
 
-impl GroupKiller {
-    fn kill(&self) {
-        // SAFETY: killpg only sends a signal; a stale group id yields ESRCH, which is fine.
-        unsafe {
-            libc::killpg(self.pgid, libc::SIGKILL);
+impl Executor {
+    /// Probes the kernel (a full setup with checks from inside, a few milliseconds) and
+    /// decides how commands will run.
+    pub fn new(options: &ExecOptions) -> Self {
+        let sandbox = Sandbox::current();
+        let probe = match &sandbox {
+            Ok(sandbox) => sandbox.probe(options.network).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let containment = match probe {
+            Ok(protections) => Containment::Full(protections),
+            Err(reason) if options.unsandboxed => Containment::BestEffort(reason),
+            Err(reason) => Containment::Unavailable(reason),
+        };
+        Self {
+            sandbox: sandbox.ok(),
+            containment,
+            network: options.network,
+            read_only: options.read_only.clone(),
         }
     }
+
+    /// One line for `--version` and the startup log.
+    pub fn describe(&self) -> String {
+        let network = if self.network {
+            "; network allowed"
+        } else {
+            ""
+        };
+        match &self.containment {
+            Containment::Full(p) => format!("contained ({}){network}", p.summary()),
+            Containment::Unavailable(reason) => {
+                format!(
+                    "unavailable, execute_command refuses to run: {reason} (see the README's \
+                     security section, or restart with --unsandboxed-exec to run anyway)"
+                )
+            }
+            Containment::BestEffort(reason) => format!(
+                "NOT contained (--unsandboxed-exec): {reason}; runs get what the kernel offers{network}"
+            ),
+        }
+    }
+
+    /// Runs `request`; returns when the command and everything it started are gone.
+    /// `cancelled` resolving stops the run early (the outcome then reports `signal: 9`).
+    pub async fn run(
+        &self,
+        request: &ExecRequest,
+        cancelled: impl std::future::Future<Output = ()>,
+    ) -> Result<(ExecOutcome, SandboxReport), ExecError> {
+        let require_all = match &self.containment {
+            Containment::Full(_) => true,
+            Containment::BestEffort(_) => false,
+            Containment::Unavailable(reason) => {
+                return Err(ExecError::Refused(unavailable_message(reason)));
+            }
+        };
+        let sandbox = self.sandbox.as_ref().ok_or_else(|| {
+            ExecError::Failed("the sandbox helper cannot be started by this binary".to_owned())
+        })?;
+        let started = Instant::now();
+        let timeout_secs = request.timeout.as_secs().saturating_add(1);
+        let limits = Limits::default();
+        let spec = Spec {
+            program: "bash".to_owned(),
+            args: vec!["-c".to_owned(), request.command.clone()],
+            cwd: request.cwd.clone(),
+            env: vec![
+                ("PATH".to_owned(), PATH.to_owned()),
+                ("HOME".to_owned(), request.home.display().to_string()),
+                ("LANG".to_owned(), LANG.to_owned()),
+            ],
+            writable: request.roots.clone(),
+            readable: self.read_only.clone(),
+            network: self.network,
+            limits: Limits {
+                cpu_seconds: limits.cpu_seconds.min(timeout_secs),
+                ..limits
+            },
+        };
+        let mut run = sandbox
+            .spawn(spec, require_all)
+            .await
+            .map_err(|e| match e {
+                exec_sandbox::SandboxError::Unavailable(reason) if require_all => {
+                    ExecError::Refused(unavailable_message(&reason))
+                }
+                other => ExecError::Failed(format!("cannot start the command: {other}")),
+            })?;
+        let cap = request.max_stream_bytes;
+        let stdout = run.stdout.take().map(|s| tokio::spawn(drain(s, cap)));
+        let stderr = run.stderr.take().map(|s| tokio::spawn(drain(s, cap)));
+
+        let mut timed_out = false;
+        let exit = tokio::select! {
+            exit = run.wait() => exit.map_err(|e| ExecError::Failed(format!("lost track of the run: {e}")))?,
+            () = tokio::time::sleep(request.timeout) => { timed_out = true; None }
+            () = cancelled => None,
+        };
+        let stopped = exit.is_none();
+        if stopped {
+            run.stop()
+                .await
+                .map_err(|e| ExecError::Failed(format!("cannot stop the run: {e}")))?;
+        }
+        let (exit_code, signal) = match exit {
+            Some(Exit::Code(code)) => (Some(code), None),
+            Some(Exit::Signal(signal)) => (None, Some(signal)),
+            None => (None, Some(9)),
+        };
+        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let collect = |handle: Option<tokio::task::JoinHandle<HeadTail>>| async move {
+            match handle {
+                Some(handle) => match tokio::time::timeout(PIPE_DRAIN_GRACE, handle).await {
+                    Ok(Ok(buffer)) => buffer,
+                    _ => HeadTail::new(0),
+                },
+                None => HeadTail::new(0),
+            }
+        };
+        let (out, err) = (collect(stdout).await, collect(stderr).await);
+        let (stdout_bytes, stderr_bytes) = (out.total, err.total);
+        let (stdout, stdout_truncated) = out.finish();
+        let (stderr, stderr_truncated) = err.finish();
+        let missing: Vec<String> = run
+            .protections
+            .missing(self.network)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let outcome = ExecOutcome {
+            exit_code,
+            signal,
+            timed_out,
+            duration_ms,
+            stdout,
+            stderr,
+            stdout_truncated,
+            stderr_truncated,
+            stdout_bytes,
+            stderr_bytes,
+        };
+        let sandbox = SandboxReport {
+            contained: missing.is_empty(),
+            network_allowed: self.network,
+            protections: run.protections.clone(),
+            missing,
+        };
+        Ok((outcome, sandbox))
+    }
 }
 
-impl Drop for GroupKiller {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// The refusal when commands cannot be contained: what is missing and what the operator can
+/// do, including in a container (the server's OCI image runs as uid 65532, where user
+/// namespaces are often blocked).
+pub fn unavailable_message(reason: &str) -> String {
+    format!(
+        "execute_command is unavailable: this server cannot contain commands here ({reason}), \
+         and it does not run commands uncontained unless told to. To fix: run bash-god on \
+         Linux 6.2+ with Landlock enabled and unprivileged user namespaces allowed \
+         (sysctls user.max_user_namespaces > 0, kernel.unprivileged_userns_clone = 1 where it \
+         exists, and on Ubuntu 24.04+ kernel.apparmor_restrict_unprivileged_userns = 0 or an \
+         AppArmor profile allowing userns). Inside a container, allow creating user \
+         namespaces: the default seccomp profiles of Docker and Podman block unshare(2) \
+         with CLONE_NEWUSER (run with a profile that allows it, e.g. `--security-opt \
+         seccomp=unconfined`, plus `--security-opt apparmor=unconfined` where AppArmor \
+         applies; on Kubernetes, an equivalent seccompProfile), and install bash in the \
+         image. Or restart bash-god with --unsandboxed-exec to run commands with only the \
+         protections the kernel offers (each result says which); the container or host is \
+         then the only boundary."
+    )
 }
 
 /// Keeps the first and the last `cap / 2` bytes of a stream, counting the rest.
@@ -114,7 +327,7 @@ impl HeadTail {
         if dropped == 0 {
             return (head + &tail, false);
         }
-        // The same marker as `mcp_rust_core::truncate_middle`, counting every dropped byte.
+        // The same marker as `mcp_server_runtime::truncate_middle`, counting every dropped byte.
         let marker = format!("\n[… {dropped} bytes truncated …]\n");
         (format!("{head}{marker}{tail}"), true)
     }
@@ -131,90 +344,11 @@ async fn drain(mut reader: impl AsyncRead + Unpin, cap: usize) -> HeadTail {
     }
 }
 
-/// Runs `request`; returns when the command exits or was killed. `cancelled` resolving
-/// kills the group early (the outcome then reports `timed_out: false`, `signal: 9`).
-pub async fn run(
-    request: &ExecRequest,
-    cancelled: impl std::future::Future<Output = ()>,
-) -> std::io::Result<ExecOutcome> {
-    let started = Instant::now();
-    let mut child = Command::new("bash")
-        .arg("-c")
-        .arg(&request.command)
-        .current_dir(&request.cwd)
-        .env_clear()
-        .env("PATH", PATH)
-        .env("HOME", &request.home)
-        .env("LANG", LANG)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()?;
-    let pgid = child
-        .id()
-        .and_then(|id| libc::pid_t::try_from(id).ok())
-        .ok_or_else(|| {
-            std::io::Error::other("the command exited before its process group was known")
-        })?;
-    let killer = GroupKiller { pgid };
-    let cap = request.max_stream_bytes;
-    let stdout = tokio::spawn(drain(child.stdout.take().expect("stdout is piped"), cap));
-    let stderr = tokio::spawn(drain(child.stderr.take().expect("stderr is piped"), cap));
-
-    let mut timed_out = false;
-    let status = tokio::select! {
-        status = child.wait() => Some(status?),
-        () = tokio::time::sleep(request.timeout) => { timed_out = true; None }
-        () = cancelled => None,
-    };
-    // Background jobs the command left behind belong to the group too: stop them all.
-    killer.kill();
-    let status = match status {
-        Some(status) => status,
-        None => child.wait().await?,
-    };
-    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let collect = |handle: tokio::task::JoinHandle<HeadTail>| async move {
-        match tokio::time::timeout(PIPE_DRAIN_GRACE, handle).await {
-            Ok(Ok(buffer)) => buffer,
-            _ => HeadTail::new(0),
-        }
-    };
-    let (out, err) = (collect(stdout).await, collect(stderr).await);
-    let (stdout_bytes, stderr_bytes) = (out.total, err.total);
-    let (stdout, stdout_truncated) = out.finish();
-    let (stderr, stderr_truncated) = err.finish();
-    use std::os::unix::process::ExitStatusExt;
-    Ok(ExecOutcome {
-        exit_code: status.code(),
-        signal: status.signal(),
-        timed_out,
-        duration_ms,
-        stdout,
-        stderr,
-        stdout_truncated,
-        stderr_truncated,
-        stdout_bytes,
-        stderr_bytes,
-    })
-}
-
+// Runs themselves are tested through the real binary (tests/containment.rs, tests/server.rs):
+// the sandbox helper is the server binary re-executed, which a unit-test harness is not.
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn request(command: &str, timeout_ms: u64) -> ExecRequest {
-        let dir = std::env::temp_dir();
-        ExecRequest {
-            command: command.to_owned(),
-            cwd: dir.clone(),
-            home: dir,
-            timeout: Duration::from_millis(timeout_ms),
-            max_stream_bytes: 1000,
-        }
-    }
 
     #[test]
     fn head_tail_keeps_both_ends() {
@@ -232,62 +366,16 @@ mod tests {
         assert_eq!(small.finish(), ("hi".to_owned(), false));
     }
 
-    #[tokio::test]
-    async fn runs_with_a_scrubbed_environment_and_closed_stdin() {
-        let outcome = run(
-            &request(
-                "echo \"$PATH|$HOME|$LANG|${SECRET:-unset}\"; cat; exit 3",
-                10_000,
-            ),
-            std::future::pending(),
-        )
-        .await
-        .unwrap();
-        assert_eq!(outcome.exit_code, Some(3));
-        assert!(!outcome.timed_out);
-        assert!(outcome.stdout.starts_with(PATH), "{}", outcome.stdout);
-        assert!(
-            outcome.stdout.contains("|C.UTF-8|unset"),
-            "{}",
-            outcome.stdout
-        );
-    }
-
-    #[tokio::test]
-    async fn timeout_kills_the_whole_group() {
-        let marker = format!("bash-god-unit-{}", std::process::id());
-        let command =
-            format!("sleep 300 & sleep 301 & bash -c 'exec -a {marker} sleep 302' & wait");
-        let outcome = run(&request(&command, 300), std::future::pending())
-            .await
-            .unwrap();
-        assert!(outcome.timed_out);
-        assert_eq!(outcome.exit_code, None);
-        assert_eq!(outcome.signal, Some(libc::SIGKILL));
-        // Killed processes disappear once reaped by init; allow a moment.
-        for _ in 0..50 {
-            let ps = std::process::Command::new("pgrep")
-                .args(["-f", &marker])
-                .output()
-                .unwrap();
-            if ps.stdout.is_empty() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+    #[test]
+    fn refusal_tells_the_operator_what_to_do() {
+        let message = unavailable_message("unshare: EPERM");
+        for needed in [
+            "unshare: EPERM",
+            "--unsandboxed-exec",
+            "seccomp",
+            "user namespaces",
+        ] {
+            assert!(message.contains(needed), "{needed} missing from {message}");
         }
-        panic!("grandchild `{marker}` survived the timeout");
-    }
-
-    #[tokio::test]
-    async fn output_is_capped() {
-        let outcome = run(
-            &request("head -c 100000 /dev/zero | tr '\\0' x", 10_000),
-            std::future::pending(),
-        )
-        .await
-        .unwrap();
-        assert!(outcome.stdout_truncated);
-        assert_eq!(outcome.stdout_bytes, 100_000);
-        assert!(outcome.stdout.len() < 1100, "{}", outcome.stdout.len());
     }
 }

@@ -4,15 +4,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mcp_rust_core::{ServerContext, ToolError, confine_path, run_blocking};
+use mcp_server_runtime::{ServerContext, ToolError, confine_path, run_blocking};
 use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
 use rmcp::{Json, ServerHandler, tool, tool_handler, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::exec::{self, ExecOutcome, ExecRequest};
+use crate::exec::{
+    self, ExecError, ExecOptions, ExecOutcome, ExecRequest, Executor, SandboxReport,
+};
 use crate::findings::{self, Finding, Optimized};
-use crate::history::{History, HistoryError, Suggestion};
+use crate::history::{History, HistoryError, Limits as HistoryLimits, Suggestion};
 use crate::parse::{self, Nesting, ParseError, Script};
 use crate::policy;
 use crate::risk::{self, RiskLevel, RiskReason};
@@ -31,8 +33,12 @@ const MAX_SUGGESTIONS: usize = 50;
 pub struct Options {
     /// Enables `execute_command`.
     pub allow_exec: bool,
-    /// Snapshot file of the execution history (loaded at start, rewritten after each run).
+    /// Journal file of the execution history (read at start, one line appended per run).
     pub history: Option<PathBuf>,
+    /// How much history is kept.
+    pub history_limits: HistoryLimits,
+    /// How commands are contained.
+    pub exec: ExecOptions,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -49,7 +55,7 @@ pub struct ExecuteInput {
     /// first root; default: the first root).
     pub cwd: Option<String>,
     /// Timeout in milliseconds (default 30000; capped just below the server's tool timeout).
-    /// On timeout the command's whole process group is killed.
+    /// On timeout every process the command started is killed.
     pub timeout_ms: Option<u64>,
 }
 
@@ -88,10 +94,15 @@ pub struct AnalyzeReport {
     /// Every simple command, including those inside substitutions, subshells and functions.
     pub commands: Vec<CommandReport>,
     pub findings: Vec<Finding>,
-    /// Whether `execute_command` would run it (when execution is enabled).
+    /// Whether the policy would let `execute_command` run it (when execution is enabled).
+    /// The policy refuses what is rated dangerous; it is a first filter, not the boundary.
     pub allowed_by_policy: bool,
     /// Why the policy would refuse it.
     pub policy_refusals: Vec<String>,
+    /// Parts whose behaviour the analysis cannot see (code computed at run time, fed to a
+    /// shell or interpreter, or in a script file): the risk and the policy verdict do not
+    /// cover them. They are not refused for that; the execution sandbox contains them.
+    pub unanalyzed: Vec<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -106,6 +117,8 @@ pub struct ExecuteReport {
     pub reasons: Vec<RiskReason>,
     #[serde(flatten)]
     pub outcome: ExecOutcome,
+    /// Which protections the run had.
+    pub sandbox: SandboxReport,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -120,6 +133,7 @@ pub struct BashGod {
     tool_router: ToolRouter<Self>,
     context: ServerContext,
     allow_exec: bool,
+    executor: Arc<Option<Executor>>,
     history: Arc<History>,
 }
 
@@ -132,8 +146,12 @@ impl std::fmt::Debug for BashGod {
     }
 }
 
-fn parse_input(command: &str) -> Result<Script, ToolError> {
-    parse::parse(command).map_err(|e: ParseError| ToolError::invalid_input(e.to_string()))
+/// Parses off the async workers (the parse may take a helper process and seconds).
+async fn parse_input(command: String) -> Result<Script, ToolError> {
+    run_blocking(move |_| {
+        parse::parse(&command).map_err(|e: ParseError| ToolError::invalid_input(e.to_string()))
+    })
+    .await
 }
 
 fn history_error(e: HistoryError) -> ToolError {
@@ -172,14 +190,31 @@ pub fn analyze(command: &str) -> Result<AnalyzeReport, ParseError> {
         commands,
         allowed_by_policy: verdict.is_ok(),
         policy_refusals: verdict.err().map(|r| r.reasons).unwrap_or_default(),
+        unanalyzed: policy::unanalyzed(&script),
     })
 }
 
 #[tool_router]
 impl BashGod {
-    /// A server over `context`; fails when the history snapshot cannot be read.
+    /// A server over `context`; fails when the history file cannot be read.
     pub fn new(context: ServerContext, options: &Options) -> Result<Self, HistoryError> {
-        let history = History::open(options.history.as_deref())?;
+        let history = History::open(options.history.as_deref(), options.history_limits)?;
+        match parse::helper::contain_parsing() {
+            Ok(timeout) => tracing::info!(?timeout, "each parse runs in a helper process"),
+            Err(reason) => {
+                tracing::warn!("parsing runs inside the server, without a time limit: {reason}")
+            }
+        }
+        // Probing costs a few milliseconds; only a server that executes needs it.
+        let executor = options.allow_exec.then(|| Executor::new(&options.exec));
+        if let Some(executor) = &executor {
+            match executor.containment {
+                exec::Containment::Full(_) => {
+                    tracing::info!("exec sandbox: {}", executor.describe());
+                }
+                _ => tracing::warn!("exec sandbox: {}", executor.describe()),
+            }
+        }
         tracing::info!(
             allow_exec = options.allow_exec,
             history_records = history.len(),
@@ -190,6 +225,7 @@ impl BashGod {
             tool_router: Self::tool_router(),
             context,
             allow_exec: options.allow_exec,
+            executor: Arc::new(executor),
             history: Arc::new(history),
         })
     }
@@ -218,8 +254,9 @@ impl BashGod {
     }
 
     /// Rewrites a bash command with the safe shellcheck-style fixes (useless cat,
-    /// grep | wc -l, for f in $(ls), backticks, unquoted variables) and lists each change;
-    /// findings whose fix could change the meaning are returned as `remaining`.
+    /// grep | wc -l, for f in $(ls), backticks, unquoted variables whose value is provably
+    /// one plain word) and lists each change; findings whose fix could change the meaning
+    /// (e.g. `cc $CFLAGS`, where splitting is intended) are returned as `remaining`.
     /// Nothing is executed.
     #[tool(annotations(
         title = "Optimize a bash command",
@@ -239,12 +276,15 @@ impl BashGod {
         .map(Json)
     }
 
-    /// Runs a bash command, only if the server was started with --allow-exec. Every command
-    /// of the program (nested substitutions included) is checked first; anything dangerous
-    /// or unverifiable is refused before anything runs. The command runs with `bash -c`,
-    /// stdin closed, an environment of PATH, HOME and LANG only, cwd inside the roots, its
-    /// own process group (killed entirely on timeout or cancellation) and capped output.
-    /// The outcome is recorded in the history used by suggest_from_history.
+    /// Runs a bash command, only if the server was started with --allow-exec. First filter:
+    /// a program with any command rated dangerous (nested substitutions included) is refused
+    /// before anything runs. The boundary is the sandbox, which holds whatever the analysis
+    /// missed: the command can write only inside the roots (and a private TMPDIR), read only
+    /// the roots and system locations, has no network (unless the server allows it), no
+    /// privileges, rlimits, and every process it starts is killed when it ends, times out or
+    /// is cancelled. The result says which protections were active. `bash -c`, stdin
+    /// closed, environment PATH, HOME, LANG and TMPDIR only, cwd inside the roots, capped
+    /// output. The outcome is recorded in the history used by suggest_from_history.
     #[tool(annotations(
         title = "Execute a bash command",
         read_only_hint = false,
@@ -263,7 +303,15 @@ impl BashGod {
                  work without it)",
             ));
         }
-        let script = parse_input(&input.command)?;
+        let Some(executor) = self.executor.as_ref().as_ref() else {
+            return Err(ToolError::failed(
+                "execution is enabled but has no executor",
+            ));
+        };
+        if let exec::Containment::Unavailable(reason) = &executor.containment {
+            return Err(ToolError::denied(exec::unavailable_message(reason)));
+        }
+        let script = parse_input(input.command.clone()).await?;
         let assessment = risk::assess(&script);
         if let Err(refusal) = policy::check(&script, &assessment) {
             tracing::warn!(command = %input.command, "execution refused by policy");
@@ -285,17 +333,22 @@ impl BashGod {
             command: input.command.clone(),
             cwd: cwd.clone(),
             home: roots.first().to_owned(),
+            roots: roots.iter().map(Path::to_path_buf).collect(),
             timeout,
             // Both streams and the JSON around them must fit the server's output cap.
             max_stream_bytes: self.context.limits.max_output_bytes / 4,
         };
         tracing::info!(command = %request.command, cwd = %cwd.display(), ?timeout, "executing");
-        let cancel = mcp_rust_core::current_cancel_flag();
-        let outcome = exec::run(&request, cancel.cancelled()).await.map_err(|e| {
-            ToolError::failed(format!(
-                "cannot start bash: {e}; is bash installed and on PATH?"
-            ))
-        })?;
+        let cancel = mcp_server_runtime::current_cancel_flag();
+        let (outcome, sandbox) = executor
+            .run(&request, cancel.cancelled())
+            .await
+            .map_err(|e| match e {
+                ExecError::Refused(message) => ToolError::denied(message),
+                ExecError::Failed(message) => ToolError::failed(format!(
+                    "{message}; is bash installed (e.g. /usr/bin/bash) on this host?"
+                )),
+            })?;
         if cancel.is_cancelled() {
             return Err(ToolError::cancelled());
         }
@@ -307,6 +360,7 @@ impl BashGod {
             risk: assessment.level,
             reasons: assessment.reasons,
             outcome,
+            sandbox,
         }))
     }
 
@@ -380,18 +434,15 @@ impl BashGod {
         }
     }
 
-    /// Records the outcome and rewrites the snapshot; a failure here is logged, not
-    /// reported as a failed execution (the command did run).
+    /// Records the outcome (one line appended to the journal, off the async workers); a
+    /// failure here is logged, not reported as a failed execution (the command did run).
     async fn remember(&self, command: &str, cwd: &Path, outcome: &ExecOutcome) {
-        if let Err(e) = self.history.record(command, cwd, outcome) {
-            tracing::warn!("cannot record the execution in the history: {e}");
-            return;
-        }
         let history = self.history.clone();
-        match tokio::task::spawn_blocking(move || history.save()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!("cannot write the history snapshot: {e}"),
-            Err(e) => tracing::warn!("history snapshot writer failed: {e}"),
+        let (command, cwd, outcome) = (command.to_owned(), cwd.to_owned(), outcome.clone());
+        match tokio::task::spawn_blocking(move || history.record(&command, &cwd, &outcome)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!("cannot record the execution in the history: {e}"),
+            Err(e) => tracing::warn!("the history writer failed: {e}"),
         }
     }
 }
@@ -401,9 +452,9 @@ impl BashGod {
     name = "bash-god",
     instructions = "Bash command tools. analyze_command parses a command with a real bash \
 parser and reports every command in it, a risk level with reasons and shellcheck-style \
-findings; optimize_command applies the safe rewrites. execute_command runs a command behind \
-a fixed policy (dangerous or unverifiable commands are refused) and only when the server was \
-started with --allow-exec. system_info describes the host; suggest_from_history finds similar \
+findings; optimize_command applies the safe rewrites. execute_command (only when the server \
+was started with --allow-exec) refuses commands rated dangerous and runs the rest in a kernel \
+sandbox: writes only inside the roots, no network unless allowed, nothing outlives the call. system_info describes the host; suggest_from_history finds similar \
 past executions and how they ended."
 )]
 impl ServerHandler for BashGod {}

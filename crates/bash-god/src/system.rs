@@ -85,7 +85,7 @@ pub fn collect() -> Result<SystemInfo, String> {
             .with_memory(MemoryRefreshKind::nothing().with_ram()),
     )
     .map_err(|e| format!("cannot read system information: {e}"))?;
-    let build = mcp_rust_core::BUILD_INFO;
+    let build = mcp_server_runtime::BUILD_INFO;
     Ok(SystemInfo {
         os_name: System::name().ok(),
         os_version: System::long_os_version().ok(),
@@ -129,6 +129,19 @@ mod tests {
         assert!(info.logical_cores >= 1);
         assert!(info.total_memory_bytes > 0);
         assert!(info.available_memory_bytes <= info.total_memory_bytes);
+    }
+
+    #[test]
+    fn every_variant_of_the_table_for_this_architecture_is_reported() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
+        let expected: Vec<String> = cpu_variants::from_manifest(&root)
+            .unwrap()
+            .into_iter()
+            .filter(|v| v.supports(std::env::consts::ARCH))
+            .map(|v| v.name)
+            .collect();
+        let reported: Vec<String> = variant_support().into_iter().map(|v| v.name).collect();
+        assert_eq!(reported, expected);
     }
 
     #[test]

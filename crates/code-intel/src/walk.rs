@@ -5,12 +5,13 @@
 //! symbolic links (so a walk cannot leave the directory it starts in), stops at a cap on
 //! files and on bytes and says which cap it hit, and skips binary files when reading.
 
-use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
+mod ignore_guard;
+
+use confined_fs::Opened;
 use ignore::{WalkBuilder, WalkState};
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -35,6 +36,9 @@ pub struct WalkOptions {
     pub custom_ignore_filenames: Vec<String>,
     /// Worker threads; 0 lets the `ignore` crate choose.
     pub threads: usize,
+    /// Include/exclude globs (ripgrep's `-g`), applied during the walk: excluded
+    /// directories are pruned, so their files never count toward the caps.
+    pub overrides: Option<ignore::overrides::Override>,
 }
 
 impl Default for WalkOptions {
@@ -46,6 +50,7 @@ impl Default for WalkOptions {
             include_hidden: false,
             custom_ignore_filenames: Vec::new(),
             threads: 0,
+            overrides: None,
         }
     }
 }
@@ -74,6 +79,15 @@ pub struct WalkSummary {
 }
 
 impl WalkSummary {
+    /// The summary of a walk that could not start because its root could not be opened.
+    pub fn unopenable_root(error: &dyn std::fmt::Display) -> Self {
+        Self {
+            error_count: 1,
+            errors: vec![error.to_string()],
+            ..Self::default()
+        }
+    }
+
     /// True when some files may be missing from the results because a cap was hit or
     /// the walk was cancelled.
     pub fn is_partial(&self) -> bool {
@@ -164,6 +178,13 @@ where
     V: Fn(&Path, u64) -> Option<T> + Sync,
     S: Fn() -> bool + Sync,
 {
+    let ignore_files = ignore_guard::ignore_file_names(&options.custom_ignore_filenames);
+    if let Some(reason) = ignore_guard::blocking_ignore_file_above(root, &ignore_files) {
+        return WalkOutput {
+            items: Vec::new(),
+            summary: WalkSummary::unopenable_root(&reason),
+        };
+    }
     let shared = Shared::new();
     let items = Mutex::new(Vec::new());
     let mut builder = WalkBuilder::new(root);
@@ -171,8 +192,26 @@ where
         .hidden(!options.include_hidden)
         .follow_links(false)
         .threads(options.threads);
+    let skipped_dirs = Arc::new(Mutex::new(Vec::new()));
+    let skipped = Arc::clone(&skipped_dirs);
+    builder.filter_entry(move |entry| {
+        let is_dir = entry.file_type().is_some_and(|kind| kind.is_dir());
+        match is_dir.then(|| ignore_guard::blocking_ignore_file(entry.path(), &ignore_files)) {
+            Some(Some(reason)) => {
+                skipped
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(reason);
+                false
+            }
+            _ => true,
+        }
+    });
     for name in &options.custom_ignore_filenames {
         builder.add_custom_ignore_filename(name);
+    }
+    if let Some(overrides) = &options.overrides {
+        builder.overrides(overrides.clone());
     }
     builder.build_parallel().run(|| {
         let shared = &shared;
@@ -223,6 +262,9 @@ where
             WalkState::Continue
         })
     });
+    for reason in std::mem::take(&mut *skipped_dirs.lock().unwrap_or_else(|e| e.into_inner())) {
+        shared.record_error(reason);
+    }
     WalkOutput {
         items: items.into_inner().unwrap_or_else(|e| e.into_inner()),
         summary: shared.into_summary(),
@@ -231,6 +273,9 @@ where
 
 /// Like [`walk_paths`] but reads each file and hands text files to `visit`; binary files
 /// (a NUL byte in the first 8 KiB) are skipped and counted.
+///
+/// `root` is opened by name (see [`Opened::open_ambient`]); a server walking a user's path
+/// opens it through its roots and calls [`walk_sources_in`].
 pub fn walk_sources<T, V, S>(
     root: &Path,
     options: &WalkOptions,
@@ -242,16 +287,40 @@ where
     V: Fn(&SourceFile<'_>) -> Option<T> + Sync,
     S: Fn() -> bool + Sync,
 {
+    match Opened::open_ambient(root) {
+        Ok(root) => walk_sources_in(&root, options, should_stop, visit),
+        Err(error) => WalkOutput {
+            items: Vec::new(),
+            summary: WalkSummary::unopenable_root(&error),
+        },
+    }
+}
+
+/// [`walk_sources`] over an opened directory (or single file): the tree is listed by name,
+/// but every file is read through [`Opened::open_file`], beneath the root's descriptor, so a
+/// directory swapped for a symbolic link mid-walk cannot make it read a file outside, and
+/// a FIFO or device swapped in is refused without blocking.
+pub fn walk_sources_in<T, V, S>(
+    root: &Opened,
+    options: &WalkOptions,
+    should_stop: S,
+    visit: V,
+) -> WalkOutput<T>
+where
+    T: Send,
+    V: Fn(&SourceFile<'_>) -> Option<T> + Sync,
+    S: Fn() -> bool + Sync,
+{
     let skipped_binary = AtomicUsize::new(0);
     let read_errors = Mutex::new(Vec::new());
-    let mut output = walk_paths(root, options, should_stop, |path, size| {
-        let bytes = match read_bounded(path, size.min(options.max_file_bytes)) {
+    let mut output = walk_paths(root.path(), options, should_stop, |path, size| {
+        let bytes = match read_bounded(root, path, size.min(options.max_file_bytes)) {
             Ok(bytes) => bytes,
             Err(error) => {
                 read_errors
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .push(format!("{}: {error}", path.display()));
+                    .push(error);
                 return None;
             }
         };
@@ -276,12 +345,12 @@ pub fn is_binary(bytes: &[u8]) -> bool {
     bytes[..bytes.len().min(BINARY_SNIFF_BYTES)].contains(&0)
 }
 
-/// Reads at most `limit` bytes: a file that grew after its size was checked cannot make
-/// the walk read more than it accounted for.
-fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
-    let mut bytes = Vec::with_capacity(usize::try_from(limit).unwrap_or(0));
-    File::open(path)?.take(limit).read_to_end(&mut bytes)?;
-    Ok(bytes)
+/// Reads at most `limit` bytes of the walked file `path` beneath `root`: a file that grew
+/// after its size was checked cannot make the walk read more than it accounted for.
+fn read_bounded(root: &Opened, path: &Path, limit: u64) -> Result<Vec<u8>, String> {
+    let file = root.open_file(path).map_err(|error| error.to_string())?;
+    file.read_capped(limit)
+        .map_err(|error| format!("{}: {error}", path.display()))
 }
 
 /// `path` relative to `root` for display, or `path` itself when it is not under `root`
@@ -447,5 +516,77 @@ mod tests {
             Some(file.text.len())
         });
         assert_eq!(output.items, vec![1_000_000 + 7]);
+    }
+
+    #[test]
+    fn a_walked_file_is_read_beneath_the_root_even_after_a_swap() {
+        // The walk listed `sub/f.rs`; before it is read, `sub` becomes a link outside.
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        fs::create_dir_all(root.join("sub")).unwrap();
+        fs::write(root.join("sub/f.rs"), "inside").unwrap();
+        fs::create_dir(tmp.path().join("outside")).unwrap();
+        fs::write(tmp.path().join("outside/f.rs"), "SECRET").unwrap();
+        let opened = Opened::open_ambient(&root).unwrap();
+        let walked = root.join("sub/f.rs");
+        assert_eq!(read_bounded(&opened, &walked, 100).unwrap(), b"inside");
+        fs::rename(root.join("sub"), tmp.path().join("old-sub")).unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("outside"), root.join("sub")).unwrap();
+        let error = read_bounded(&opened, &walked, 100).unwrap_err();
+        assert!(error.contains("leads outside"), "{error}");
+    }
+
+    #[test]
+    fn a_single_file_root_is_read_through_its_handle() {
+        let dir = fixture();
+        let file = dir.path().join("src/a.rs");
+        let (files, summary) = visited(&file, &WalkOptions::default());
+        assert_eq!(files, vec!["a.rs"]);
+        assert_eq!(summary.error_count, 0, "{summary:?}");
+    }
+
+    #[test]
+    fn a_missing_root_is_reported_not_walked() {
+        let dir = fixture();
+        let (files, summary) = visited(&dir.path().join("missing"), &WalkOptions::default());
+        assert!(files.is_empty());
+        assert_eq!(summary.error_count, 1);
+        assert!(summary.errors[0].contains("missing"), "{summary:?}");
+    }
+
+    #[test]
+    fn a_fifo_named_like_an_ignore_file_is_skipped_not_read() {
+        // The walker would open it with a blocking open and never return.
+        let dir = fixture();
+        let fifo = |path: &Path| {
+            rustix::fs::mkfifoat(
+                rustix::fs::CWD,
+                path,
+                rustix::fs::Mode::from_raw_mode(0o600),
+            )
+            .unwrap()
+        };
+        fifo(&dir.path().join("src/nested/.gitignore"));
+        let (done, outcome) = std::sync::mpsc::channel();
+        let root = dir.path().to_path_buf();
+        std::thread::spawn(move || {
+            let _ = done.send(visited(&root, &WalkOptions::default()));
+        });
+        let (files, summary) = outcome
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the walk blocked on the FIFO");
+        assert_eq!(
+            files,
+            vec!["src/a.rs"],
+            "the directory holding it is skipped"
+        );
+        assert_eq!(summary.error_count, 1, "{summary:?}");
+        assert!(summary.errors[0].contains("FIFO"), "{summary:?}");
+
+        // At the root (or above it) nothing is walked at all.
+        fifo(&dir.path().join(".ignore"));
+        let (files, summary) = visited(&dir.path().join("src"), &WalkOptions::default());
+        assert!(files.is_empty());
+        assert!(summary.errors[0].contains(".ignore"), "{summary:?}");
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use development::search::{SearchParams, search_code};
-use mcp_rust_core::{CancelFlag, Roots};
+use mcp_server_runtime::{CancelFlag, Roots};
 
 const PATTERNS: [(&str, &str); 2] = [("literal", "unsafe"), ("regex", r"fn\s+[a-z_]+_test\b")];
 

@@ -1,16 +1,18 @@
 //! `list_files`: the files of a tree as git and ripgrep see them.
 
 use code_intel::walk::{WalkOptions, WalkSummary, walk_paths};
-use mcp_rust_core::{CancelFlag, Roots, ToolError};
+use mcp_server_runtime::{CancelFlag, Roots, ToolError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::paths::{GlobFilter, Globs, confine_or_first_root, display_path};
+use crate::paths::{Globs, confine_or_first_root, display_path, glob_overrides, is_hidden_name};
 
 /// Files returned when `max` is not given.
 pub const DEFAULT_MAX_FILES: usize = 1_000;
 /// The largest `max` accepted.
 pub const MAX_FILES_LIMIT: usize = 20_000;
+/// Files a listing walks at most (after globs and ignore files pruned the tree).
+pub const MAX_WALKED_FILES: usize = 200_000;
 
 /// Arguments of `list_files`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -58,6 +60,15 @@ pub fn list_files(
     roots: &Roots,
     cancel: &CancelFlag,
 ) -> Result<ListFilesOutput, ToolError> {
+    list_files_walking_at_most(params, roots, cancel, MAX_WALKED_FILES)
+}
+
+fn list_files_walking_at_most(
+    params: &ListFilesParams,
+    roots: &Roots,
+    cancel: &CancelFlag,
+    max_walked: usize,
+) -> Result<ListFilesOutput, ToolError> {
     let max = params.max.unwrap_or(DEFAULT_MAX_FILES);
     if max == 0 || max > MAX_FILES_LIMIT {
         return Err(ToolError::invalid_input(format!(
@@ -65,13 +76,16 @@ pub fn list_files(
         )));
     }
     let base = confine_or_first_root(params.path.as_deref(), roots)?;
-    let filter = GlobFilter::new(&params.glob.clone().map(Globs::into_vec).unwrap_or_default())?;
+    let globs = params.glob.clone().map(Globs::into_vec).unwrap_or_default();
+    let overrides = glob_overrides(&base, &globs)?;
+    let hide_named_dot_files = overrides.is_some() && !params.include_hidden;
     let options = WalkOptions {
         include_hidden: params.include_hidden,
         // Listing reads no contents: no reason to leave big files out or cap bytes.
         max_file_bytes: u64::MAX,
         max_total_bytes: u64::MAX,
-        max_files: 200_000,
+        max_files: max_walked,
+        overrides,
         ..WalkOptions::default()
     };
     let output = walk_paths(
@@ -79,8 +93,8 @@ pub fn list_files(
         &options,
         || cancel.is_cancelled(),
         |path, size| {
-            let relative = path.strip_prefix(&base).unwrap_or(path);
-            (relative.as_os_str().is_empty() || filter.accepts(relative)).then(|| FileEntry {
+            let is_base = path == base;
+            (is_base || !(hide_named_dot_files && is_hidden_name(path))).then(|| FileEntry {
                 path: display_path(roots, path),
                 size,
             })
@@ -169,6 +183,47 @@ mod tests {
         p.path = Some("empty".into());
         let out = list_files(&p, &roots, &CancelFlag::new()).unwrap();
         assert!(out.files.is_empty() && !out.truncated);
+    }
+
+    #[test]
+    fn excluded_directories_are_pruned_before_the_walk_cap() {
+        let (dir, roots) = fixture();
+        fs::create_dir(dir.path().join("vendor")).unwrap();
+        for i in 0..20 {
+            fs::write(dir.path().join(format!("vendor/v{i}.rs")), "v").unwrap();
+        }
+        let mut p = params();
+        p.glob = Some(Globs::Many(vec!["*.rs".into(), "!vendor/".into()]));
+        // 20 excluded files would blow a cap of 5 if they were walked and then dropped.
+        let out = list_files_walking_at_most(&p, &roots, &CancelFlag::new(), 5).unwrap();
+        assert_eq!(paths(&out), vec!["src/a.rs"]);
+        assert_eq!(out.walk.files_visited, 1, "{:?}", out.walk);
+        assert!(!out.walk.max_files_reached);
+        // Without the exclusion the cap is reached, and the summary says so.
+        p.glob = Some(Globs::One("*.rs".into()));
+        let out = list_files_walking_at_most(&p, &roots, &CancelFlag::new(), 5).unwrap();
+        assert!(out.walk.max_files_reached, "{:?}", out.walk);
+    }
+
+    #[test]
+    fn globs_are_gitignore_style_and_keep_hidden_files_hidden() {
+        let (dir, roots) = fixture();
+        fs::write(dir.path().join("src/.secret.rs"), "s").unwrap();
+        let mut p = params();
+        // Anchored: only direct children of src.
+        p.glob = Some(Globs::One("src/*.rs".into()));
+        let out = list_files(&p, &roots, &CancelFlag::new()).unwrap();
+        assert_eq!(paths(&out), vec!["src/a.rs"]);
+        p.glob = Some(Globs::One("*.rs".into()));
+        let out = list_files(&p, &roots, &CancelFlag::new()).unwrap();
+        assert_eq!(paths(&out), vec!["src/a.rs"]);
+        p.include_hidden = true;
+        let out = list_files(&p, &roots, &CancelFlag::new()).unwrap();
+        assert_eq!(paths(&out), vec!["src/.secret.rs", "src/a.rs"]);
+        let mut p = params();
+        p.glob = Some(Globs::One("**/deep/*".into()));
+        let out = list_files(&p, &roots, &CancelFlag::new()).unwrap();
+        assert_eq!(paths(&out), vec!["src/deep/b.py"]);
     }
 
     #[test]

@@ -4,12 +4,12 @@
 #[command(name = "development", about, long_about = None)]
 struct Args {
     #[command(flatten)]
-    common: mcp_rust_core::CommonArgs,
+    common: mcp_server_runtime::CommonArgs,
 }
 
 fn main() -> std::process::ExitCode {
-    mcp_rust_core::run_server(
-        mcp_rust_core::server_identity!(),
+    mcp_server_runtime::run_server(
+        mcp_server_runtime::server_identity!(),
         |args: &Args| &args.common,
         |_args, ctx| Ok::<_, std::convert::Infallible>(development::Development::new(ctx)),
     )

@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
-use mcp_rust_core::{Roots, ToolError, confine_path};
+use ignore::overrides::{Override, OverrideBuilder};
+use mcp_server_runtime::{Roots, ToolError, confine_path};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -45,103 +45,68 @@ pub fn display_path(roots: &Roots, path: &Path) -> String {
     }
 }
 
-/// Include/exclude globs matched against paths relative to the searched directory.
-/// `*` crosses directories (`*.rs` matches `src/a.rs`); a leading `!` excludes.
-#[derive(Debug)]
-pub(crate) struct GlobFilter {
-    include: Option<GlobSet>,
-    exclude: Option<GlobSet>,
+/// Include/exclude globs as an `ignore` override rooted at `base` (ripgrep's `-g`):
+/// gitignore syntax, so a glob without `/` matches a name at any depth (`*.rs` matches
+/// `src/a.rs`), one with `/` is anchored at `base` (`src/*.rs` matches only direct
+/// children of `src`), and a leading `!` excludes. The walker prunes excluded directories
+/// instead of visiting and then dropping their files. `None` when there are no globs.
+pub(crate) fn glob_overrides(base: &Path, globs: &[String]) -> Result<Option<Override>, ToolError> {
+    let mut builder = OverrideBuilder::new(base);
+    let mut any = false;
+    for pattern in globs
+        .iter()
+        .map(|glob| glob.trim())
+        .filter(|glob| !glob.is_empty())
+    {
+        builder.add(pattern).map_err(|err| {
+            ToolError::invalid_input(format!(
+                "invalid glob {pattern:?}: {err}; use shell-style globs such as \"*.rs\", \"src/**/*.py\" or \"!*.min.js\""
+            ))
+        })?;
+        any = true;
+    }
+    if !any {
+        return Ok(None);
+    }
+    builder
+        .build()
+        .map(Some)
+        .map_err(|err| ToolError::invalid_input(format!("invalid glob set: {err}")))
 }
 
-impl GlobFilter {
-    pub(crate) fn new(globs: &[String]) -> Result<Self, ToolError> {
-        let mut include = GlobSetBuilder::new();
-        let mut exclude = GlobSetBuilder::new();
-        let (mut includes, mut excludes) = (0, 0);
-        for pattern in globs
-            .iter()
-            .map(|glob| glob.trim())
-            .filter(|glob| !glob.is_empty())
-        {
-            let (negated, body) = match pattern.strip_prefix('!') {
-                Some(body) => (true, body),
-                None => (false, pattern),
-            };
-            let glob = GlobBuilder::new(body).build().map_err(|err| {
-                ToolError::invalid_input(format!(
-                    "invalid glob {pattern:?}: {err}; use shell-style globs such as \"*.rs\", \"src/**/*.py\" or \"!*.min.js\""
-                ))
-            })?;
-            if negated {
-                exclude.add(glob);
-                excludes += 1;
-            } else {
-                include.add(glob);
-                includes += 1;
-            }
-        }
-        let build = |builder: GlobSetBuilder, count: usize| -> Result<Option<GlobSet>, ToolError> {
-            if count == 0 {
-                return Ok(None);
-            }
-            builder
-                .build()
-                .map(Some)
-                .map_err(|err| ToolError::invalid_input(format!("invalid glob set: {err}")))
-        };
-        Ok(Self {
-            include: build(include, includes)?,
-            exclude: build(exclude, excludes)?,
-        })
-    }
-
-    /// True when `relative` passes: matches an include glob (if any) and no exclude glob.
-    pub(crate) fn accepts(&self, relative: &Path) -> bool {
-        self.include
-            .as_ref()
-            .is_none_or(|set| set.is_match(relative))
-            && self
-                .exclude
-                .as_ref()
-                .is_none_or(|set| !set.is_match(relative))
-    }
-}
-
-/// Cuts `text` to at most `max_bytes` on a char boundary; true when something was cut.
-pub(crate) fn cut_to(text: &str, max_bytes: usize) -> (&str, bool) {
-    if text.len() <= max_bytes {
-        return (text, false);
-    }
-    let mut end = max_bytes;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    (&text[..end], true)
+/// True for a dot file: overrides that name a file win over the walker's hidden-file
+/// rule (as in ripgrep), so callers that promise to skip hidden files check the name too.
+pub(crate) fn is_hidden_name(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|name| name.as_encoded_bytes().starts_with(b"."))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn matches(overrides: &Override, path: &str, is_dir: bool) -> bool {
+        !overrides.matched(path, is_dir).is_ignore()
+    }
+
     #[test]
     fn globs_include_and_exclude() {
-        let filter = GlobFilter::new(&["*.rs".into(), "!**/generated/**".into()]).unwrap();
-        assert!(filter.accepts(Path::new("src/a.rs")));
-        assert!(!filter.accepts(Path::new("src/generated/b.rs")));
-        assert!(!filter.accepts(Path::new("README.md")));
-        let everything = GlobFilter::new(&[]).unwrap();
-        assert!(everything.accepts(Path::new("any/thing")));
+        let base = Path::new("/base");
+        let globs = ["*.rs".into(), "!**/generated/**".into(), "!vendor/".into()];
+        let overrides = glob_overrides(base, &globs).unwrap().unwrap();
+        assert!(matches(&overrides, "/base/src/a.rs", false));
+        assert!(!matches(&overrides, "/base/src/generated/b.rs", false));
+        assert!(!matches(&overrides, "/base/README.md", false));
+        // Directories are not dropped for failing an include glob, only for an exclude.
+        assert!(matches(&overrides, "/base/src", true));
+        assert!(!matches(&overrides, "/base/vendor", true));
+        assert!(glob_overrides(base, &[]).unwrap().is_none());
+        assert!(glob_overrides(base, &[" ".into()]).unwrap().is_none());
     }
 
     #[test]
     fn bad_glob_is_invalid_input() {
-        let err = GlobFilter::new(&["a[".into()]).unwrap_err();
+        let err = glob_overrides(Path::new("/"), &["a[".into()]).unwrap_err();
         assert!(err.to_string().contains("invalid glob"), "{err}");
-    }
-
-    #[test]
-    fn cut_respects_char_boundaries() {
-        assert_eq!(cut_to("héllo", 2), ("h", true));
-        assert_eq!(cut_to("hi", 10), ("hi", false));
     }
 }

@@ -12,7 +12,7 @@ mod manifests;
 
 use std::path::{Path, PathBuf};
 
-use mcp_rust_core::{CancelFlag, Roots, ToolError, confine_path};
+use mcp_server_runtime::{CancelFlag, Roots, ToolError, confine_path};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -210,21 +210,23 @@ impl ManifestReader<'_> {
                 return None;
             }
         };
-        let result = std::fs::metadata(&path).and_then(|meta| {
-            if meta.len() > MAX_MANIFEST_BYTES {
-                Err(std::io::Error::other(format!(
-                    "{} bytes, more than the {MAX_MANIFEST_BYTES}-byte limit",
-                    meta.len()
-                )))
-            } else {
-                std::fs::read_to_string(&path)
+        // Read one byte past the limit to tell "exactly at the limit" from "over it".
+        match crate::open::read_regular_file(self.roots, &path, MAX_MANIFEST_BYTES + 1) {
+            Ok(bytes) if bytes.len() as u64 > MAX_MANIFEST_BYTES => {
+                self.problems.push(format!(
+                    "{file_name}: more than the {MAX_MANIFEST_BYTES}-byte limit"
+                ));
+                None
             }
-        });
-        match result {
-            Ok(text) => Some(text),
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => Some(text),
+                Err(_) => {
+                    self.problems.push(format!("{file_name}: not valid UTF-8"));
+                    None
+                }
+            },
             Err(err) => {
-                self.problems
-                    .push(format!("{file_name}: cannot read: {err}"));
+                self.problems.push(format!("{file_name}: {err}"));
                 None
             }
         }

@@ -15,11 +15,11 @@ use grep_regex::{RegexMatcher, RegexMatcherBuilder};
 use grep_searcher::{
     BinaryDetection, Searcher, SearcherBuilder, Sink, SinkContext, SinkContextKind, SinkMatch,
 };
-use mcp_rust_core::{CancelFlag, Roots, ToolError};
+use mcp_server_runtime::{CancelFlag, Roots, ToolError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::paths::{GlobFilter, Globs, confine_or_first_root, cut_to, display_path};
+use crate::paths::{Globs, confine_or_first_root, display_path, glob_overrides, is_hidden_name};
 
 /// Results returned when `max_results` is not given.
 pub const DEFAULT_MAX_RESULTS: usize = 200;
@@ -138,10 +138,13 @@ pub fn search_code(
         )));
     }
     let base = confine_or_first_root(params.path.as_deref(), roots)?;
-    let filter = GlobFilter::new(&params.glob.clone().map(Globs::into_vec).unwrap_or_default())?;
+    let globs = params.glob.clone().map(Globs::into_vec).unwrap_or_default();
+    let overrides = glob_overrides(&base, &globs)?;
+    let hide_named_dot_files = overrides.is_some() && !params.include_hidden;
     let matcher = build_matcher(params)?;
     let options = WalkOptions {
         include_hidden: params.include_hidden,
+        overrides,
         ..search_walk_options()
     };
     let request = Request {
@@ -152,7 +155,7 @@ pub fn search_code(
     Ok(search_tree(
         &base,
         &options,
-        &filter,
+        hide_named_dot_files,
         &request,
         max_results,
         cancel,
@@ -228,7 +231,7 @@ fn with_searcher<T>(context: usize, work: impl FnOnce(&mut Searcher) -> T) -> T 
 fn search_tree(
     base: &Path,
     options: &WalkOptions,
-    filter: &GlobFilter,
+    hide_named_dot_files: bool,
     request: &Request<'_>,
     max_results: usize,
     cancel: &CancelFlag,
@@ -244,8 +247,7 @@ fn search_tree(
             || (!request.count_only && found.load(Ordering::Relaxed) > max_results)
     };
     let mut output = walk_paths(base, options, should_stop, |path, _size| {
-        let relative = path.strip_prefix(base).unwrap_or(path);
-        if !relative.as_os_str().is_empty() && !filter.accepts(relative) {
+        if hide_named_dot_files && path != base && is_hidden_name(path) {
             return None;
         }
         let mut sink = FileSink {
@@ -257,14 +259,16 @@ fn search_tree(
             pending_before: Vec::new(),
             binary: false,
         };
-        let searched = with_searcher(request.context, |searcher| {
-            searcher.search_path(request.matcher, path, &mut sink)
-        });
+        let searched = crate::open::open_regular_file(roots, path)
+            .map_err(|err| err.to_string())
+            .and_then(|open| {
+                with_searcher(request.context, |searcher| {
+                    searcher.search_file(request.matcher, &open.file, &mut sink)
+                })
+                .map_err(|err| format!("{}: {err}", path.display()))
+            });
         if let Err(err) = searched {
-            errors
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(format!("{}: {err}", path.display()));
+            errors.lock().unwrap_or_else(|e| e.into_inner()).push(err);
             return None;
         }
         if sink.binary {
@@ -374,7 +378,7 @@ impl Sink for FileSink<'_> {
         context: &SinkContext<'_>,
     ) -> Result<bool, Self::Error> {
         let line = String::from_utf8_lossy(trim_terminator(context.bytes()));
-        let (line, _) = cut_to(&line, MAX_LINE_BYTES);
+        let line = &line[..line.floor_char_boundary(MAX_LINE_BYTES)];
         match context.kind() {
             SinkContextKind::Before => self.pending_before.push(line.to_owned()),
             SinkContextKind::After => {

@@ -1,12 +1,12 @@
 //! `find_symbol`: definitions by name, through the tree-sitter grammars of `code-intel`.
 
-use code_intel::walk::{WalkOptions, WalkSummary, walk_sources};
+use code_intel::walk::{WalkOptions, WalkSummary, is_binary, walk_paths};
 use code_intel::{Language, SymbolKind};
-use mcp_rust_core::{CancelFlag, Roots, ToolError};
+use mcp_server_runtime::{CancelFlag, Roots, ToolError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::paths::{confine_or_first_root, cut_to, display_path};
+use crate::paths::{confine_or_first_root, display_path};
 
 /// Definitions returned when `max_results` is not given.
 pub const DEFAULT_MAX_RESULTS: usize = 100;
@@ -103,12 +103,31 @@ pub fn find_symbol(
         max_file_bytes: MAX_SOURCE_BYTES,
         ..WalkOptions::default()
     };
-    let output = walk_sources(
+    let skipped_binary = std::sync::atomic::AtomicUsize::new(0);
+    let read_errors = std::sync::Mutex::new(Vec::new());
+    let mut output = walk_paths(
         &base,
         &options,
         || cancel.is_cancelled(),
-        |file| {
-            let language = Language::from_path(file.path)?;
+        |path, _size| {
+            // Only files of a known language are read at all.
+            let language = Language::from_path(path)?;
+            let bytes = match crate::open::read_regular_file(roots, path, MAX_SOURCE_BYTES) {
+                Ok(bytes) => bytes,
+                Err(err) => {
+                    read_errors
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(err.to_string());
+                    return None;
+                }
+            };
+            if is_binary(&bytes) {
+                skipped_binary.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return None;
+            }
+            let text = String::from_utf8_lossy(&bytes);
+            let file = code_intel::walk::SourceFile { path, text: &text };
             // Parsing is the expensive part: skip files that cannot contain the name.
             let could_contain = if params.partial {
                 file.text.to_lowercase().contains(&lowered)
@@ -133,7 +152,8 @@ pub fn find_symbol(
                         .get(symbol.line.saturating_sub(1))
                         .copied()
                         .unwrap_or("");
-                    let (signature, _) = cut_to(first_line.trim(), 200);
+                    let first_line = first_line.trim();
+                    let signature = &first_line[..first_line.floor_char_boundary(200)];
                     SymbolMatch {
                         path: path.clone(),
                         language: language.name().to_owned(),
@@ -150,6 +170,14 @@ pub fn find_symbol(
             (!found.is_empty()).then_some(found)
         },
     );
+    output.summary.skipped_binary += skipped_binary.into_inner();
+    let read_errors = read_errors.into_inner().unwrap_or_else(|e| e.into_inner());
+    output.summary.error_count += read_errors.len();
+    let room = 20usize.saturating_sub(output.summary.errors.len());
+    output
+        .summary
+        .errors
+        .extend(read_errors.into_iter().take(room));
     let mut symbols: Vec<SymbolMatch> = output.items.into_iter().flatten().collect();
     symbols.sort_by(|a, b| (&a.path, a.line, a.column).cmp(&(&b.path, b.line, b.column)));
     let total = symbols.len();

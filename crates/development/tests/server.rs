@@ -4,15 +4,23 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use mcp_rust_core::testing::TestServer;
+use mcp_server_runtime::testing::TestServer;
 use serde_json::{Value, json};
 
-const TOOLS: [&str; 5] = [
+const TOOLS: [&str; 13] = [
     "project_info",
     "search_code",
     "find_symbol",
     "list_files",
+    "directory_tree",
+    "read_file",
+    "read_files",
+    "file_info",
     "git_info",
+    "git_diff",
+    "git_log",
+    "git_show",
+    "git_branches",
 ];
 
 fn fixture() -> tempfile::TempDir {
@@ -87,9 +95,16 @@ async fn lists_tools_with_annotations_and_output_schemas() {
         assert_eq!(annotations.read_only_hint, Some(true), "{}", tool.name);
         assert_eq!(annotations.destructive_hint, Some(false), "{}", tool.name);
         assert_eq!(annotations.open_world_hint, Some(false), "{}", tool.name);
+        assert_eq!(annotations.idempotent_hint, Some(true), "{}", tool.name);
         assert!(
             tool.output_schema.is_some(),
             "{} has an output schema",
+            tool.name
+        );
+        let properties = &tool.input_schema["properties"];
+        assert!(
+            properties.is_object(),
+            "{} input schema: {properties}",
             tool.name
         );
     }
@@ -161,12 +176,206 @@ async fn bad_input_is_an_error_result_and_the_server_keeps_serving() {
     );
     let outside_repo = tempfile::tempdir().unwrap();
     let plain = spawn(outside_repo.path()).await;
+    // Discovery stops at the root, whatever repository may lie above the temp dir.
     let git = plain.call("git_info", json!({})).await.unwrap();
-    if git.is_error == Some(true) {
-        assert!(error_text(&git).contains("not inside a git repository"));
-    }
+    assert!(error_text(&git).contains("no git repository at or below the root"));
     plain.shutdown().await.unwrap();
     let still = server.call("list_files", json!({})).await.unwrap();
     assert!(structured(&still)["total_files"].as_u64().unwrap() >= 2);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn reading_tools_answer_over_stdio() {
+    let dir = fixture();
+    fs::write(dir.path().join("latin1.txt"), b"caf\xe9\n").unwrap();
+    let server = spawn(dir.path()).await;
+
+    let read = server
+        .call(
+            "read_file",
+            json!({"path": "src/main.rs", "start_line": 2, "end_line": 2}),
+        )
+        .await
+        .unwrap();
+    let read = structured(&read);
+    assert_eq!(read["content"], "    greet();\n");
+    assert_eq!(read["total_lines"], 5);
+    let lossy = server
+        .call("read_file", json!({"path": "latin1.txt"}))
+        .await
+        .unwrap();
+    let lossy = structured(&lossy);
+    assert_eq!(
+        (lossy["encoding"].as_str(), lossy["content_base64"].as_str()),
+        (Some("utf-8-lossy"), Some("Y2Fm6Qo="))
+    );
+    let binary = server
+        .call("read_file", json!({"path": "data.bin"}))
+        .await
+        .unwrap();
+    assert_eq!(structured(&binary)["binary"], true);
+
+    let many = server
+        .call("read_files", json!({"paths": ["Cargo.toml", "nope.txt"]}))
+        .await
+        .unwrap();
+    let many = structured(&many);
+    assert_eq!(many["errors"], 1);
+    assert!(
+        many["files"][0]["file"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("fixture")
+    );
+    assert!(
+        many["files"][1]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("not found")
+    );
+
+    let tree = server
+        .call("directory_tree", json!({"max_depth": 2}))
+        .await
+        .unwrap();
+    let tree = structured(&tree);
+    let names: Vec<_> = tree["tree"]["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["Cargo.toml", "data.bin", "latin1.txt", "src"]);
+
+    let info = server
+        .call("file_info", json!({"path": "src"}))
+        .await
+        .unwrap();
+    assert_eq!(structured(&info)["kind"], "directory");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn git_tools_answer_over_stdio() {
+    let dir = fixture();
+    fs::write(dir.path().join("src/main.rs"), "fn main() {}\n").unwrap();
+    let server = spawn(dir.path()).await;
+
+    let diff = server
+        .call("git_diff", json!({"context_lines": 0}))
+        .await
+        .unwrap();
+    let diff = structured(&diff);
+    assert_eq!(diff["files"][0]["path"], "src/main.rs");
+    assert_eq!(
+        (
+            diff["total_additions"].as_u64(),
+            diff["total_deletions"].as_u64()
+        ),
+        (Some(1), Some(5))
+    );
+    assert!(
+        diff["diff"].as_str().unwrap().contains("+fn main() {}"),
+        "{diff}"
+    );
+
+    let log = server
+        .call("git_log", json!({"max_count": 5}))
+        .await
+        .unwrap();
+    assert_eq!(structured(&log)["commits"][0]["summary"], "initial");
+    let show = server
+        .call("git_show", json!({"rev": "HEAD"}))
+        .await
+        .unwrap();
+    let show = structured(&show);
+    assert_eq!(show["kind"], "commit");
+    assert_eq!(show["files"].as_array().unwrap().len(), 3);
+    let blob = server
+        .call("git_show", json!({"rev": "HEAD:Cargo.toml"}))
+        .await
+        .unwrap();
+    assert!(
+        structured(&blob)["blob"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("fixture")
+    );
+    let branches = server.call("git_branches", json!({})).await.unwrap();
+    assert_eq!(structured(&branches)["branches"][0]["name"], "main");
+
+    let dash = server
+        .call("git_log", json!({"rev": "--output=/tmp/pwned-by-test"}))
+        .await
+        .unwrap();
+    assert!(error_text(&dash).contains("no revision"));
+    assert!(!Path::new("/tmp/pwned-by-test").exists());
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn escapes_symlinks_and_fifos_are_refused_and_the_server_keeps_serving() {
+    let dir = fixture();
+    let outside = tempfile::tempdir().unwrap();
+    fs::write(outside.path().join("secret.txt"), "secret").unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.txt"),
+        dir.path().join("leak.txt"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("leakdir")).unwrap();
+    let fifo = dir.path().join("pipe");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let server = spawn(dir.path()).await;
+    let secret = outside.path().join("secret.txt");
+    let attempts = [
+        ("read_file", json!({"path": "../../etc/passwd"})),
+        ("read_file", json!({"path": secret.to_str().unwrap()})),
+        ("read_file", json!({"path": "leak.txt"})),
+        ("read_files", json!({"paths": ["leakdir/secret.txt"]})),
+        ("directory_tree", json!({"path": "leakdir"})),
+        ("file_info", json!({"path": "leak.txt"})),
+        ("git_diff", json!({"path": "leakdir"})),
+        ("git_log", json!({"path": ".."})),
+    ];
+    for (tool, arguments) in attempts {
+        let result = server.call(tool, arguments.clone()).await.unwrap();
+        let text = if tool == "read_files" {
+            structured(&result)["files"][0]["error"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        } else {
+            error_text(&result)
+        };
+        assert!(
+            text.contains("outside the allowed roots"),
+            "{tool} {arguments}: {text}"
+        );
+        assert!(!text.contains("secret\""), "{text}");
+    }
+    // A FIFO no one writes to: refused at once instead of blocking a worker.
+    let pipe = server
+        .call("read_file", json!({"path": "pipe"}))
+        .await
+        .unwrap();
+    assert!(error_text(&pipe).contains("FIFO"));
+    let pipe_info = server
+        .call("file_info", json!({"path": "pipe"}))
+        .await
+        .unwrap();
+    assert_eq!(structured(&pipe_info)["kind"], "fifo");
+    let still = server
+        .call("read_file", json!({"path": "Cargo.toml"}))
+        .await
+        .unwrap();
+    assert!(
+        structured(&still)["content"]
+            .as_str()
+            .unwrap()
+            .contains("fixture")
+    );
     server.shutdown().await.unwrap();
 }

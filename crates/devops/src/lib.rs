@@ -9,11 +9,13 @@ pub mod error;
 pub mod logs;
 pub mod metrics;
 pub mod processes;
+pub mod redact;
 mod server;
 mod text;
 
+pub use endpoint::CheckEndpointParams;
 pub use error::DevopsError;
 pub use server::{
-    AnalyzeLogParams, CheckEndpointParams, DetectAnomaliesParams, Devops, ProcessInfoParams,
-    ProcessListParams, SampleMetricParams,
+    AnalyzeLogParams, DetectAnomaliesParams, Devops, ProcessInfoParams, ProcessListParams,
+    SampleMetricParams,
 };

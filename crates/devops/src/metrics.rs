@@ -68,14 +68,37 @@ fn new_system() -> Result<System, DevopsError> {
     System::new().map_err(|e| DevopsError::Failed(format!("cannot read system information: {e}")))
 }
 
+/// Runs `work` on tokio's blocking pool: sysinfo reads `/proc` and `/sys` synchronously
+/// (tens of milliseconds for all processes), which must not stall the async workers.
+pub(crate) async fn off_async_workers<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, DevopsError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| {
+        DevopsError::Failed(format!(
+            "internal error: reading system information failed ({e}); retry the request"
+        ))
+    })
+}
+
 /// Measures CPU usage over sysinfo's minimum interval (two refreshes) and reads the rest.
 pub async fn system_metrics() -> Result<SystemMetrics, DevopsError> {
-    let mut system = new_system()?;
-    system.refresh_cpu_all();
+    let system = off_async_workers(|| {
+        let mut system = new_system()?;
+        system.refresh_cpu_all();
+        Ok::<_, DevopsError>(system)
+    })
+    .await??;
     tokio::time::sleep(MINIMUM_CPU_UPDATE_INTERVAL).await;
-    system.refresh_cpu_usage();
-    system.refresh_memory();
+    off_async_workers(move || {
+        let mut system = system;
+        system.refresh_cpu_usage();
+        system.refresh_memory();
+        read_system_metrics(&system)
+    })
+    .await
+}
 
+fn read_system_metrics(system: &System) -> SystemMetrics {
     let cpus = system.cpus();
     let cpu = CpuMetrics {
         brand: cpus
@@ -95,20 +118,20 @@ pub async fn system_metrics() -> Result<SystemMetrics, DevopsError> {
             .collect(),
         sample_interval_ms: MINIMUM_CPU_UPDATE_INTERVAL.as_millis() as u64,
     };
-    Ok(SystemMetrics {
+    SystemMetrics {
         hostname: System::host_name().ok(),
         os: System::long_os_version().ok(),
         kernel: System::kernel_version().ok(),
         uptime_secs: System::uptime().ok(),
         boot_time_unix: System::boot_time().ok(),
         cpu,
-        memory: memory_metrics(&system),
+        memory: memory_metrics(system),
         load_average: System::load_average().ok().map(|l| LoadAverage {
             one: l.one,
             five: l.five,
             fifteen: l.fifteen,
         }),
-    })
+    }
 }
 
 fn memory_metrics(system: &System) -> MemoryMetrics {
@@ -318,35 +341,48 @@ pub async fn sample_metric_anomalies(
 }
 
 async fn sample_metric(metric: SampledMetric, plan: SamplingPlan) -> Result<Vec<f64>, DevopsError> {
-    let mut system = new_system()?;
-    if metric == SampledMetric::Cpu {
-        // CPU usage is a difference between two readings: take the baseline now.
-        system.refresh_cpu_usage();
-    }
+    let mut system = off_async_workers(move || {
+        let mut system = new_system()?;
+        if metric == SampledMetric::Cpu {
+            // CPU usage is a difference between two readings: take the baseline now.
+            system.refresh_cpu_usage();
+        }
+        Ok::<_, DevopsError>(system)
+    })
+    .await??;
     let mut values = Vec::with_capacity(plan.samples);
     let mut ticker = tokio::time::interval(plan.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await; // the first tick completes immediately
     for _ in 0..plan.samples {
         ticker.tick().await;
-        let value = match metric {
-            SampledMetric::Cpu => {
-                system.refresh_cpu_usage();
-                f64::from(system.global_cpu_usage())
-            }
-            SampledMetric::Memory => {
-                system.refresh_memory();
-                percent(system.used_memory(), system.total_memory())
-            }
-            SampledMetric::Load => {
-                System::load_average()
-                    .map_err(|e| DevopsError::Failed(format!("cannot read the load average: {e}")))?
-                    .one
-            }
-        };
-        values.push(round2(value));
+        let (returned, value) = off_async_workers(move || {
+            let value = read_sample(&mut system, metric);
+            (system, value)
+        })
+        .await?;
+        system = returned;
+        values.push(round2(value?));
     }
     Ok(values)
+}
+
+fn read_sample(system: &mut System, metric: SampledMetric) -> Result<f64, DevopsError> {
+    Ok(match metric {
+        SampledMetric::Cpu => {
+            system.refresh_cpu_usage();
+            f64::from(system.global_cpu_usage())
+        }
+        SampledMetric::Memory => {
+            system.refresh_memory();
+            percent(system.used_memory(), system.total_memory())
+        }
+        SampledMetric::Load => {
+            System::load_average()
+                .map_err(|e| DevopsError::Failed(format!("cannot read the load average: {e}")))?
+                .one
+        }
+    })
 }
 
 pub(crate) fn percent(part: u64, total: u64) -> f64 {

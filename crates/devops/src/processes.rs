@@ -1,4 +1,7 @@
-//! Process listing and inspection through `sysinfo`.
+//! Process listing and inspection through `sysinfo`, with secrets in command lines redacted.
+//!
+//! Reading `/proc` for every process takes tens of milliseconds, so the refreshes run on the
+//! blocking pool; the wait between the two CPU readings is an async sleep.
 
 use std::cmp::Ordering;
 
@@ -10,7 +13,8 @@ use sysinfo::{
 };
 
 use crate::error::DevopsError;
-use crate::metrics::round2;
+use crate::metrics::{off_async_workers, round2};
+use crate::redact::redact_args;
 use crate::text::truncate_chars;
 
 /// Default number of processes listed.
@@ -46,7 +50,8 @@ pub struct ProcessSummary {
     /// Resident memory.
     pub memory_bytes: u64,
     pub status: String,
-    /// Command line, arguments joined by spaces (truncated when very long).
+    /// Command line, arguments joined by spaces (truncated when very long), with obvious
+    /// secrets (passwords, tokens, URL credentials) replaced by `[redacted]`.
     pub command: String,
 }
 
@@ -68,7 +73,7 @@ pub struct ProcessDetails {
     pub parent_pid: Option<u32>,
     pub name: String,
     pub executable: Option<String>,
-    /// Arguments, the program first.
+    /// Arguments, the program first, with obvious secrets replaced by `[redacted]`.
     pub command_line: Vec<String>,
     pub cwd: Option<String>,
     pub status: String,
@@ -100,17 +105,34 @@ fn list_refresh_kind() -> ProcessRefreshKind {
 }
 
 /// Refreshes twice, `MINIMUM_CPU_UPDATE_INTERVAL` apart, because CPU usage is the difference
-/// between two readings.
+/// between two readings. Both refreshes run off the async workers.
+/// `only` limits the refresh to one process; `None` refreshes all.
 async fn sampled_system(
-    to_update: ProcessesToUpdate<'_>,
+    only: Option<Pid>,
     kind: ProcessRefreshKind,
 ) -> Result<System, DevopsError> {
-    let mut system = System::new()
-        .map_err(|e| DevopsError::Failed(format!("cannot read process information: {e}")))?;
-    system.refresh_processes_specifics(to_update, true, kind);
+    let refresh = move |system: &mut System| {
+        let selected = only.map(|pid| [pid]);
+        let to_update = match &selected {
+            Some(pid) => ProcessesToUpdate::Some(pid),
+            None => ProcessesToUpdate::All,
+        };
+        system.refresh_processes_specifics(to_update, true, kind);
+    };
+    let system = off_async_workers(move || {
+        let mut system = System::new()
+            .map_err(|e| DevopsError::Failed(format!("cannot read process information: {e}")))?;
+        refresh(&mut system);
+        Ok(system)
+    })
+    .await??;
     tokio::time::sleep(MINIMUM_CPU_UPDATE_INTERVAL).await;
-    system.refresh_processes_specifics(to_update, true, kind);
-    Ok(system)
+    off_async_workers(move || {
+        let mut system = system;
+        refresh(&mut system);
+        system
+    })
+    .await
 }
 
 /// Lists processes whose name or command line contains `name_filter` (case-insensitive),
@@ -127,39 +149,40 @@ pub async fn process_list(
         )));
     }
     let filter = name_filter.map(str::to_lowercase).filter(|f| !f.is_empty());
-    let system = sampled_system(ProcessesToUpdate::All, list_refresh_kind()).await?;
-    let processes = system
-        .processes()
-        .values()
-        .filter(|p| p.thread_kind().is_none());
-    let mut total_processes = 0;
-    let mut matched: Vec<ProcessSummary> = processes
-        .inspect(|_| total_processes += 1)
-        .filter(|p| filter.as_deref().is_none_or(|f| matches_filter(p, f)))
-        .map(summarize)
-        .collect();
-    matched.sort_by(|a, b| compare(sort_by, a, b));
-    let matched_count = matched.len();
-    matched.truncate(limit);
-    Ok(ProcessListing {
-        total_processes,
-        matched: matched_count,
-        sort_by,
-        processes: matched,
+    let system = sampled_system(None, list_refresh_kind()).await?;
+    off_async_workers(move || {
+        let mut total_processes = 0;
+        let mut matched: Vec<ProcessSummary> = system
+            .processes()
+            .values()
+            .filter(|p| p.thread_kind().is_none())
+            .inspect(|_| total_processes += 1)
+            .map(summarize)
+            // The filter sees the redacted command line: it must not probe for secrets.
+            .filter(|s| filter.as_deref().is_none_or(|f| matches_filter(s, f)))
+            .map(|s| s.summary)
+            .collect();
+        matched.sort_by(|a, b| compare(sort_by, a, b));
+        let matched_count = matched.len();
+        matched.truncate(limit);
+        ProcessListing {
+            total_processes,
+            matched: matched_count,
+            sort_by,
+            processes: matched,
+        }
     })
+    .await
 }
 
-fn matches_filter(process: &Process, lowercase_filter: &str) -> bool {
-    process
-        .name()
-        .to_string_lossy()
+/// Whether the name or the (redacted, untruncated) command line contains the filter.
+fn matches_filter(summarized: &Summarized, lowercase_filter: &str) -> bool {
+    summarized
+        .summary
+        .name
         .to_lowercase()
         .contains(lowercase_filter)
-        || process.cmd().iter().any(|arg| {
-            arg.to_string_lossy()
-                .to_lowercase()
-                .contains(lowercase_filter)
-        })
+        || summarized.command.to_lowercase().contains(lowercase_filter)
 }
 
 fn compare(sort_by: ProcessSort, a: &ProcessSummary, b: &ProcessSummary) -> Ordering {
@@ -172,26 +195,35 @@ fn compare(sort_by: ProcessSort, a: &ProcessSummary, b: &ProcessSummary) -> Orde
     primary.then(a.pid.cmp(&b.pid))
 }
 
-fn summarize(process: &Process) -> ProcessSummary {
-    let command = join_command(process);
-    ProcessSummary {
-        pid: process.pid().as_u32(),
-        parent_pid: process.parent().map(Pid::as_u32),
-        name: process.name().to_string_lossy().into_owned(),
-        cpu_percent: round2(f64::from(process.cpu_usage())),
-        memory_bytes: process.memory(),
-        status: process.status().to_string(),
-        command: truncate_chars(&command, MAX_COMMAND_CHARS),
+/// A listing line and the full redacted command line it was cut from.
+struct Summarized {
+    summary: ProcessSummary,
+    command: String,
+}
+
+fn summarize(process: &Process) -> Summarized {
+    let command = redacted_command_line(process).join(" ");
+    Summarized {
+        summary: ProcessSummary {
+            pid: process.pid().as_u32(),
+            parent_pid: process.parent().map(Pid::as_u32),
+            name: process.name().to_string_lossy().into_owned(),
+            cpu_percent: round2(f64::from(process.cpu_usage())),
+            memory_bytes: process.memory(),
+            status: process.status().to_string(),
+            command: truncate_chars(&command, MAX_COMMAND_CHARS),
+        },
+        command,
     }
 }
 
-fn join_command(process: &Process) -> String {
+fn redacted_command_line(process: &Process) -> Vec<String> {
     let args: Vec<String> = process
         .cmd()
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    args.join(" ")
+    redact_args(&args)
 }
 
 /// Details of process `pid`; a pid that does not exist (or exited) is `NotFound`.
@@ -206,7 +238,12 @@ pub async fn process_info(pid: u32) -> Result<ProcessDetails, DevopsError> {
         .with_cwd(UpdateKind::OnlyIfNotSet)
         .with_user(UpdateKind::OnlyIfNotSet)
         .with_tasks();
-    let system = sampled_system(ProcessesToUpdate::Some(&[sys_pid]), kind).await?;
+    let system = sampled_system(Some(sys_pid), kind).await?;
+    off_async_workers(move || details(&system, pid)).await?
+}
+
+fn details(system: &System, pid: u32) -> Result<ProcessDetails, DevopsError> {
+    let sys_pid = Pid::from_u32(pid);
     let process = system
         .process(sys_pid)
         .filter(|p| p.exists())
@@ -222,10 +259,9 @@ pub async fn process_info(pid: u32) -> Result<ProcessDetails, DevopsError> {
         parent_pid: process.parent().map(Pid::as_u32),
         name: process.name().to_string_lossy().into_owned(),
         executable: process.exe().map(|p| p.display().to_string()),
-        command_line: process
-            .cmd()
+        command_line: redacted_command_line(process)
             .iter()
-            .map(|a| truncate_chars(&a.to_string_lossy(), MAX_COMMAND_CHARS))
+            .map(|a| truncate_chars(a, MAX_COMMAND_CHARS))
             .collect(),
         cwd: process.cwd().map(|p| p.display().to_string()),
         status: process.status().to_string(),

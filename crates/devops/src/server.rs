@@ -1,6 +1,8 @@
 //! The MCP face of devops: one `#[tool]` per operation, thin wrappers over the logic modules.
 
-use mcp_rust_core::{ServerContext, ToolError, confine_path, run_blocking};
+use std::sync::Arc;
+
+use mcp_server_runtime::{ServerContext, ToolError, run_blocking};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::{Json, ServerHandler, tool, tool_handler, tool_router};
@@ -8,9 +10,11 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::anomaly::{AnomalyMethod, AnomalyReport, detect_anomalies};
-use crate::endpoint::{EndpointCheck, EndpointReport};
+use crate::endpoint::{
+    CheckEndpointParams, DEFAULT_TIMEOUT_MS, EndpointChecker, EndpointReport, EndpointRequest,
+};
 use crate::error::DevopsError;
-use crate::logs::{LogAnalysis, LogQuery, analyze_log_file};
+use crate::logs::{LogAnalysis, LogQuery, analyze_open_log};
 use crate::metrics::{
     DiskUsageReport, MetricSamples, NetworkReport, SampledMetric, SamplingPlan, SystemMetrics,
     disk_usage, network_stats, sample_metric_anomalies, system_metrics,
@@ -44,20 +48,6 @@ pub struct ProcessListParams {
 pub struct ProcessInfoParams {
     /// Process id.
     pub pid: u32,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-pub struct CheckEndpointParams {
-    /// Host name or IP address, without scheme or path (e.g. "localhost", "10.0.0.5", "::1").
-    pub host: String,
-    /// TCP port, 1-65535.
-    pub port: u16,
-    /// Limit for each phase (resolve+connect, then HTTP) in milliseconds (default 5000, at
-    /// most 60000).
-    pub timeout_ms: Option<u64>,
-    /// When set (e.g. "/health"), send an HTTP/1.1 GET for this path over the connection and
-    /// report the status. Plain HTTP only.
-    pub http_path: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -103,6 +93,7 @@ pub struct SampleMetricParams {
 #[derive(Clone)]
 pub struct Devops {
     context: ServerContext,
+    endpoints: Arc<EndpointChecker>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -115,9 +106,11 @@ impl std::fmt::Debug for Devops {
 }
 
 impl Devops {
-    pub fn new(context: ServerContext) -> Self {
+    /// A server over `context` whose `check_endpoint` uses `endpoints` (policy, trust).
+    pub fn new(context: ServerContext, endpoints: EndpointChecker) -> Self {
         Self {
             context,
+            endpoints: Arc::new(endpoints),
             tool_router: Self::tool_router(),
         }
     }
@@ -201,8 +194,11 @@ impl Devops {
         Ok(Json(process_info(params.pid).await?))
     }
 
-    /// TCP connect time to host:port and, with http_path, the status and latency of an HTTP
-    /// GET. Refused connections and timeouts are reported in the result, not as errors.
+    /// Checks an HTTP(S) URL (status, headers of interest, redirect chain, timing of DNS,
+    /// connect, TLS and first byte, TLS version, certificate expiry in days) or a TCP port
+    /// (optionally with a TLS handshake). Unreachable hosts, refused connections, timeouts,
+    /// untrusted certificates, redirect loops and addresses refused by the server's endpoint
+    /// policy are reported in the result, not as errors.
     #[tool(annotations(
         title = "Check endpoint",
         read_only_hint = true,
@@ -212,15 +208,24 @@ impl Devops {
     ))]
     pub async fn check_endpoint(
         &self,
-        Parameters(params): Parameters<CheckEndpointParams>,
+        Parameters(mut params): Parameters<CheckEndpointParams>,
     ) -> Result<Json<EndpointReport>, ToolError> {
-        let check = EndpointCheck::new(
-            &params.host,
-            params.port,
-            params.timeout_ms,
-            params.http_path.as_deref(),
-        )?;
-        Ok(Json(check.run().await))
+        let tool_timeout = self.context.limits.tool_timeout;
+        // The default budget leaves room to report within a short tool time limit.
+        let tool_timeout_ms = u64::try_from(tool_timeout.as_millis()).unwrap_or(u64::MAX);
+        params.timeout_ms = params.timeout_ms.or(Some(
+            DEFAULT_TIMEOUT_MS.min(tool_timeout_ms / 10 * 9).max(1),
+        ));
+        let request = EndpointRequest::new(params)?;
+        if request.timeout() >= tool_timeout {
+            return Err(ToolError::invalid_input(format!(
+                "timeout_ms ({} ms) must be below the server's tool time limit ({} ms) so the \
+                 check can report its result; pass a smaller timeout_ms",
+                request.timeout().as_millis(),
+                tool_timeout.as_millis()
+            )));
+        }
+        Ok(Json(self.endpoints.check(&request).await))
     }
 
     /// Streams a log file (plain, syslog or JSON lines): counts per level, most frequent error
@@ -237,15 +242,21 @@ impl Devops {
         &self,
         Parameters(params): Parameters<AnalyzeLogParams>,
     ) -> Result<Json<LogAnalysis>, ToolError> {
-        let path = confine_path(&params.path, &self.context.roots)?;
+        // Opened beneath its root (a symlink swapped in cannot redirect it); FIFOs, sockets
+        // and directories are refused without blocking.
+        let file = self.context.roots.open_file(&params.path)?;
         let query = LogQuery::new(
             params.pattern.as_deref(),
             params.since.as_deref(),
             params.limit,
         )?;
-        let analysis =
-            run_blocking(move |flag| Ok(analyze_log_file(&path, &query, &|| flag.is_cancelled())?))
-                .await?;
+        let shown = file.path().display().to_string();
+        let analysis = run_blocking(move |flag| {
+            Ok(analyze_open_log(file.into_file(), &shown, &query, &|| {
+                flag.is_cancelled()
+            })?)
+        })
+        .await?;
         Ok(Json(analysis))
     }
 
@@ -297,7 +308,8 @@ impl Devops {
     router = self.tool_router,
     name = "devops",
     instructions = "Operations tools for this host: system_metrics, disk_usage, network_stats, \
-process_list/process_info, check_endpoint (TCP + optional HTTP GET), analyze_log (files inside \
+process_list/process_info, check_endpoint (HTTP(S) URL with redirects, timings and \
+certificate expiry, or a TCP/TLS port), analyze_log (files inside \
 the server roots), detect_anomalies over numbers you pass, and sample_metric_anomalies over a \
 live metric. All tools are read-only."
 )]

@@ -10,14 +10,7 @@ pub fn truncate_chars(text: &str, max_chars: usize) -> String {
 
 /// The longest prefix of `text` of at most `max_bytes` bytes that ends on a char boundary.
 pub fn prefix_bytes(text: &str, max_bytes: usize) -> &str {
-    if text.len() <= max_bytes {
-        return text;
-    }
-    let mut cut = max_bytes;
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    &text[..cut]
+    &text[..text.floor_char_boundary(max_bytes)]
 }
 
 #[cfg(test)]

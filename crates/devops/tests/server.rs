@@ -1,8 +1,10 @@
 //! Drives the real `devops` binary over stdio with rmcp's client, as an MCP client would.
 
+mod https_fixture;
+
 use std::path::Path;
 
-use mcp_rust_core::testing::TestServer;
+use mcp_server_runtime::testing::TestServer;
 use rmcp::model::CallToolResult;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -152,10 +154,8 @@ async fn host_tools_return_structured_metrics() {
     server.shutdown().await.unwrap();
 }
 
-#[tokio::test]
-async fn check_endpoint_over_loopback() {
-    let root = tempfile::tempdir().unwrap();
-    let server = spawn(root.path()).await;
+/// A one-shot HTTP server on loopback answering 200 "ok"; returns its port.
+async fn serve_ok_once() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
@@ -167,16 +167,29 @@ async fn check_endpoint_over_loopback() {
             .await
             .unwrap();
     });
+    port
+}
+
+#[tokio::test]
+async fn check_endpoint_over_loopback() {
+    let root = tempfile::tempdir().unwrap();
+    let server = spawn(root.path()).await;
+    let port = serve_ok_once().await;
     let report = ok(server
         .call(
             "check_endpoint",
-            json!({"host": "127.0.0.1", "port": port, "http_path": "/health"}),
+            json!({"url": format!("http://127.0.0.1:{port}/health")}),
         )
         .await
         .unwrap());
-    assert_eq!(report["reachable"], json!(true));
-    assert_eq!(report["http"]["status"], json!(200));
-    assert_eq!(report["http"]["ok"], json!(true));
+    assert_eq!(report["ok"], json!(true), "{report}");
+    assert_eq!(report["status"], json!(200));
+    assert_eq!(
+        report["address_policy"],
+        json!("any"),
+        "stdio defaults to any"
+    );
+    assert_eq!(report["hops"][0]["http"]["body_preview"], json!("ok"));
 
     // The listener is gone now: the port refuses, which is a result, not an error.
     let refused = ok(server
@@ -186,14 +199,189 @@ async fn check_endpoint_over_loopback() {
         )
         .await
         .unwrap());
-    assert_eq!(refused["reachable"], json!(false));
+    assert_eq!(refused["ok"], json!(false));
     assert_eq!(refused["failure"], json!("refused"));
 
-    let bad = server
-        .call("check_endpoint", json!({"host": "http://x/", "port": 80}))
+    for (arguments, mentioned) in [
+        (json!({"host": "http://x/", "port": 80}), "invalid input"),
+        (json!({"url": "ftp://x/"}), "scheme"),
+        (
+            json!({"url": "http://x/", "timeout_ms": 60000}),
+            "tool time limit",
+        ),
+        // The old argument is refused rather than silently ignored.
+        (
+            json!({"host": "x", "port": 80, "http_path": "/"}),
+            "http_path",
+        ),
+    ] {
+        let result = server
+            .call("check_endpoint", arguments.clone())
+            .await
+            .unwrap();
+        let text = tool_error(result);
+        assert!(text.contains(mentioned), "{arguments}: {text}");
+    }
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn check_endpoint_over_https_with_an_operator_ca() {
+    let ca = https_fixture::TestCa::new();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let trusted = https_fixture::serve(ca.issue("localhost", 20)).await;
+    let untrusted = https_fixture::serve(https_fixture::self_signed("localhost")).await;
+    let server = TestServer::spawn(
+        env!("CARGO_BIN_EXE_devops").as_ref(),
+        &[
+            "--root",
+            dir.path().to_str().unwrap(),
+            "--ca-file",
+            ca_file.to_str().unwrap(),
+        ],
+    )
+    .await
+    .unwrap();
+
+    let report = ok(server
+        .call(
+            "check_endpoint",
+            json!({"url": format!("https://localhost:{trusted}/ready")}),
+        )
         .await
+        .unwrap());
+    assert_eq!(report["ok"], json!(true), "{report}");
+    assert_eq!(report["status"], json!(204));
+    let tls = &report["hops"][0]["tls"];
+    assert_eq!(tls["verified"], json!(true));
+    assert_eq!(tls["version"], json!("TLS 1.3"));
+    assert_eq!(tls["certificate"]["expires_in_days"], json!(20));
+    assert!(report["hops"][0]["timing"]["tls_ms"].is_number());
+
+    let report = ok(server
+        .call(
+            "check_endpoint",
+            json!({"url": format!("https://localhost:{untrusted}/ready")}),
+        )
+        .await
+        .unwrap());
+    assert_eq!(report["ok"], json!(false));
+    assert_eq!(report["failure"], json!("certificate"), "{report}");
+    assert_eq!(report["hops"][0]["tls"]["problem"], json!("unknown_issuer"));
+    server.shutdown().await.unwrap();
+
+    // A CA file that holds no certificate stops the server at startup with the reason.
+    let bad = dir.path().join("bad.pem");
+    std::fs::write(&bad, "not a certificate").unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_devops"))
+        .args(["--ca-file", bad.to_str().unwrap()])
+        .stdin(std::process::Stdio::null())
+        .output()
         .unwrap();
-    assert!(tool_error(bad).contains("invalid input"));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no PEM CERTIFICATE"));
+}
+
+#[tokio::test]
+async fn public_only_policy_blocks_loopback_targets() {
+    let root = tempfile::tempdir().unwrap();
+    let server = TestServer::spawn(
+        env!("CARGO_BIN_EXE_devops").as_ref(),
+        &[
+            "--root",
+            root.path().to_str().unwrap(),
+            "--endpoint-policy",
+            "public-only",
+        ],
+    )
+    .await
+    .unwrap();
+    let port = serve_ok_once().await;
+    for arguments in [
+        json!({"url": format!("http://localhost:{port}/")}),
+        json!({"host": "127.0.0.1", "port": port}),
+        json!({"url": "http://169.254.169.254/latest/meta-data/"}),
+    ] {
+        let report = ok(server
+            .call("check_endpoint", arguments.clone())
+            .await
+            .unwrap());
+        assert_eq!(report["failure"], json!("blocked"), "{arguments}: {report}");
+        assert_eq!(report["address_policy"], json!("public_only"));
+    }
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn process_tools_redact_secrets_in_command_lines() {
+    let root = tempfile::tempdir().unwrap();
+    let server = spawn(root.path()).await;
+    // `; :` keeps sh from exec-ing sleep, so the arguments stay on sh's command line.
+    let mut child = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "sleep 30; :",
+            "sh",
+            "--password=hunter2",
+            "--token",
+            "tok-12345",
+            "https://bob:pw-secret@example.com/",
+        ])
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let details = ok(server
+        .call("process_info", json!({"pid": pid}))
+        .await
+        .unwrap());
+    assert_eq!(
+        details["command_line"],
+        json!([
+            "sh",
+            "-c",
+            "sleep 30; :",
+            "sh",
+            "--password=[redacted]",
+            "--token",
+            "[redacted]",
+            "https://bob:[redacted]@example.com/"
+        ])
+    );
+    let listing = ok(server
+        .call(
+            "process_list",
+            json!({"name_filter": "sleep 30; :", "sort_by": "pid"}),
+        )
+        .await
+        .unwrap());
+    let mine = listing["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pid"] == json!(pid))
+        .unwrap_or_else(|| panic!("{listing}"));
+    let command = mine["command"].as_str().unwrap();
+    assert!(command.contains("--password=[redacted]"), "{command}");
+    for secret in ["hunter2", "tok-12345", "pw-secret"] {
+        assert!(!listing.to_string().contains(secret), "{secret} leaked");
+        // A filter cannot probe for the secret either.
+        let probe = ok(server
+            .call("process_list", json!({"name_filter": secret}))
+            .await
+            .unwrap());
+        assert!(
+            !probe["processes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["pid"] == json!(pid)),
+            "{secret}: {probe}"
+        );
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
     server.shutdown().await.unwrap();
 }
 

@@ -14,7 +14,8 @@
 //! - `MCP_FOUNDRY_VARIANTS_DIR`: the directory holding `<variant>/<server>` (default `/opt/mcp`).
 //! - `MCP_FOUNDRY_LAUNCHER_VERBOSE=1`: explain the choice on stderr.
 //!
-//! The variants and their features are derived at build time (see build.rs).
+//! The variants and their features are derived at build time from the workspace table by
+//! the `cpu-variants` crate (see build.rs).
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -22,9 +23,6 @@ use std::io;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-mod undetectable;
-pub use undetectable::UNDETECTABLE_FEATURES;
 
 include!(concat!(env!("OUT_DIR"), "/variants.rs"));
 
@@ -454,6 +452,19 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_table_follows_the_workspace_table() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
+        let expected: Vec<String> = cpu_variants::from_manifest(&root)
+            .unwrap()
+            .into_iter()
+            .filter(|v| v.supports(std::env::consts::ARCH))
+            .map(|v| v.name)
+            .collect();
+        let generated: Vec<&str> = VARIANTS.iter().map(|v| v.name).collect();
+        assert_eq!(generated, expected);
     }
 
     #[cfg(target_arch = "x86_64")]

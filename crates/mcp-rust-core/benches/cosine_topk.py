@@ -1,152 +1,222 @@
 #!/usr/bin/env python3
-"""Benchmark cosine_topk: the znver4 build vs the generic build vs numpy, same data, one run.
+"""cosine_topk side by side: read bandwidth, numpy (both ways), every runnable build x kernels.
 
-Usage:
-    python benches/cosine_topk.py <pythonpath-generic> <pythonpath-znver4> [--rows 100000,10000]
-        [--dim 384] [--k 10] [--repeat 30]
+Usage (after `cargo xtask dist`, which writes the wheel to dist/):
 
-Each <pythonpath-*> is a directory holding the `mcp_rust_core/` package with that variant's
-native module (`mcp_rust_core/mcp_rust_core.abi3.so`). Build the two variants with
+    python3 crates/mcp-rust-core/benches/cosine_topk.py dist/mcp_rust_core-*.whl \\
+        [--rows 100000,10000,1000] [--dim 384] [--k 10] [--rounds 30] [--markdown]
 
-    MCP_FOUNDRY_VARIANT=generic nice -n 10 cargo build --release -p mcp-rust-core \
-        --features python --lib --target x86_64-unknown-linux-gnu --target-dir target/bench-generic
-    MCP_FOUNDRY_VARIANT=znver4 RUSTFLAGS="-C target-cpu=znver4" nice -n 10 cargo build --release \
-        -p mcp-rust-core --features python --lib --target x86_64-unknown-linux-gnu \
-        --target-dir target/bench-znver4
+The argument is a wheel (installed into a fresh venv under target/kernel-bench/ with numpy,
+and the script re-runs itself there) or a directory holding the `mcp_rust_core/` package.
 
-and copy each `libmcp_rust_core.so` next to a copy of `python/mcp_rust_core/*.py*`.
+In one process, on one data set per size, it times in interleaved rounds (every contender
+once per round, so a load spike on a shared machine hits all of them alike):
 
-The data set is generated once and written to a temporary .npy file; every contender runs in
-its own subprocess (two builds of the same module cannot share one interpreter), loads the
-same file, checks its answer against an exact float64 reference, and reports the best and
-median wall time of `--repeat` calls. numpy is timed as `matrix @ query` + `argpartition`
-(dot-product ranking: it skips the row norms cosine needs) and, for an equal-work comparison,
-with the row norms computed in the call as well.
+- `read`: one thread summing the matrix with the widest loads this CPU has
+  (`_Kernels.stream_sum`): the single-thread read bandwidth of wherever the data lives.
+- `numpy cosine`: `matrix @ query / (row norms * query norm)` + argpartition (same work).
+- `numpy pre-normalized`: `unit_rows @ query` + argpartition, rows normalized beforehand
+  (the cheapest numpy can do; cosine ranking with the norms' work done once, up front).
+- for every build variant installed *and* runnable on this CPU, for every kernel
+  instruction set it can run: `cosine_topk` (norms computed per call) and `cosine_topk`
+  with `row_norms` (norms computed once, like the pre-normalized numpy rows).
+
+Each result is checked against an exact float64 ranking. numpy runs with the BLAS threads
+its environment gives it (OPENBLAS_NUM_THREADS; printed); by default the whole table is
+measured twice, with numpy's default threads and with one, since our kernels use one thread
+per call. The goals of issue 14: >= 90 % of `read` at DRAM sizes for every contender, and
+>= 1.5x `numpy pre-normalized` in cache.
 """
 
 import argparse
 import json
 import os
+import pathlib
+import statistics
 import subprocess
 import sys
-import tempfile
+import time
+import venv
 
-import numpy as np
 
-# Runs inside each subprocess: argv = [data.npy, query.npy, k, repeat, contender].
-WORKER = r"""
-import json, sys, time
-import numpy as np
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("package", help="a wheel, or a directory holding mcp_rust_core/")
+    parser.add_argument("--rows", default="100000,10000,1000",
+                        help="comma-separated row counts (default: 100000,10000,1000)")
+    parser.add_argument("--dim", type=int, default=384)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=30,
+                        help="interleaved rounds per size (small sizes run 10x as many)")
+    parser.add_argument("--numpy-threads", choices=["both", "default", "1"], default="both")
+    parser.add_argument("--markdown", action="store_true", help="print tables for BENCHMARKS.md")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    return parser.parse_args()
 
-data_path, query_path, k, repeat, contender = sys.argv[1:6]
-k, repeat = int(k), int(repeat)
-matrix = np.load(data_path)
-query = np.load(query_path)
 
-if contender == "numpy-dot":
-    def run():
-        scores = matrix @ query
-        top = np.argpartition(-scores, k - 1)[:k]
-        return top[np.argsort(-scores[top], kind="stable")]
-    variant = "numpy " + np.__version__
-elif contender == "numpy-cosine":
-    def run():
-        scores = (matrix @ query) / (np.linalg.norm(matrix, axis=1) * np.linalg.norm(query))
-        top = np.argpartition(-scores, k - 1)[:k]
-        return top[np.argsort(-scores[top], kind="stable")]
-    variant = "numpy " + np.__version__
-else:
+def workspace_target():
+    here = pathlib.Path(__file__).resolve()
+    return here.parents[3] / "target" / "kernel-bench"
+
+
+def wheel_python(wheel):
+    """A fresh venv with the wheel and numpy; returns its python."""
+    env_dir = workspace_target() / "venv"
+    if env_dir.exists():
+        subprocess.run(["rm", "-rf", str(env_dir)], check=True)
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    python = env_dir / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                    str(wheel), "numpy"], check=True)
+    return python
+
+
+def load_average():
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return float("nan")
+
+
+def cpu_name():
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def worker(args):
+    """Runs in the interpreter that has the package: measures and prints JSON."""
+    import numpy as np
+
     import mcp_rust_core
+
     info = mcp_rust_core.build_info()
-    if info["variant"] != contender:
-        sys.exit(f"expected the {contender} build on PYTHONPATH, imported {info['variant']}")
-    def run():
-        return mcp_rust_core.cosine_topk(matrix, query, k)[0]
-    variant = f"{info['variant']} (target-cpu {info['target_cpu']}, profile {info['profile']})"
+    variants = [v for v in info["variants_runnable"] if v in info["variants_installed"]]
+    skipped = [v for v in info["variants_installed"] if v not in variants]
+    modules = {v: mcp_rust_core._load_variant(v) for v in variants}
+    best = mcp_rust_core._Kernels("auto")
+    results = {"python": sys.version.split()[0], "numpy": np.__version__, "sizes": [],
+               "skipped_variants": skipped, "cpu": cpu_name(), "cpus": os.cpu_count(),
+               "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
+               "load_before": load_average()}
+    k = args.k
+    for rows in (int(r) for r in args.rows.split(",")):
+        rng = np.random.default_rng(rows)
+        matrix = rng.standard_normal((rows, args.dim), dtype=np.float32)
+        query = rng.standard_normal(args.dim, dtype=np.float32)
+        unit_rows = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+        row_norms = mcp_rust_core.norms(matrix)
 
-for _ in range(3):
-    indices = run()
-times = []
-for _ in range(repeat):
-    start = time.perf_counter()
-    run()
-    times.append(time.perf_counter() - start)
-times.sort()
-print(json.dumps({"variant": variant, "indices": [int(i) for i in indices],
-                  "best": times[0], "median": times[len(times) // 2]}))
-"""
+        def top(scores):
+            best_k = np.argpartition(-scores, k - 1)[:k]
+            return best_k[np.argsort(-scores[best_k], kind="stable")]
+
+        contenders = [
+            ("read", f"stream_sum ({best.isa})", lambda: best.stream_sum(matrix)),
+            ("numpy cosine", "norms per call",
+             lambda: top((matrix @ query) / (np.linalg.norm(matrix, axis=1)
+                                             * np.linalg.norm(query)))),
+            ("numpy pre-normalized", "rows normalized beforehand", lambda: top(unit_rows @ query)),
+        ]
+        for variant, module in modules.items():
+            for isa in module._Kernels.supported():
+                kernels = module._Kernels(isa)
+                contenders.append((f"{variant}/{isa}", "norms per call",
+                                   lambda kernels=kernels: kernels.cosine_topk(matrix, query, k)[0]))
+                contenders.append((f"{variant}/{isa} +norms", "row_norms given",
+                                   lambda kernels=kernels: kernels.cosine_topk(
+                                       matrix, query, k, row_norms=row_norms)[0]))
+
+        exact = (matrix.astype(np.float64) @ query.astype(np.float64)) / (
+            np.linalg.norm(matrix.astype(np.float64), axis=1)
+            * np.linalg.norm(query.astype(np.float64)))
+        want = np.sort(exact)[::-1][:k]
+        for name, _, run in contenders[1:]:
+            got = np.sort(exact[run()])[::-1]
+            if not np.allclose(got, want, atol=1e-5):
+                sys.exit(f"{name} returned a wrong top-{k} for {rows} rows")
+
+        rounds = args.rounds * (10 if rows * args.dim <= 4_000_000 else 1)
+        times = {name: [] for name, _, _ in contenders}
+        for _ in range(3):
+            for _, _, run in contenders:
+                run()
+        for _ in range(rounds):
+            for name, _, run in contenders:
+                start = time.perf_counter()
+                run()
+                times[name].append(time.perf_counter() - start)
+        results["sizes"].append({
+            "rows": rows, "dim": args.dim, "k": k, "bytes": matrix.nbytes,
+            "contenders": [{"name": name, "what": what, "best": min(times[name]),
+                            "median": statistics.median(times[name])}
+                           for name, what, _ in contenders],
+        })
+    results["load_after"] = load_average()
+    print(json.dumps(results))
 
 
-def exact_topk(matrix, query, k, cosine):
-    m, q = matrix.astype(np.float64), query.astype(np.float64)
-    scores = m @ q
-    if cosine:
-        scores = scores / (np.linalg.norm(m, axis=1) * np.linalg.norm(q))
-    return scores, set(np.argsort(-scores, kind="stable")[:k].tolist())
-
-
-def run_contender(contender, pythonpath, data_path, query_path, k, repeat):
-    env = dict(os.environ)
-    if pythonpath:
-        env["PYTHONPATH"] = os.path.abspath(pythonpath)
-    result = subprocess.run(
-        [sys.executable, "-c", WORKER, data_path, query_path, str(k), str(repeat), contender],
-        env=env, capture_output=True, text=True,
-    )
-    if result.returncode != 0:
-        sys.exit(f"{contender} failed:\n{result.stderr}")
-    return json.loads(result.stdout)
+def print_table(result, markdown):
+    print(f"\nCPU: {result['cpu']} ({result['cpus']} CPUs); python {result['python']}, "
+          f"numpy {result['numpy']} (BLAS threads: {result['blas_threads']}); "
+          f"load average {result['load_before']:.1f} -> {result['load_after']:.1f}")
+    if result["skipped_variants"]:
+        print(f"SKIPPED (this CPU cannot run them): variants {result['skipped_variants']}")
+    for size in result["sizes"]:
+        by_name = {c["name"]: c for c in size["contenders"]}
+        read = by_name["read"]["best"]
+        numpy_pre = by_name["numpy pre-normalized"]["best"]
+        megabytes = size["bytes"] / 1e6
+        title = f"{size['rows']} x {size['dim']} float32 ({megabytes:.1f} MB), k = {size['k']}"
+        header = ["contender", "what", "best ms", "median ms", "GB/s (best)", "of read",
+                  "x numpy pre-normalized"]
+        rows = []
+        for c in size["contenders"]:
+            rows.append([c["name"], c["what"], f"{c['best'] * 1e3:.3f}", f"{c['median'] * 1e3:.3f}",
+                         f"{size['bytes'] / c['best'] / 1e9:.1f}", f"{read / c['best']:.0%}",
+                         f"{numpy_pre / c['best']:.2f}x"])
+        if markdown:
+            print(f"\n{title}\n")
+            print("| " + " | ".join(header) + " |")
+            print("|" + "---|" * len(header))
+            for row in rows:
+                print("| " + " | ".join(row) + " |")
+        else:
+            print(f"\n{title}")
+            widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+            for row in [header] + rows:
+                print("  " + "  ".join(str(v).ljust(w) for v, w in zip(row, widths)))
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("pythonpath_generic")
-    parser.add_argument("pythonpath_znver4")
-    parser.add_argument("--rows", default="100000,10000",
-                        help="comma-separated row counts (default: 100000,10000)")
-    parser.add_argument("--dim", type=int, default=384)
-    parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--repeat", type=int, default=30)
-    args = parser.parse_args()
-
-    contenders = [
-        ("generic", args.pythonpath_generic),
-        ("znver4", args.pythonpath_znver4),
-        ("numpy-dot", None),
-        ("numpy-cosine", None),
-    ]
-    print(f"cosine_topk, dim={args.dim}, k={args.k}, repeat={args.repeat}, "
-          f"python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} CPUs")
-    with tempfile.TemporaryDirectory() as tmp:
-        for rows in (int(r) for r in args.rows.split(",")):
-            rng = np.random.default_rng(rows)
-            matrix = rng.standard_normal((rows, args.dim), dtype=np.float32)
-            query = rng.standard_normal(args.dim, dtype=np.float32)
-            data_path = os.path.join(tmp, "matrix.npy")
-            query_path = os.path.join(tmp, "query.npy")
-            np.save(data_path, matrix)
-            np.save(query_path, query)
-            results = {}
-            for name, pythonpath in contenders:
-                result = run_contender(name, pythonpath, data_path, query_path, args.k, args.repeat)
-                scores, expected = exact_topk(matrix, query, args.k, cosine=name != "numpy-dot")
-                # Rounding may swap near-ties at the k-th place; compare scores, not only ids.
-                got = sorted(scores[result["indices"]].tolist(), reverse=True)
-                want = sorted(scores[list(expected)].tolist(), reverse=True)
-                if not np.allclose(got, want, atol=1e-5):
-                    sys.exit(f"{name} returned a wrong top-{args.k} for {rows} rows")
-                results[name] = result
-
-            megabytes = matrix.nbytes / 1e6
-            print(f"\n{rows} x {args.dim} float32 ({megabytes:.0f} MB), k={args.k}")
-            print(f"  {'contender':<14} {'best ms':>9} {'median ms':>10} {'GB/s':>6}  build")
-            for name, result in results.items():
-                print(f"  {name:<14} {result['best'] * 1e3:9.2f} {result['median'] * 1e3:10.2f} "
-                      f"{megabytes / 1e3 / result['best']:6.1f}  {result['variant']}")
-            z, g = results["znver4"]["median"], results["generic"]["median"]
-            print(f"  znver4 speed-up over generic:      {g / z:5.2f}x (median)")
-            print(f"  znver4 vs numpy matrix@query:      {results['numpy-dot']['median'] / z:5.2f}x")
-            print(f"  znver4 vs numpy cosine (norms too): {results['numpy-cosine']['median'] / z:5.2f}x")
+    args = parse_args()
+    if args.worker:
+        worker(args)
+        return
+    package = pathlib.Path(args.package).resolve()
+    env = dict(os.environ)
+    if package.suffix == ".whl":
+        python = wheel_python(package)
+    elif (package / "mcp_rust_core" / "__init__.py").is_file():
+        python = pathlib.Path(sys.executable)
+        env["PYTHONPATH"] = str(package)
+    else:
+        sys.exit(f"{package} is neither a wheel nor a directory holding mcp_rust_core/")
+    settings = {"both": ["default", "1"], "default": ["default"], "1": ["1"]}[args.numpy_threads]
+    worker_args = [a for a in sys.argv[1:] if a != args.package] + ["--worker", str(package)]
+    for threads in settings:
+        run_env = dict(env)
+        if threads == "1":
+            run_env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        result = subprocess.run([str(python), str(pathlib.Path(__file__).resolve())] + worker_args,
+                                env=run_env, capture_output=True, text=True)
+        if result.returncode != 0:
+            sys.exit(f"benchmark worker failed:\n{result.stderr}")
+        print_table(json.loads(result.stdout.strip().splitlines()[-1]), args.markdown)
 
 
 if __name__ == "__main__":

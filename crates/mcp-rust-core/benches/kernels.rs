@@ -1,13 +1,19 @@
-//! Kernel benchmarks: `cargo bench -p mcp-rust-core --bench kernels`.
+//! Kernel benchmarks per instruction set, side by side with the read bandwidth of the same
+//! data: `cargo bench -p mcp-rust-core --bench kernels`.
 //!
-//! The headline case is the one the Python benchmark (`benches/cosine_topk.py`) also times:
-//! `cosine_topk` over 100 000 x 384 f32 rows, k = 10. It is memory-bound on most machines
-//! (153 MB per scan), so a cache-resident 10 000 x 384 case shows the compute side.
+//! For each matrix size, `stream_sum` (reading every byte once, the memory system's limit)
+//! runs next to `cosine_topk` (norms computed per call) and `cosine_topk_with_norms` on every
+//! instruction set this CPU supports, so criterion's throughput columns compare directly.
+//! 100 000 × 384 f32 (154 MB) is a DRAM-sized scan; 10 000 × 384 (15 MB) fits a large L3
+//! and 1 000 × 384 (1.5 MB) a large L2. The end-to-end comparison with numpy is
+//! `benches/cosine_topk.py`.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use mcp_rust_core::kernels;
+use mcp_rust_core::kernels::{Isa, Kernels};
+
+const DIM: usize = 384;
 
 /// Reproducible pseudo-random data in [-1, 1) without a dependency.
 fn random_vec(len: usize, mut seed: u64) -> Vec<f32> {
@@ -21,32 +27,68 @@ fn random_vec(len: usize, mut seed: u64) -> Vec<f32> {
         .collect()
 }
 
-fn bench_cosine_topk(c: &mut Criterion) {
-    const DIM: usize = 384;
+/// The kernels this CPU runs; the others are named on stderr, not silently left out.
+fn runnable() -> Vec<&'static Kernels> {
+    Isa::ALL
+        .into_iter()
+        .filter_map(|isa| {
+            Kernels::for_isa(isa)
+                .map_err(|e| eprintln!("SKIPPED on this CPU: {isa} kernels ({e})"))
+                .ok()
+        })
+        .collect()
+}
+
+fn bench_scan(c: &mut Criterion) {
     let query = random_vec(DIM, 1);
-    let mut group = c.benchmark_group("cosine_topk");
-    group.sample_size(20);
-    for rows in [10_000, 100_000] {
+    for rows in [100_000, 10_000, 1_000] {
         let matrix = random_vec(rows * DIM, 2);
+        let mut group = c.benchmark_group(format!("scan_{rows}x{DIM}"));
+        group.sample_size(if rows >= 100_000 { 20 } else { 50 });
         group.throughput(Throughput::Bytes((matrix.len() * 4) as u64));
-        group.bench_function(format!("{rows}x{DIM}_k10"), |b| {
-            b.iter(|| kernels::cosine_topk(black_box(&matrix), DIM, black_box(&query), 10).unwrap())
+        let best = Kernels::best();
+        group.bench_function(format!("read/{}", best.isa()), |b| {
+            b.iter(|| best.stream_sum(black_box(&matrix)))
         });
+        for kernels in runnable() {
+            let row_norms = kernels.norms(&matrix, DIM).unwrap();
+            group.bench_function(format!("cosine_topk/{}", kernels.isa()), |b| {
+                b.iter(|| {
+                    kernels
+                        .cosine_topk(black_box(&matrix), DIM, black_box(&query), 10)
+                        .unwrap()
+                })
+            });
+            group.bench_function(format!("cosine_topk_with_norms/{}", kernels.isa()), |b| {
+                b.iter(|| {
+                    kernels
+                        .cosine_topk_with_norms(
+                            black_box(&matrix),
+                            DIM,
+                            &row_norms,
+                            black_box(&query),
+                            10,
+                        )
+                        .unwrap()
+                })
+            });
+        }
+        group.finish();
     }
-    group.finish();
 }
 
 fn bench_dot_and_norms(c: &mut Criterion) {
-    const DIM: usize = 384;
     let matrix = random_vec(10_000 * DIM, 3);
     let (a, b) = (random_vec(4096, 4), random_vec(4096, 5));
-    c.bench_function("dot_4096", |bench| {
-        bench.iter(|| kernels::dot(black_box(&a), black_box(&b)))
-    });
-    c.bench_function("norms_10000x384", |bench| {
-        bench.iter(|| kernels::norms(black_box(&matrix), DIM).unwrap())
-    });
+    for kernels in runnable() {
+        c.bench_function(&format!("dot_4096/{}", kernels.isa()), |bench| {
+            bench.iter(|| kernels.dot(black_box(&a), black_box(&b)))
+        });
+        c.bench_function(&format!("norms_10000x384/{}", kernels.isa()), |bench| {
+            bench.iter(|| kernels.norms(black_box(&matrix), DIM).unwrap())
+        });
+    }
 }
 
-criterion_group!(benches, bench_cosine_topk, bench_dot_and_norms);
+criterion_group!(benches, bench_scan, bench_dot_and_norms);
 criterion_main!(benches);

@@ -1,68 +1,14 @@
-//! Shared runtime of the mcp-foundry MCP servers.
+//! The mcp-foundry learning store and its vectorized kernels, and the `mcp_rust_core` Python
+//! module built from them.
 //!
-//! A server crate is a `lib.rs` holding an rmcp [`ServerHandler`](rmcp::ServerHandler)
-//! (tools declared with `#[tool_router]`/`#[tool]`) and a `main.rs` of a few lines:
-//!
-//! ```no_run
-//! # use rmcp::{ServerHandler, model::ServerConfig};
-//! # #[derive(Clone)] struct BashGod;
-//! # impl ServerHandler for BashGod { fn get_info(&self) -> ServerConfig { ServerConfig::default() } }
-//! # impl BashGod { fn new(_ctx: mcp_rust_core::ServerContext, _allow_exec: bool) -> Self { BashGod } }
-//! #[derive(clap::Parser)]
-//! #[command(name = "bash-god", about)]
-//! struct Args {
-//!     #[command(flatten)]
-//!     common: mcp_rust_core::CommonArgs,
-//!     #[arg(long)]
-//!     allow_exec: bool,
-//! }
-//!
-//! fn main() -> std::process::ExitCode {
-//!     mcp_rust_core::run_server(
-//!         mcp_rust_core::server_identity!(),
-//!         |args: &Args| &args.common,
-//!         |args, ctx| Ok::<_, std::convert::Infallible>(BashGod::new(ctx, args.allow_exec)),
-//!     )
-//! }
-//! ```
-//!
-//! [`run_server`] parses the common options ([`CommonArgs`]: `--transport stdio|http`,
-//! `--listen`, `--port`, `--root`, `--log-level`, `--max-output-bytes`,
-//! `--tool-timeout-secs`, `--version`), logs to stderr, resolves the roots, and serves the
-//! server wrapped in [`Guarded`], which enforces the [`Limits`] on every tool call
-//! (timeout, `notifications/cancelled`, output cap, panics as `isError` results).
-//!
-//! Inside a tool:
-//! - return `Result<Json<T>, ToolError>` (spelled out, see [`ToolResult`] for why):
-//!   `Ok(rmcp::Json(value))` for structured output, or a [`ToolError`] (`invalid_input`,
-//!   `not_found`, `denied`, `failed`, `timeout`) that the caller receives as an `isError`
-//!   result;
-//! - pass every user-supplied path through [`confine_path`] with the server's
-//!   [`ServerContext::roots`] (`?` converts a [`ConfineError`] into a `ToolError`);
-//! - run CPU- or IO-heavy work with [`run_blocking`], checking its [`CancelFlag`] in
-//!   long loops so cancelled and timed-out calls stop early.
-//!
-//! Integration tests drive the real binary through `testing::TestServer` (cargo feature
-//! `testing`).
+//! - [`store`]: a concurrent (DashMap) store of records with embeddings, queried by cosine
+//!   similarity, saved as atomic snapshots; bash-god keeps its command history in it.
+//! - [`kernels`]: the dot-product, norm and top-k cosine kernels the store and the Python module
+//!   share, written so the compiler vectorizes them for each CPU variant.
+//! - The Python module (cargo feature `python`): `cosine_topk`, `dot`, `norms`, `embed_text`,
+//!   `MemoryStore`, `confine_path` and `build_info`, built as one abi3 extension module.
 
-pub mod build_info;
-pub mod confine;
 pub mod kernels;
-pub mod limits;
 #[cfg(feature = "python")]
 mod python;
-pub mod runtime;
 pub mod store;
-#[cfg(feature = "testing")]
-pub mod testing;
-pub mod tool;
-
-pub use build_info::{BUILD_INFO, BuildInfo, version_string};
-pub use confine::{ConfineError, Roots, confine_path};
-pub use limits::{Guarded, Limits, truncate_middle};
-pub use runtime::{
-    CommonArgs, ServerContext, ServerIdentity, Transport, run_server, run_server_from,
-};
-pub use tool::{
-    CancelFlag, ToolError, ToolErrorKind, ToolResult, current_cancel_flag, run_blocking,
-};

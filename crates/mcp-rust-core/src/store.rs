@@ -23,6 +23,11 @@ use sha2::{Digest, Sha256};
 
 use crate::kernels::{self, TopK};
 
+/// The largest embedding dimension a store accepts (4 MiB per embedding). Far above any
+/// real embedding model; it exists so that a bad argument is an error, not an allocation
+/// that kills the process.
+pub const MAX_DIMENSION: usize = 1 << 20;
+
 const MAGIC: &[u8; 8] = b"MCPSTORE";
 const FORMAT_VERSION: u32 = 1;
 /// magic + version + body length + checksum.
@@ -39,6 +44,13 @@ pub enum StoreError {
     NonFinite { index: usize, value: f32 },
     #[error("a store needs a dimension of at least 1")]
     ZeroDimension,
+    #[error("dimension {dim} is above the limit of {MAX_DIMENSION}; use a smaller dimension")]
+    DimensionTooLarge { dim: usize },
+    #[error(
+        "the store has used up its record ids (the next would be above {})",
+        u64::MAX
+    )]
+    IdsExhausted,
     #[error("cannot {action} snapshot {path}: {source}")]
     Io {
         action: &'static str,
@@ -116,9 +128,7 @@ struct SnapshotRecord {
 impl MemoryStore {
     /// An empty store of `dim`-dimensional embeddings.
     pub fn new(dim: usize) -> Result<Self, StoreError> {
-        if dim == 0 {
-            return Err(StoreError::ZeroDimension);
-        }
+        check_dimension(dim)?;
         Ok(MemoryStore {
             dim,
             next_id: AtomicU64::new(1),
@@ -162,7 +172,11 @@ impl MemoryStore {
         metadata: serde_json::Value,
     ) -> Result<u64, StoreError> {
         self.check_embedding(&embedding)?;
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        // Ids are never reused: at u64::MAX the counter stops instead of wrapping to 0.
+        let id = self
+            .next_id
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |id| id.checked_add(1))
+            .map_err(|_| StoreError::IdsExhausted)?;
         let norm = kernels::norm(&embedding);
         let record = Record {
             id,
@@ -179,6 +193,13 @@ impl MemoryStore {
         self.records.get(&id).map(|entry| entry.record.clone())
     }
 
+    /// Every record, by increasing id (for exporting the store's contents).
+    pub fn records(&self) -> Vec<Record> {
+        let mut records: Vec<Record> = self.records.iter().map(|e| e.record.clone()).collect();
+        records.sort_by_key(|r| r.id);
+        records
+    }
+
     /// Removes a record; returns whether it existed.
     pub fn remove(&self, id: u64) -> bool {
         self.records.remove(&id).is_some()
@@ -189,7 +210,7 @@ impl MemoryStore {
     pub fn query(&self, query: &[f32], k: usize) -> Result<Vec<Hit>, StoreError> {
         self.check_embedding(query)?;
         let query_norm = kernels::norm(query);
-        let mut top = TopK::new(k);
+        let mut top = TopK::new(k.min(self.records.len()));
         for entry in self.records.iter() {
             let dot = kernels::dot(&entry.record.embedding, query)
                 .expect("stored embeddings have the store's dimension");
@@ -385,6 +406,9 @@ impl MemoryStore {
                 .check_embedding(&embedding)
                 .map_err(|e| corrupt(format!("record {}: {e}", record.id)))?;
             max_id = max_id.max(record.id);
+            if record.id == 0 || record.id == u64::MAX {
+                return Err(corrupt(format!("record id {} is out of range", record.id)));
+            }
             let norm = kernels::norm(&embedding);
             let entry = Record {
                 id: record.id,
@@ -413,6 +437,15 @@ impl MemoryStore {
     }
 }
 
+/// Checks an embedding dimension: at least 1, at most [`MAX_DIMENSION`].
+pub fn check_dimension(dim: usize) -> Result<(), StoreError> {
+    match dim {
+        0 => Err(StoreError::ZeroDimension),
+        dim if dim > MAX_DIMENSION => Err(StoreError::DimensionTooLarge { dim }),
+        _ => Ok(()),
+    }
+}
+
 /// 64-bit FNV-1a: a fixed, platform-independent hash, so an embedding computed today matches
 /// one stored in a snapshot written by another build or machine.
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -428,7 +461,8 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// side, is cut into overlapping 3-character windows; each window adds ±1 to the bucket its
 /// hash selects (the sign, from another hash bit, keeps collisions from only adding up). The
 /// result is L2-normalized, so similar strings get a high cosine similarity. Text with no
-/// characters embeds to the zero vector; `dim == 0` gives an empty vector.
+/// characters embeds to the zero vector; `dim == 0` gives an empty vector. The vector is
+/// allocated whole: check untrusted dimensions with [`check_dimension`] first.
 pub fn embed_text(text: &str, dim: usize) -> Vec<f32> {
     let mut embedding = vec![0.0f32; dim];
     if dim == 0 || text.is_empty() {
@@ -543,6 +577,111 @@ mod tests {
     }
 
     #[test]
+    fn huge_k_and_huge_dimensions_are_answers_not_aborts() {
+        let store = store_with(&["a", "b", "c"], 8);
+        assert_eq!(store.query(&embed_text("a", 8), 1 << 40).unwrap().len(), 3);
+        assert_eq!(
+            store.query(&embed_text("a", 8), usize::MAX).unwrap().len(),
+            3
+        );
+        for dim in [MAX_DIMENSION + 1, 1 << 40, usize::MAX] {
+            let err = MemoryStore::new(dim).unwrap_err();
+            assert!(matches!(err, StoreError::DimensionTooLarge { .. }), "{err}");
+            assert!(err.to_string().contains("limit"), "{err}");
+        }
+        assert!(MemoryStore::new(MAX_DIMENSION).is_ok());
+        assert!(check_dimension(MAX_DIMENSION).is_ok());
+        assert!(matches!(check_dimension(0), Err(StoreError::ZeroDimension)));
+    }
+
+    #[test]
+    fn the_id_counter_stops_at_the_end_instead_of_reusing_ids() {
+        let store = MemoryStore::new(2).unwrap();
+        store.next_id.store(u64::MAX - 1, Ordering::Relaxed);
+        assert_eq!(
+            store.add("last", vec![1.0, 0.0], json!(null)).unwrap(),
+            u64::MAX - 1
+        );
+        assert!(matches!(
+            store.add("one too many", vec![1.0, 0.0], json!(null)),
+            Err(StoreError::IdsExhausted)
+        ));
+        assert_eq!(store.len(), 1);
+    }
+
+    /// A snapshot with a valid checksum around any header and embedding bytes, as a
+    /// crafted (not merely damaged) file would be.
+    fn crafted_snapshot(header: &serde_json::Value, embeddings: &[u8]) -> Vec<u8> {
+        let header = serde_json::to_vec(header).unwrap();
+        let mut body = (header.len() as u64).to_le_bytes().to_vec();
+        body.extend_from_slice(&header);
+        body.extend_from_slice(embeddings);
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        bytes.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&Sha256::digest(&body));
+        bytes.extend_from_slice(&body);
+        bytes
+    }
+
+    #[test]
+    fn crafted_snapshots_are_errors_not_panics_or_reused_ids() {
+        let record = |id: u64| json!({ "id": id, "text": "t", "metadata": null });
+        let one = 1.0f32.to_le_bytes();
+        let cases: Vec<(serde_json::Value, Vec<u8>)> = vec![
+            (json!({ "dim": 0, "next_id": 1, "records": [] }), vec![]),
+            (
+                json!({ "dim": usize::MAX, "next_id": 1, "records": [] }),
+                vec![],
+            ),
+            (
+                json!({ "dim": 1u64 << 62, "next_id": 1, "records": [record(1)] }),
+                vec![],
+            ),
+            (
+                json!({ "dim": MAX_DIMENSION + 1, "next_id": 1, "records": [] }),
+                vec![],
+            ),
+            (
+                json!({ "dim": 1, "next_id": 1, "records": [record(u64::MAX)] }),
+                one.to_vec(),
+            ),
+            (
+                json!({ "dim": 1, "next_id": 1, "records": [record(0)] }),
+                one.to_vec(),
+            ),
+            (
+                json!({ "dim": 1, "next_id": 1, "records": [record(3), record(3)] }),
+                [one, one].concat(),
+            ),
+            (
+                json!({ "dim": 1, "next_id": 1, "records": [record(1)] }),
+                f32::NAN.to_le_bytes().to_vec(),
+            ),
+            (
+                json!({ "dim": 2, "next_id": 1, "records": [record(1)] }),
+                one.to_vec(),
+            ),
+            (json!({ "dim": 1, "records": [] }), vec![]),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("crafted.bin");
+        for (header, embeddings) in cases {
+            std::fs::write(&path, crafted_snapshot(&header, &embeddings)).unwrap();
+            let err = MemoryStore::load(&path).unwrap_err();
+            assert!(matches!(err, StoreError::Corrupt { .. }), "{header}: {err}");
+        }
+        // A counter at its end loads, and then refuses to hand out an id twice.
+        let header = json!({ "dim": 1, "next_id": u64::MAX, "records": [record(u64::MAX - 1)] });
+        std::fs::write(&path, crafted_snapshot(&header, &one)).unwrap();
+        let store = MemoryStore::load(&path).unwrap();
+        assert!(matches!(
+            store.add("x", vec![1.0], json!(null)),
+            Err(StoreError::IdsExhausted)
+        ));
+    }
+
+    #[test]
     fn ids_are_unique_and_get_remove_work() {
         let store = store_with(&["one", "two"], 8);
         let id = store
@@ -552,6 +691,8 @@ mod tests {
         assert_eq!(store.get(id).unwrap().text, "three");
         assert!(store.remove(1));
         assert!(!store.remove(1));
+        let ids: Vec<u64> = store.records().iter().map(|r| r.id).collect();
+        assert_eq!(ids, [2, 3]);
         assert_eq!(store.len(), 2);
         assert!(
             store

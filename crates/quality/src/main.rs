@@ -8,7 +8,7 @@ use quality::{Quality, WalkLimits};
 )]
 struct Args {
     #[command(flatten)]
-    common: mcp_rust_core::CommonArgs,
+    common: mcp_server_runtime::CommonArgs,
     /// Stop every walk after this many files (the result says when it was hit).
     #[arg(long, default_value_t = WalkOptions::default().max_files)]
     max_files: usize,
@@ -18,8 +18,8 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
-    mcp_rust_core::run_server(
-        mcp_rust_core::server_identity!(),
+    mcp_server_runtime::run_server(
+        mcp_server_runtime::server_identity!(),
         |args: &Args| &args.common,
         |args, context| {
             let limits = WalkLimits {

@@ -5,8 +5,9 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::Path;
 use std::sync::LazyLock;
 
-use code_intel::walk::{WalkOptions, WalkSummary, display_path, walk_sources};
+use code_intel::walk::{WalkOptions, WalkSummary, display_path, walk_sources_in};
 use code_intel::{FunctionMetrics, Language};
+use mcp_server_runtime::Opened;
 use regex::Regex;
 
 /// Lines longer than this (in characters) are recorded for the long-line check.
@@ -53,14 +54,31 @@ const MARKER_TEXT_CHARS: usize = 160;
 static MARKER: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b(TODO|FIXME|HACK)\b").expect("the marker pattern is valid"));
 
+/// Scans every text file under `root` (opened by name; see [`scan_in`]).
 pub fn scan(
     root: &Path,
     walk_options: &WalkOptions,
     options: ScanOptions,
     should_stop: impl Fn() -> bool + Sync,
 ) -> Scan {
-    let output = walk_sources(root, walk_options, should_stop, |file| {
-        Some(scan_file(root, file.path, file.text, options))
+    match Opened::open_ambient(root) {
+        Ok(root) => scan_in(&root, walk_options, options, should_stop),
+        Err(error) => Scan {
+            files: Vec::new(),
+            walk: WalkSummary::unopenable_root(&error),
+        },
+    }
+}
+
+/// Scans every text file under the opened `root`, reading each beneath its descriptor.
+pub fn scan_in(
+    root: &Opened,
+    walk_options: &WalkOptions,
+    options: ScanOptions,
+    should_stop: impl Fn() -> bool + Sync,
+) -> Scan {
+    let output = walk_sources_in(root, walk_options, should_stop, |file| {
+        Some(scan_file(root.path(), file.path, file.text, options))
     });
     let mut files = output.items;
     files.sort_by(|a, b| a.path.cmp(&b.path));

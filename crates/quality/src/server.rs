@@ -1,10 +1,8 @@
 //! The MCP tools: input validation, path confinement and blocking-pool dispatch around
 //! the analyses of the other modules.
 
-use std::path::PathBuf;
-
 use code_intel::walk::{WalkOptions, WalkSummary};
-use mcp_rust_core::{CancelFlag, ServerContext, ToolError, confine_path, run_blocking};
+use mcp_server_runtime::{CancelFlag, Opened, ServerContext, ToolError, run_blocking};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::{Json, ServerHandler, tool, tool_handler, tool_router};
@@ -14,8 +12,8 @@ use serde::Deserialize;
 use crate::complexity::{ComplexityReport, complexity_report};
 use crate::issues::{IssueThresholds, IssuesReport, find_issues};
 use crate::report::{QualityReport, quality_report};
-use crate::scan::{Scan, ScanOptions, scan};
-use crate::stats::{CodeStats, code_stats};
+use crate::scan::{Scan, ScanOptions, scan_in};
+use crate::stats::{CodeStats, code_stats_in};
 
 const DEFAULT_COMPLEXITY_LIMIT: usize = 50;
 const DEFAULT_ISSUE_LIMIT: usize = 200;
@@ -128,7 +126,7 @@ impl Quality {
         let root = self.confine(params.path.as_deref())?;
         let options = self.walk_options();
         let stats = run_blocking(move |cancel| {
-            let stats = code_stats(&root, &options, stop_on(cancel));
+            let stats = code_stats_in(&root, &options, stop_on(cancel));
             check_cancelled(&stats.walk)?;
             Ok(stats)
         })
@@ -212,7 +210,7 @@ impl Quality {
         let options = self.walk_options();
         let report = run_blocking(move |cancel| {
             let thresholds = IssueThresholds::default();
-            let stats = code_stats(&root, &options, stop_on(cancel));
+            let stats = code_stats_in(&root, &options, stop_on(cancel));
             check_cancelled(&stats.walk)?;
             let scan = scan_tree(&root, &options, thresholds, cancel)?;
             Ok(quality_report(&stats, &scan, &thresholds))
@@ -223,8 +221,10 @@ impl Quality {
 }
 
 impl Quality {
-    fn confine(&self, path: Option<&str>) -> Result<PathBuf, ToolError> {
-        Ok(confine_path(path.unwrap_or("."), &self.context.roots)?)
+    /// The file or directory to analyze, opened beneath its root: every file the walk
+    /// reads is then opened beneath it too.
+    fn confine(&self, path: Option<&str>) -> Result<Opened, ToolError> {
+        Ok(self.context.roots.open(path.unwrap_or("."))?)
     }
 
     fn walk_options(&self) -> WalkOptions {
@@ -249,12 +249,12 @@ fn check_cancelled(walk: &WalkSummary) -> Result<(), ToolError> {
 }
 
 fn scan_tree(
-    root: &std::path::Path,
+    root: &Opened,
     options: &WalkOptions,
     thresholds: IssueThresholds,
     cancel: &CancelFlag,
 ) -> Result<Scan, ToolError> {
-    let scanned = scan(
+    let scanned = scan_in(
         root,
         options,
         ScanOptions {
@@ -307,7 +307,7 @@ fn thresholds_from(params: &FindIssuesParams) -> Result<IssueThresholds, ToolErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mcp_rust_core::{Roots, ToolErrorKind, ToolResult};
+    use mcp_server_runtime::{Roots, ToolErrorKind, ToolResult};
     use std::fs;
 
     fn expect_error<T>(result: ToolResult<T>, what: &str) -> ToolError {

@@ -3,7 +3,7 @@
 use std::fs;
 use std::path::Path;
 
-use mcp_rust_core::testing::TestServer;
+use mcp_server_runtime::testing::TestServer;
 use serde_json::{Value, json};
 
 async fn spawn(root: &Path) -> anyhow::Result<TestServer> {
@@ -157,4 +157,33 @@ async fn bad_input_is_a_clear_error_not_a_crash() -> anyhow::Result<()> {
     let result = server.call("code_stats", json!({"path": "src"})).await?;
     structured(&result);
     server.shutdown().await
+}
+
+#[tokio::test]
+async fn fifos_neither_hang_nor_get_read() -> anyhow::Result<()> {
+    let dir = fixture();
+    // Named like a source file, inside the walked tree, and given directly as the path.
+    mcp_server_runtime::testing::make_fifo(&dir.path().join("src/pipe.rs"))?;
+    let server = spawn(dir.path()).await?;
+    let guard = std::time::Duration::from_secs(60); // fails instead of hanging; not a speed assertion
+    let direct = tokio::time::timeout(
+        guard,
+        server.call("code_stats", json!({"path": "src/pipe.rs"})),
+    )
+    .await
+    .expect("code_stats on a FIFO blocked")?;
+    assert_eq!(direct.is_error, Some(true), "{direct:?}");
+    let text = &direct.content[0].as_text().expect("text").text;
+    assert!(
+        text.starts_with("invalid input") && text.contains("FIFO"),
+        "{text}"
+    );
+    for tool in ["code_stats", "complexity", "find_issues", "quality_report"] {
+        let result = tokio::time::timeout(guard, server.call(tool, json!({"path": "src"})))
+            .await
+            .unwrap_or_else(|_| panic!("{tool} blocked on a FIFO in the tree"))?;
+        structured(&result);
+    }
+    server.shutdown().await?;
+    Ok(())
 }

@@ -1,17 +1,21 @@
-//! `cargo xtask ci`: the project's one test command. Every step prints a header, is timed,
-//! and stops the run with a message naming the step when it fails. Builds happen once:
-//! `dist` output is reused by `verify`, the FFI tests and the images.
+//! `cargo xtask ci`: the project's one test command. The prerequisites of every step are
+//! checked (and installed where possible) first; every step prints a header, is timed, and
+//! stops the run with a message naming the step when it fails; the per-step timing table is
+//! printed at the end, also after a failure. Builds happen once: `dist` output is reused by
+//! `verify`, the FFI tests and the images.
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
 
+use crate::cpu;
 use crate::dist::{self, ArtifactKind, DistArgs, Manifest};
 use crate::metadata::{Role, Workspace};
+use crate::prereq::{self, Needs, Use};
 use crate::process;
+use crate::timing::{Outcome, Steps};
 use crate::verify::{self, VerifyArgs};
 
 /// The steps of `cargo xtask ci`, in the order they run.
@@ -21,18 +25,22 @@ pub enum CiStep {
     Fmt,
     /// `cargo clippy --workspace --all-targets --all-features --locked -- -D warnings`
     Clippy,
-    /// `cargo nextest run` (or `cargo test`) for the whole workspace
+    /// `cargo hakari generate --diff` and `manage-deps --dry-run`: the workspace-hack is current
+    Hakari,
+    /// `cargo nextest run` and the doctests for the whole workspace
     Test,
-    /// `cargo xtask dist`: the CI subset (or every shipped crate) in every variant
+    /// `cargo xtask dist`: every shipped crate in every variant
     Dist,
     /// `cargo xtask verify --rebuild` on the dist output
     Verify,
-    /// tests/ffi against each variant's Python module
+    /// tests/ffi against each variant's Python module this CPU can run
     Ffi,
     /// OCI images of every server and their smoke test
     Images,
-    /// offline Nix checks (when nix-instantiate is installed)
+    /// offline Nix checks
     Nix,
+    /// real-Nix offline build of the flake (when the pinned input sources are given)
+    NixOffline,
 }
 
 impl CiStep {
@@ -40,13 +48,38 @@ impl CiStep {
         match self {
             CiStep::Fmt => "format check",
             CiStep::Clippy => "clippy (-D warnings)",
+            CiStep::Hakari => "workspace-hack up to date",
             CiStep::Test => "tests",
-            CiStep::Dist => "dist (every variant; CI subset unless --full-matrix)",
+            CiStep::Dist => "dist (every shipped crate in every variant)",
             CiStep::Verify => "verify (audit, exports, reproducibility)",
             CiStep::Ffi => "Python FFI tests per variant",
             CiStep::Images => "images + smoke test",
             CiStep::Nix => "Nix checks",
+            CiStep::NixOffline => "Nix offline build (real Nix, crane, substitute nixpkgs)",
         }
+    }
+
+    /// What the step needs installed.
+    fn uses(self, workspace: &Workspace) -> Needs {
+        let mut needs = Needs::new("ci", []);
+        match self {
+            CiStep::Fmt => needs.uses.insert(Use::Fmt),
+            CiStep::Clippy => needs.uses.insert(Use::Clippy),
+            CiStep::Hakari => needs.uses.insert(Use::Hakari),
+            CiStep::Test => needs.uses.insert(Use::Test),
+            CiStep::Dist | CiStep::Verify => {
+                let crates: Vec<_> = workspace.shipped_crates().collect();
+                needs.add_dist(&crates);
+                true
+            }
+            CiStep::Ffi => needs.uses.insert(Use::Ffi),
+            CiStep::Images => needs.uses.insert(Use::ImageSmoke),
+            CiStep::Nix => needs.uses.insert(Use::Nix),
+            // Checks its own prerequisites (Nix or a chroot), and only when the pinned
+            // sources are given.
+            CiStep::NixOffline => needs.uses.insert(Use::NixOffline),
+        };
+        needs
     }
 }
 
@@ -56,55 +89,67 @@ pub struct CiArgs {
     #[arg(long, value_enum)]
     pub skip: Vec<CiStep>,
     /// Crates the reproducibility rebuild covers (repeatable). Default: the Python module
-    /// crate(s): a second cold build of the whole matrix does not fit the CI budget on two
-    /// cores (a cold mcp-rust-core rebuild takes ~5 min, a cold server ~9 min per variant).
+    /// and the first server. The server is rebuilt alone (`-p <server>`) and compared with
+    /// the full dist, so the rebuild also proves that its bits do not depend on which other
+    /// crates were built with it.
     #[arg(long = "repro-crate", value_name = "CRATE")]
     pub repro_crates: Vec<String>,
-    /// Build, audit and image every shipped crate. Default: the CI subset — the Python
-    /// module, the launcher and the servers marked `ci-dist = true` in their
-    /// `[package.metadata.mcp-foundry]` — because cold fat-LTO builds of every server in
-    /// every variant do not fit a 2-core CI budget. `cargo xtask dist` always builds all.
-    #[arg(long)]
-    pub full_matrix: bool,
 }
 
 impl CiArgs {
-    /// The crates the dist, verify and image steps cover.
-    fn dist_crates(&self, workspace: &Workspace) -> Vec<String> {
-        if self.full_matrix {
-            return Vec::new(); // dist and image treat "none named" as "all".
+    fn repro_crates(&self, workspace: &Workspace) -> Vec<String> {
+        if !self.repro_crates.is_empty() {
+            return self.repro_crates.clone();
         }
-        workspace
-            .shipped_crates()
-            .filter(|c| c.ci_dist || matches!(c.role, Role::PythonModule | Role::Launcher))
+        let modules = workspace
+            .crates
+            .iter()
+            .filter(|c| c.role == Role::PythonModule);
+        modules
+            .chain(workspace.servers().take(1))
             .map(|c| c.name.clone())
             .collect()
     }
 }
 
-/// Runs every step not skipped, failing fast.
+/// Runs every step not skipped, failing fast; prints the timing table either way.
 pub fn run(workspace: &Workspace, args: &CiArgs) -> Result<()> {
-    let started = Instant::now();
-    let mut timings: Vec<(CiStep, Duration)> = Vec::new();
+    let mut steps = Steps::new();
+    let result = run_steps(workspace, args, &mut steps);
+    let verdict = if result.is_ok() {
+        "all steps passed"
+    } else {
+        "FAILED"
+    };
+    eprintln!(
+        "\n{}",
+        steps.table(&format!("==> [ci] {verdict}; step times:"))
+    );
+    result
+}
+
+fn run_steps(workspace: &Workspace, args: &CiArgs, steps: &mut Steps) -> Result<()> {
+    let chosen: Vec<CiStep> = CiStep::value_variants()
+        .iter()
+        .copied()
+        .filter(|step| !args.skip.contains(step))
+        .collect();
+    let mut needs = Needs::new("ci", []);
+    for step in &chosen {
+        needs.uses.extend(step.uses(workspace).uses);
+    }
+    eprintln!("==> [ci] prerequisites");
+    steps.time("prerequisites", || prereq::ensure(&workspace.root, &needs))?;
     for step in CiStep::value_variants().iter().copied() {
-        if args.skip.contains(&step) {
-            eprintln!("\n==> [ci] {} skipped (--skip)", step.title());
+        if !chosen.contains(&step) {
+            eprintln!("\n==> [ci] {} SKIPPED (--skip)", step.title());
+            steps.record(step.title(), Outcome::Skipped, Default::default());
             continue;
         }
         eprintln!("\n==> [ci] {}", step.title());
-        let step_started = Instant::now();
-        run_step(workspace, args, step)
+        steps
+            .time(step.title(), || run_step(workspace, args, step))
             .with_context(|| format!("ci step `{}` failed", step.title()))?;
-        let elapsed = step_started.elapsed();
-        eprintln!("==> [ci] {} passed in {}", step.title(), human(elapsed));
-        timings.push((step, elapsed));
-    }
-    eprintln!(
-        "\n==> [ci] all steps passed in {}",
-        human(started.elapsed())
-    );
-    for (step, elapsed) in timings {
-        eprintln!("    {:<28} {:>9}", step.title(), human(elapsed));
     }
     Ok(())
 }
@@ -122,64 +167,66 @@ fn run_step(workspace: &Workspace, args: &CiArgs, step: CiStep) -> Result<()> {
             "-D",
             "warnings",
         ])),
+        CiStep::Hakari => check_workspace_hack(workspace),
         CiStep::Test => run_tests(workspace),
-        CiStep::Dist => {
-            let crates = args.dist_crates(workspace);
-            if !crates.is_empty() {
-                eprintln!(
-                    "note: CI subset {} (pass --full-matrix for every shipped crate)",
-                    crates.join(", ")
-                );
-            }
-            dist::run(
-                workspace,
-                &DistArgs {
-                    crates,
-                    ..DistArgs::default()
-                },
-            )
-            .map(drop)
-        }
+        CiStep::Dist => dist::run(workspace, &DistArgs::default()).map(drop),
         CiStep::Verify => verify::run(
             workspace,
             &VerifyArgs {
                 dist: None,
                 rebuild: true,
-                rebuild_crates: if args.repro_crates.is_empty() {
-                    workspace
-                        .crates
-                        .iter()
-                        .filter(|c| c.role == Role::PythonModule)
-                        .map(|c| c.name.clone())
-                        .collect()
-                } else {
-                    args.repro_crates.clone()
-                },
+                rebuild_crates: args.repro_crates(workspace),
             },
         )
         .map(drop),
         CiStep::Ffi => run_ffi_tests(workspace),
-        CiStep::Images => run_images(workspace, &args.dist_crates(workspace)),
-        CiStep::Nix => {
-            if process::on_path("nix-instantiate") {
-                crate::nix_check::run(&workspace.root)
-            } else {
-                eprintln!("note: nix-instantiate is not on PATH; Nix checks SKIPPED");
+        CiStep::Images => run_images(workspace),
+        CiStep::Nix => crate::nix_check::run(&workspace.root),
+        CiStep::NixOffline => match crate::nix_offline::sources_from_env() {
+            Ok(_) => crate::nix_offline::run(workspace, &Default::default()),
+            Err(missing) => {
+                eprintln!(
+                    "\n!!! Nix offline build SKIPPED: {} not set (the pinned flake inputs' \
+                     sources; CI cannot fetch them from GitHub). See NIX.md. !!!\n",
+                    missing.join(", ")
+                );
                 Ok(())
             }
-        }
+        },
     }
+}
+
+/// The workspace-hack must be what `cargo hakari generate` makes of the current dependency
+/// graph, and every member must depend on it; otherwise an artifact's bits would again
+/// depend on which other crates were built with it.
+fn check_workspace_hack(workspace: &Workspace) -> Result<()> {
+    process::run(cargo(workspace).args(["hakari", "generate", "--diff"])).context(
+        "crates/workspace-hack is out of date; run `cargo hakari generate` and commit the result",
+    )?;
+    process::run(cargo(workspace).args(["hakari", "manage-deps", "--dry-run"])).context(
+        "a workspace member does not depend on workspace-hack; run `cargo hakari manage-deps`",
+    )?;
+    // Not `cargo hakari verify`: with unify-target-host = "none" it reports host-only
+    // differences (syn for proc-macros) that reach no artifact. What matters is checked
+    // here, per shipped crate and dist target (and by tests/feature_isolation.rs).
+    let differences = dist::isolation::differences(workspace)?;
+    if !differences.is_empty() {
+        bail!(
+            "dependency features depend on what is built together:\n  {}",
+            differences.join("\n  ")
+        );
+    }
+    Ok(())
 }
 
 /// Runs `tests/ffi` once per variant against that variant's `dist/<variant>/python`.
 fn run_ffi_tests(workspace: &Workspace) -> Result<()> {
     let tests = workspace.root.join("tests/ffi");
     if !tests.is_dir() {
-        eprintln!(
-            "\n!!! {} does not exist: the Python FFI tests were NOT run !!!\n",
+        bail!(
+            "{} does not exist: there are no Python FFI tests to run",
             tests.display()
         );
-        return Ok(());
     }
     let dist_dir = workspace.root.join("dist");
     let manifest = Manifest::load(&dist_dir)?;
@@ -192,15 +239,13 @@ fn run_ffi_tests(workspace: &Workspace) -> Result<()> {
         bail!("dist/manifest.json lists no Python extension module; run `cargo xtask dist`");
     }
     let python = ffi_venv(workspace)?;
-    for extension in extensions {
-        let missing =
-            crate::cpu::missing_on_this_machine(&extension.target, &extension.target_cpu)?;
-        if !missing.is_empty() {
-            eprintln!(
-                "\n!!! FFI tests of variant `{}` SKIPPED: this CPU lacks {} !!!\n",
-                extension.variant,
-                missing.join(", ")
-            );
+    let mut ran = 0;
+    for extension in &extensions {
+        let support = cpu::support(&extension.target, &extension.target_cpu)?;
+        if let Some(notice) =
+            support.skip_notice(&format!("FFI tests of variant `{}`", extension.variant))
+        {
+            eprintln!("\n{notice}\n");
             continue;
         }
         eprintln!("--> FFI tests, variant {}", extension.variant);
@@ -216,12 +261,16 @@ fn run_ffi_tests(workspace: &Workspace) -> Result<()> {
                 .env("MCP_FOUNDRY_CDYLIB", dist_dir.join(&extension.path)),
         )
         .with_context(|| format!("FFI tests failed for variant `{}`", extension.variant))?;
+        ran += 1;
+    }
+    if ran == 0 {
+        bail!("this CPU can run none of the Python module's variants; no FFI test ran");
     }
     Ok(())
 }
 
 /// `target/ffi-venv` with numpy, created on first use; returns its python.
-fn ffi_venv(workspace: &Workspace) -> Result<PathBuf> {
+pub fn ffi_venv(workspace: &Workspace) -> Result<PathBuf> {
     let venv = workspace.target_dir.join("ffi-venv");
     let python = venv.join("bin/python");
     let ready = venv.join(".numpy-installed");
@@ -242,46 +291,35 @@ fn ffi_venv(workspace: &Workspace) -> Result<PathBuf> {
 }
 
 /// `cargo xtask image --smoke` on the dist output.
-fn run_images(workspace: &Workspace, dist_crates: &[String]) -> Result<()> {
+fn run_images(workspace: &Workspace) -> Result<()> {
     #[derive(Parser)]
     struct ImageCommand {
         #[command(flatten)]
         args: crate::image::ImageArgs,
     }
-    let mut argv = vec!["image".to_owned(), "--smoke".to_owned()];
-    for server in workspace
-        .servers()
-        .filter(|s| dist_crates.contains(&s.name))
-    {
-        argv.extend(["--crate".to_owned(), server.name.clone()]);
-    }
-    let command = ImageCommand::try_parse_from(argv).context("building the image arguments")?;
+    let command = ImageCommand::try_parse_from(["image", "--smoke"])
+        .context("building the image arguments")?;
     crate::image::run(workspace, &command.args)
 }
 
 fn run_tests(workspace: &Workspace) -> Result<()> {
-    if process::on_path("cargo-nextest") {
-        // nextest prints its own per-test lines and the final summary.
-        process::run(cargo(workspace).args([
-            "nextest",
-            "run",
-            "--workspace",
-            "--all-features",
-            "--locked",
-            "--no-fail-fast",
-        ]))?;
-        // nextest does not run doctests.
-        process::run(cargo(workspace).args([
-            "test",
-            "--workspace",
-            "--all-features",
-            "--locked",
-            "--doc",
-        ]))
-    } else {
-        eprintln!("note: cargo-nextest is not installed; running `cargo test` instead");
-        process::run(cargo(workspace).args(["test", "--workspace", "--all-features", "--locked"]))
-    }
+    // nextest prints its own per-test lines and the final summary.
+    process::run(cargo(workspace).args([
+        "nextest",
+        "run",
+        "--workspace",
+        "--all-features",
+        "--locked",
+        "--no-fail-fast",
+    ]))?;
+    // nextest does not run doctests.
+    process::run(cargo(workspace).args([
+        "test",
+        "--workspace",
+        "--all-features",
+        "--locked",
+        "--doc",
+    ]))
 }
 
 /// `cargo` (the one running xtask) in the workspace root.
@@ -291,23 +329,36 @@ pub fn cargo(workspace: &Workspace) -> Command {
     command
 }
 
-/// `1m 23.4s` / `4.2s`.
-pub fn human(elapsed: Duration) -> String {
-    let seconds = elapsed.as_secs_f64();
-    if seconds >= 60.0 {
-        format!("{}m {:04.1}s", (seconds / 60.0).floor(), seconds % 60.0)
-    } else {
-        format!("{seconds:.1}s")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn durations_read_like_a_stopwatch() {
-        assert_eq!(human(Duration::from_millis(4_240)), "4.2s");
-        assert_eq!(human(Duration::from_millis(83_400)), "1m 23.4s");
+    fn every_step_declares_what_it_needs() {
+        let workspace = Workspace::load().unwrap();
+        for step in CiStep::value_variants() {
+            assert!(
+                !step.uses(&workspace).uses.is_empty(),
+                "{step:?} declares no prerequisite use"
+            );
+        }
+        let dist = CiStep::Dist.uses(&workspace).uses;
+        assert!(dist.contains(&Use::DistMusl) && dist.contains(&Use::DistPython));
+    }
+
+    #[test]
+    fn the_default_rebuild_covers_the_python_module_and_one_server() {
+        let workspace = Workspace::load().unwrap();
+        let args = CiArgs {
+            skip: vec![],
+            repro_crates: vec![],
+        };
+        let crates = args.repro_crates(&workspace);
+        let roles: Vec<Role> = crates
+            .iter()
+            .map(|name| workspace.crate_spec(name).unwrap().role)
+            .collect();
+        assert!(roles.contains(&Role::PythonModule) && roles.contains(&Role::Server));
+        assert_eq!(crates.len(), 2);
     }
 }

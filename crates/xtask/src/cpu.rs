@@ -1,8 +1,11 @@
 //! Which CPU features a `target-cpu` implies and whether this machine has them, asked of
-//! rustc itself so the names always match the compiler's.
+//! rustc itself so the names always match the compiler's. Every step that runs variant code
+//! (FFI tests, image smoke tests, benchmarks) asks [`support`] first and skips loudly what
+//! this CPU cannot run, instead of dying with SIGILL.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
+use std::sync::Mutex;
 
 use anyhow::Result;
 
@@ -10,12 +13,22 @@ use crate::process;
 
 /// The `target_feature`s rustc enables for `target_cpu` on `target` (`native` = this CPU).
 pub fn target_features(target: &str, target_cpu: &str) -> Result<BTreeSet<String>> {
+    // The same questions are asked for every artifact of a run; rustc takes ~50 ms each.
+    static CACHE: Mutex<BTreeMap<(String, String), BTreeSet<String>>> = Mutex::new(BTreeMap::new());
+    let key = (target.to_owned(), target_cpu.to_owned());
+    if let Some(features) = CACHE.lock().ok().and_then(|cache| cache.get(&key).cloned()) {
+        return Ok(features);
+    }
     let cfg = process::output(
         Command::new("rustc")
             .args(["--print", "cfg", "--target", target])
             .arg(format!("-Ctarget-cpu={target_cpu}")),
     )?;
-    Ok(parse_target_features(&cfg))
+    let features = parse_target_features(&cfg);
+    if let Ok(mut cache) = CACHE.lock() {
+        cache.insert(key, features.clone());
+    }
+    Ok(features)
 }
 
 /// `target_feature="avx2"` lines of `rustc --print cfg`.
@@ -29,6 +42,11 @@ pub fn parse_target_features(cfg: &str) -> BTreeSet<String> {
 
 /// Features `target_cpu` needs beyond the baseline that this machine lacks (empty: runnable).
 pub fn missing_on_this_machine(target: &str, target_cpu: &str) -> Result<Vec<String>> {
+    // Code for another architecture never runs natively here.
+    let arch = target.split('-').next().unwrap_or_default();
+    if arch != std::env::consts::ARCH {
+        return Ok(vec![format!("the {arch} architecture")]);
+    }
     let wanted = target_features(target, target_cpu)?;
     let baseline = target_features(target, "generic")?;
     let native = target_features(target, "native")?;
@@ -46,6 +64,59 @@ pub fn missing(
         .filter(|feature| !baseline.contains(*feature) && !available.contains(*feature))
         .cloned()
         .collect()
+}
+
+/// Whether this machine can run code built for `target_cpu` on `target`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Support {
+    Runs,
+    /// The CPU lacks these features (or the architecture differs).
+    Lacks(Vec<String>),
+}
+
+impl Support {
+    pub fn runs(&self) -> bool {
+        *self == Support::Runs
+    }
+
+    /// The loud line a step prints when it does not run `what` (e.g. "FFI tests of
+    /// variant znver4"): what is skipped and why, framed so it stands out in a CI log.
+    pub fn skip_notice(&self, what: &str) -> Option<String> {
+        match self {
+            Support::Runs => None,
+            Support::Lacks(features) => Some(format!(
+                "!!! SKIPPED on this CPU: {what} (lacks {}; {}) !!!",
+                features.join(", "),
+                this_cpu()
+            )),
+        }
+    }
+}
+
+/// The shared check: can code built for `target_cpu` on `target` run here?
+pub fn support(target: &str, target_cpu: &str) -> Result<Support> {
+    let lacking = missing_on_this_machine(target, target_cpu)?;
+    Ok(if lacking.is_empty() {
+        Support::Runs
+    } else {
+        Support::Lacks(lacking)
+    })
+}
+
+/// This machine's CPU model, for messages and benchmark tables.
+pub fn this_cpu() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| cpu_model(&text))
+        .unwrap_or_else(|| "unknown CPU".to_owned())
+}
+
+/// `model name` of the first processor in `/proc/cpuinfo`.
+pub fn cpu_model(cpuinfo: &str) -> Option<String> {
+    cpuinfo.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        (key.trim() == "model name").then(|| value.trim().to_owned())
+    })
 }
 
 #[cfg(test)]
@@ -80,5 +151,34 @@ mod tests {
                 .unwrap()
                 .contains("avx2")
         );
+    }
+
+    #[test]
+    fn the_baseline_always_runs_and_a_foreign_architecture_never() {
+        let arch = std::env::consts::ARCH;
+        let native = format!("{arch}-unknown-linux-gnu");
+        assert_eq!(support(&native, "generic").unwrap(), Support::Runs);
+        let foreign = if arch == "x86_64" {
+            "aarch64-unknown-linux-musl"
+        } else {
+            "x86_64-unknown-linux-musl"
+        };
+        let lacks = support(foreign, "generic").unwrap();
+        assert!(!lacks.runs());
+        let notice = lacks.skip_notice("the thing").unwrap();
+        assert!(
+            notice.contains("SKIPPED")
+                && notice.contains("the thing")
+                && notice.contains("architecture"),
+            "{notice}"
+        );
+        assert_eq!(Support::Runs.skip_notice("x"), None);
+    }
+
+    #[test]
+    fn cpu_model_comes_from_cpuinfo() {
+        let cpuinfo = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9R14\n";
+        assert_eq!(cpu_model(cpuinfo).as_deref(), Some("AMD EPYC 9R14"));
+        assert_eq!(cpu_model(""), None);
     }
 }

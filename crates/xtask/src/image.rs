@@ -27,7 +27,8 @@ use oci_spec::image::{
 };
 
 use crate::dist::{Artifact, ArtifactKind, Manifest};
-use crate::metadata::{CrateSpec, Role, Workspace};
+use crate::metadata::{CrateSpec, Role, SmokeCall, Workspace};
+use crate::prereq;
 use layout::{EntryKind, ImageSpec, Layer, WrittenImage};
 
 /// The non-root user every image runs as (the distroless convention).
@@ -74,9 +75,11 @@ pub struct BuiltLayout {
     pub crate_name: String,
     pub dir: PathBuf,
     pub images: Vec<WrittenImage>,
-    /// The variants in the `latest` image, when it was built.
-    pub dispatch_variants: Vec<String>,
-    pub smoke_call: Option<smoke::SmokeCall>,
+    /// Every variant build of the server packaged in this layout.
+    pub variants: Vec<smoke::ImageVariant>,
+    /// sha256 of the launcher in the `latest` image, when it was built.
+    pub launcher_sha256: Option<String>,
+    pub smoke_call: Option<SmokeCall>,
 }
 
 /// What to package: everything is explicit so tests can build layouts from any binaries.
@@ -99,6 +102,12 @@ pub fn run(workspace: &Workspace, args: &ImageArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| workspace.root.join("dist"));
     let out = args.out.clone().unwrap_or_else(|| dist.join("images"));
+    if args.smoke {
+        prereq::ensure(
+            &workspace.root,
+            &prereq::Needs::new("image --smoke", [prereq::Use::ImageSmoke]),
+        )?;
+    }
     let built = build_images(workspace, &dist, &out, args)?;
     print_sizes(&built);
     if args.smoke {
@@ -117,7 +126,6 @@ pub fn build_images(
     let manifest = Manifest::load(dist)?;
     let servers = select_servers(workspace, &args.crates)?;
     let variants = workspace.select_variants(&args.variants)?;
-    let extras = PackageExtras::load(&workspace.root)?;
     let mut built = Vec::new();
     for server in servers {
         let artifacts: Vec<(&str, &Artifact)> = variants
@@ -176,13 +184,7 @@ pub fn build_images(
             );
             None
         };
-        let extra = extras.get(&server.name);
-        let labels = image_labels(
-            server,
-            extra,
-            &manifest.git_commit,
-            manifest.source_date_epoch,
-        );
+        let labels = image_labels(server, &manifest.git_commit, manifest.source_date_epoch);
         let mut variant_binaries = Vec::new();
         for (variant, artifact) in &artifacts {
             let path = dist.join(&artifact.path);
@@ -202,17 +204,23 @@ pub fn build_images(
         built.push(BuiltLayout {
             crate_name: server.name.clone(),
             dir,
-            dispatch_variants: if request.launcher.is_some() {
-                request
-                    .variant_binaries
-                    .iter()
-                    .map(|(v, _)| v.clone())
-                    .collect()
-            } else {
-                Vec::new()
+            variants: artifacts
+                .iter()
+                .map(|(name, artifact)| smoke::ImageVariant {
+                    name: (*name).to_owned(),
+                    target: artifact.target.clone(),
+                    target_cpu: artifact.target_cpu.clone(),
+                    sha256: artifact.sha256.clone(),
+                })
+                .collect(),
+            launcher_sha256: match &request.launcher {
+                Some(path) => Some(layout::sha256_hex(
+                    &fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+                )),
+                None => None,
             },
             images,
-            smoke_call: extra.and_then(|e| e.smoke_call.clone()),
+            smoke_call: server.smoke_call.clone(),
         });
     }
     Ok(built)
@@ -296,78 +304,7 @@ fn find_launcher(
     Ok(path)
 }
 
-/// `license`, `repository` and the optional smoke call of each package, which the workspace
-/// metadata of xtask does not carry.
-#[derive(Debug, Default)]
-struct PackageExtras {
-    by_name: BTreeMap<String, PackageExtra>,
-}
-
-#[derive(Debug, Clone, Default)]
-struct PackageExtra {
-    license: Option<String>,
-    repository: Option<String>,
-    smoke_call: Option<smoke::SmokeCall>,
-}
-
-impl PackageExtras {
-    fn load(root: &Path) -> Result<PackageExtras> {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let output = std::process::Command::new(&cargo)
-            .args(["metadata", "--format-version", "1", "--no-deps"])
-            .current_dir(root)
-            .output()
-            .with_context(|| format!("could not run `{cargo} metadata`"))?;
-        if !output.status.success() {
-            bail!(
-                "`cargo metadata` failed:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        Self::from_metadata_json(&output.stdout)
-    }
-
-    fn from_metadata_json(json: &[u8]) -> Result<PackageExtras> {
-        let metadata: serde_json::Value =
-            serde_json::from_slice(json).context("cargo metadata printed invalid JSON")?;
-        let mut by_name = BTreeMap::new();
-        for package in metadata["packages"].as_array().into_iter().flatten() {
-            let Some(name) = package["name"].as_str() else {
-                continue;
-            };
-            let text = |key: &str| package[key].as_str().map(str::to_owned);
-            let smoke_call = match package["metadata"]["mcp-foundry"].get("smoke-call") {
-                None => None,
-                Some(call) => Some(serde_json::from_value(call.clone()).with_context(|| {
-                    format!(
-                        "crate `{name}`: [package.metadata.mcp-foundry.smoke-call] must be \
-                         `{{ tool = \"<name>\", arguments = {{ ... }} }}`"
-                    )
-                })?),
-            };
-            by_name.insert(
-                name.to_owned(),
-                PackageExtra {
-                    license: text("license"),
-                    repository: text("repository"),
-                    smoke_call,
-                },
-            );
-        }
-        Ok(PackageExtras { by_name })
-    }
-
-    fn get(&self, name: &str) -> Option<&PackageExtra> {
-        self.by_name.get(name)
-    }
-}
-
-fn image_labels(
-    spec: &CrateSpec,
-    extra: Option<&PackageExtra>,
-    git_commit: &str,
-    epoch: u64,
-) -> BTreeMap<String, String> {
+fn image_labels(spec: &CrateSpec, git_commit: &str, epoch: u64) -> BTreeMap<String, String> {
     let mut labels = BTreeMap::from([
         (ANNOTATION_TITLE.to_owned(), spec.name.clone()),
         (ANNOTATION_DESCRIPTION.to_owned(), spec.description.clone()),
@@ -375,13 +312,11 @@ fn image_labels(
         (ANNOTATION_REVISION.to_owned(), git_commit.to_owned()),
         (ANNOTATION_CREATED.to_owned(), layout::rfc3339(epoch)),
     ]);
-    if let Some(extra) = extra {
-        if let Some(source) = &extra.repository {
-            labels.insert(ANNOTATION_SOURCE.to_owned(), source.clone());
-        }
-        if let Some(license) = &extra.license {
-            labels.insert(ANNOTATION_LICENSES.to_owned(), license.clone());
-        }
+    if let Some(source) = &spec.repository {
+        labels.insert(ANNOTATION_SOURCE.to_owned(), source.clone());
+    }
+    if let Some(license) = &spec.license {
+        labels.insert(ANNOTATION_LICENSES.to_owned(), license.clone());
     }
     labels
 }
@@ -517,30 +452,53 @@ fn human_size(bytes: u64) -> String {
     format!("{:.2} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
-/// Smoke-tests every image of `built` (see [`smoke`]).
+/// Smoke-tests every image of `built` (see [`smoke`]). Images whose build this CPU cannot
+/// run are checked without running and listed loudly at the end.
 pub fn run_smoke(built: &[BuiltLayout]) -> Result<()> {
     let mut failures = Vec::new();
+    let mut not_run = Vec::new();
     for layout in built {
         for image in &layout.images {
+            let dispatch = image.tag == DISPATCH_TAG;
             let target = smoke::SmokeTarget {
                 layout_dir: layout.dir.clone(),
                 tag: image.tag.clone(),
                 server: layout.crate_name.clone(),
                 call: layout.smoke_call.clone(),
-                dispatch_variants: if image.tag == DISPATCH_TAG {
-                    layout.dispatch_variants.clone()
+                variants: layout
+                    .variants
+                    .iter()
+                    .filter(|v| dispatch || v.name == image.tag)
+                    .cloned()
+                    .collect(),
+                launcher_sha256: if dispatch {
+                    layout.launcher_sha256.clone()
                 } else {
-                    Vec::new()
+                    None
                 },
             };
+            let name = format!("{}:{}", layout.crate_name, image.tag);
             match smoke::smoke_image(&target) {
-                Ok(report) => println!("smoke ok   {}:{}  {report}", layout.crate_name, image.tag),
+                Ok(outcome) => {
+                    println!("smoke ok   {name}  {}", outcome.report);
+                    if let Some(notice) = outcome.skipped_run {
+                        eprintln!("{notice}");
+                        not_run.push(name);
+                    }
+                }
                 Err(error) => {
-                    println!("smoke FAIL {}:{}  {error:#}", layout.crate_name, image.tag);
-                    failures.push(format!("{}:{}", layout.crate_name, image.tag));
+                    println!("smoke FAIL {name}  {error:#}");
+                    failures.push(name);
                 }
             }
         }
+    }
+    if !not_run.is_empty() {
+        eprintln!(
+            "\n!!! SKIPPED on this CPU ({}): running {} (layout, config and labels were checked) !!!\n",
+            crate::cpu::this_cpu(),
+            not_run.join(", ")
+        );
     }
     if !failures.is_empty() {
         bail!("image smoke test failed for {}", failures.join(", "));

@@ -3,6 +3,7 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use xtask::metadata::Workspace;
+use xtask::prereq::{self, Needs};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "The mcp-foundry build driver", version)]
@@ -23,6 +24,14 @@ enum Command {
     Image(xtask::image::ImageArgs),
     /// Offline checks of the Nix flake: every .nix parses, lib and wiring tests, flake.lock.
     NixCheck,
+    /// The development server vs the reference MCP servers (PyPI git, npm filesystem): table in BENCHMARKS.md.
+    BenchPeers(xtask::peer_bench::PeerBenchArgs),
+    /// Build the flake with real Nix >= 2.31 offline (pinned inputs from CRANE_SRC etc.).
+    NixOffline(xtask::nix_offline::NixOfflineArgs),
+    /// Benchmarks: build-profile choices side by side, runtime numbers of a dist/.
+    Bench(xtask::bench::BenchArgs),
+    /// Check and install the prerequisites of the tasks (what `.ci/run` does first).
+    Setup(xtask::prereq::SetupArgs),
     /// List the CPU variants and crates (with roles) that the workspace metadata declares.
     List,
 }
@@ -33,9 +42,21 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Ci(args) => xtask::ci::run(&workspace, &args),
         Command::Dist(args) => xtask::dist::run(&workspace, &args).map(drop),
-        Command::Verify(args) => xtask::verify::run(&workspace, &args).map(drop),
+        Command::Verify(args) => {
+            if args.rebuild {
+                let crates: Vec<_> = workspace.shipped_crates().collect();
+                let mut needs = Needs::dist(&crates);
+                needs.task = "verify --rebuild".to_owned();
+                prereq::ensure(&workspace.root, &needs)?;
+            }
+            xtask::verify::run(&workspace, &args).map(drop)
+        }
         Command::Image(args) => xtask::image::run(&workspace, &args),
         Command::NixCheck => xtask::nix_check::run(&workspace.root),
+        Command::BenchPeers(args) => xtask::peer_bench::run(&workspace.root, &args),
+        Command::NixOffline(args) => xtask::nix_offline::run(&workspace, &args),
+        Command::Bench(args) => xtask::bench::run(&workspace, &args),
+        Command::Setup(args) => prereq::setup(&workspace.root, &args),
         Command::List => {
             println!("variants:");
             for variant in &workspace.variants {

@@ -1,13 +1,13 @@
-//! The workspace as `cargo metadata` describes it: CPU variants from
-//! `[workspace.metadata.mcp-foundry.variants]` and each crate's role from its
-//! `[package.metadata.mcp-foundry]`. These tables are the only list of crates and variants;
-//! everything in xtask derives from them.
+//! The workspace as `cargo metadata` describes it (read through the `cargo_metadata` crate):
+//! CPU variants from `[workspace.metadata.mcp-foundry.variants]` and each crate's role from
+//! its `[package.metadata.mcp-foundry]`. These tables are the only list of crates and
+//! variants; everything in xtask derives from them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+use cargo_metadata::{Metadata, MetadataCommand, Package, TargetKind};
 use serde::Deserialize;
 
 /// The workspace: where it lives, where cargo builds, what it ships in which variants.
@@ -35,7 +35,7 @@ pub struct VariantSpec {
 
 /// What a crate is, from `[package.metadata.mcp-foundry] role = ...`.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
@@ -44,6 +44,7 @@ pub enum Role {
     /// A crate whose cdylib is shipped as a Python extension module.
     PythonModule,
     /// A library only used by other crates; not shipped on its own.
+    #[default]
     Library,
     /// Tooling such as xtask; never shipped.
     BuildTool,
@@ -53,6 +54,15 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every role, for messages.
+    pub const ALL: [Role; 5] = [
+        Role::Server,
+        Role::PythonModule,
+        Role::Library,
+        Role::BuildTool,
+        Role::Launcher,
+    ];
+
     /// Crates with this role end up in `dist/`.
     pub fn is_shipped(self) -> bool {
         matches!(self, Role::Server | Role::PythonModule | Role::Launcher)
@@ -75,12 +85,28 @@ impl std::fmt::Display for Role {
     }
 }
 
+/// The tool call a server declares for smoke tests in
+/// `[package.metadata.mcp-foundry.smoke-call]`: `tool = "..."`, `arguments = { ... }`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmokeCall {
+    pub tool: String,
+    #[serde(default = "empty_object")]
+    pub arguments: serde_json::Value,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::json!({})
+}
+
 /// One workspace member.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct CrateSpec {
     pub name: String,
     pub version: String,
     pub description: String,
+    pub license: Option<String>,
+    pub repository: Option<String>,
     pub role: Role,
     pub manifest_path: PathBuf,
     /// Python import name (`python-module = "..."`), for `Role::PythonModule`.
@@ -93,9 +119,8 @@ pub struct CrateSpec {
     pub lib_target: Option<String>,
     /// Cargo features the crate declares.
     pub features: Vec<String>,
-    /// `ci-dist = true`: `cargo xtask ci` builds, audits and images this crate even
-    /// without `--full-matrix` (python-module and launcher crates always are).
-    pub ci_dist: bool,
+    /// The call the image smoke test makes (default: a read-only tool without arguments).
+    pub smoke_call: Option<SmokeCall>,
 }
 
 impl CrateSpec {
@@ -105,8 +130,36 @@ impl CrateSpec {
     }
 }
 
+/// `[workspace.metadata.mcp-foundry]`.
+#[derive(Deserialize)]
+struct FoundryWorkspace {
+    #[serde(default)]
+    variants: BTreeMap<String, RawVariant>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct RawVariant {
+    description: String,
+    target_cpu: String,
+    #[serde(default)]
+    rustflags: Vec<String>,
+    architectures: Vec<String>,
+}
+
+/// `[package.metadata.mcp-foundry]`. Unknown keys are errors: a misspelt key would
+/// otherwise be ignored silently.
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct FoundryPackage {
+    role: Role,
+    python_module: Option<String>,
+    python_feature: Option<String>,
+    smoke_call: Option<SmokeCall>,
+}
+
 impl Workspace {
-    /// Runs `cargo metadata --format-version 1 --no-deps` for the workspace xtask belongs to.
+    /// Reads the workspace xtask belongs to.
     pub fn load() -> Result<Workspace> {
         // xtask lives in `<root>/crates/xtask`, so the workspace is two levels up; running
         // from there makes `cargo xtask` work from any current directory.
@@ -115,42 +168,33 @@ impl Workspace {
         Self::load_from(root)
     }
 
-    /// Runs `cargo metadata` in `dir` (any directory inside the workspace).
+    /// Runs `cargo metadata --no-deps` in `dir` (any directory inside the workspace).
     pub fn load_from(dir: &Path) -> Result<Workspace> {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let output = Command::new(&cargo)
-            .args(["metadata", "--format-version", "1", "--no-deps"])
+        let metadata = MetadataCommand::new()
             .current_dir(dir)
-            .output()
-            .with_context(|| format!("could not run `{cargo} metadata`; is cargo on PATH?"))?;
-        if !output.status.success() {
-            bail!(
-                "`cargo metadata` failed in {}:\n{}",
-                dir.display(),
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        let json = String::from_utf8(output.stdout).context("cargo metadata printed non-UTF-8")?;
-        Self::from_metadata_json(&json)
+            .no_deps()
+            .exec()
+            .with_context(|| format!("reading the workspace in {}", dir.display()))?;
+        Self::from_metadata(metadata)
     }
 
-    /// Parses the JSON printed by `cargo metadata --format-version 1`.
-    pub fn from_metadata_json(json: &str) -> Result<Workspace> {
-        let raw: RawMetadata =
-            serde_json::from_str(json).context("cargo metadata output is not the expected JSON")?;
-
-        let variant_table = raw
-            .metadata
-            .and_then(|m| m.mcp_foundry)
-            .map(|m| m.variants)
-            .unwrap_or_default();
-        if variant_table.is_empty() {
+    /// The workspace described by `cargo metadata` output.
+    pub fn from_metadata(metadata: Metadata) -> Result<Workspace> {
+        let foundry = match metadata.workspace_metadata.get("mcp-foundry") {
+            Some(table) => FoundryWorkspace::deserialize(table)
+                .context("[workspace.metadata.mcp-foundry] in the root Cargo.toml is malformed")?,
+            None => FoundryWorkspace {
+                variants: BTreeMap::new(),
+            },
+        };
+        if foundry.variants.is_empty() {
             bail!(
                 "no CPU variants found: add `[workspace.metadata.mcp-foundry.variants.<name>]` \
                  tables to the root Cargo.toml"
             );
         }
-        let variants = variant_table
+        let variants = foundry
+            .variants
             .into_iter()
             .map(|(name, raw)| VariantSpec {
                 name,
@@ -161,76 +205,17 @@ impl Workspace {
             })
             .collect();
 
-        let members: Vec<&String> = raw.workspace_members.iter().collect();
-        let mut crates = Vec::new();
-        for package in raw.packages {
-            if !members.contains(&&package.id) {
-                continue;
-            }
-            let Some(foundry) = package.metadata.and_then(|m| m.mcp_foundry) else {
-                bail!(
-                    "crate `{}` ({}) has no `[package.metadata.mcp-foundry]` table; add one with \
-                     `role = \"server\" | \"python-module\" | \"library\" | \"build-tool\"`",
-                    package.name,
-                    package.manifest_path.display()
-                );
-            };
-            let role = match foundry.role.as_deref() {
-                Some("server") => Role::Server,
-                Some("python-module") => Role::PythonModule,
-                Some("library") => Role::Library,
-                Some("build-tool") => Role::BuildTool,
-                Some("launcher") => Role::Launcher,
-                other => bail!(
-                    "crate `{}` has role {:?} in [package.metadata.mcp-foundry]; valid roles: \
-                     server, python-module, library, build-tool, launcher",
-                    package.name,
-                    other.unwrap_or("<missing>")
-                ),
-            };
-            if role == Role::PythonModule
-                && (foundry.python_module.is_none() || foundry.python_feature.is_none())
-            {
-                bail!(
-                    "crate `{}` has role python-module but lacks `python-module = \"<import name>\"` \
-                     or `python-feature = \"<cargo feature>\"` in [package.metadata.mcp-foundry]",
-                    package.name
-                );
-            }
-            let bin_targets = package
-                .targets
-                .iter()
-                .filter(|t| t.kind.iter().any(|k| k == "bin"))
-                .map(|t| t.name.clone())
-                .collect();
-            let lib_target = package
-                .targets
-                .iter()
-                .find(|t| {
-                    t.kind
-                        .iter()
-                        .any(|k| matches!(k.as_str(), "lib" | "rlib" | "cdylib" | "dylib"))
-                })
-                .map(|t| t.name.replace('-', "_"));
-            crates.push(CrateSpec {
-                name: package.name,
-                version: package.version,
-                description: package.description.unwrap_or_default(),
-                role,
-                manifest_path: package.manifest_path,
-                python_module: foundry.python_module,
-                python_feature: foundry.python_feature,
-                bin_targets,
-                lib_target,
-                features: package.features.into_keys().collect(),
-                ci_dist: foundry.ci_dist.unwrap_or(false),
-            });
-        }
+        let mut crates = metadata
+            .packages
+            .iter()
+            .filter(|package| metadata.workspace_members.contains(&package.id))
+            .map(crate_spec)
+            .collect::<Result<Vec<_>>>()?;
         crates.sort_by(|a, b| a.name.cmp(&b.name));
 
         Ok(Workspace {
-            root: raw.workspace_root,
-            target_dir: raw.target_directory,
+            root: metadata.workspace_root.into_std_path_buf(),
+            target_dir: metadata.target_directory.into_std_path_buf(),
             variants,
             crates,
         })
@@ -262,7 +247,7 @@ impl Workspace {
             })
     }
 
-    /// Crates that end up in `dist/` (servers and the Python module).
+    /// Crates that end up in `dist/` (servers, the launcher and the Python module).
     pub fn shipped_crates(&self) -> impl Iterator<Item = &CrateSpec> {
         self.crates.iter().filter(|c| c.role.is_shipped())
     }
@@ -310,153 +295,166 @@ impl Workspace {
     }
 }
 
+/// One member's [`CrateSpec`], with errors naming the crate and the fix.
+fn crate_spec(package: &Package) -> Result<CrateSpec> {
+    let name = package.name.to_string();
+    let roles = join_names(Role::ALL.iter().map(|r| r.as_str()));
+    let Some(table) = package.metadata.get("mcp-foundry") else {
+        bail!(
+            "crate `{name}` ({}) has no `[package.metadata.mcp-foundry]` table; add one with \
+             `role = \"<role>\"` (roles: {roles})",
+            package.manifest_path
+        );
+    };
+    let foundry = FoundryPackage::deserialize(table).with_context(|| {
+        format!(
+            "[package.metadata.mcp-foundry] of crate `{name}` ({}) is malformed; keys: role \
+             ({roles}), python-module, python-feature, smoke-call",
+            package.manifest_path
+        )
+    })?;
+    if foundry.role == Role::PythonModule
+        && (foundry.python_module.is_none() || foundry.python_feature.is_none())
+    {
+        bail!(
+            "crate `{name}` has role python-module but lacks `python-module = \"<import name>\"` \
+             or `python-feature = \"<cargo feature>\"` in [package.metadata.mcp-foundry]"
+        );
+    }
+    let bin_targets = package
+        .targets
+        .iter()
+        .filter(|t| t.is_kind(TargetKind::Bin))
+        .map(|t| t.name.clone())
+        .collect();
+    let lib_target = package
+        .targets
+        .iter()
+        .find(|t| {
+            t.kind.iter().any(|k| {
+                matches!(
+                    k,
+                    TargetKind::Lib | TargetKind::RLib | TargetKind::CDyLib | TargetKind::DyLib
+                )
+            })
+        })
+        .map(|t| t.name.replace('-', "_"));
+    Ok(CrateSpec {
+        name,
+        version: package.version.to_string(),
+        description: package.description.clone().unwrap_or_default(),
+        license: package.license.clone(),
+        repository: package.repository.clone(),
+        role: foundry.role,
+        manifest_path: package.manifest_path.clone().into_std_path_buf(),
+        python_module: foundry.python_module,
+        python_feature: foundry.python_feature,
+        bin_targets,
+        lib_target,
+        features: package.features.keys().cloned().collect(),
+        smoke_call: foundry.smoke_call,
+    })
+}
+
 fn join_names<'a>(names: impl Iterator<Item = &'a str>) -> String {
     names.collect::<Vec<_>>().join(", ")
-}
-
-#[derive(Deserialize)]
-struct RawMetadata {
-    packages: Vec<RawPackage>,
-    workspace_members: Vec<String>,
-    workspace_root: PathBuf,
-    target_directory: PathBuf,
-    metadata: Option<RawWorkspaceMetadata>,
-}
-
-#[derive(Deserialize)]
-struct RawWorkspaceMetadata {
-    #[serde(rename = "mcp-foundry")]
-    mcp_foundry: Option<RawFoundryWorkspace>,
-}
-
-#[derive(Deserialize)]
-struct RawFoundryWorkspace {
-    #[serde(default)]
-    variants: BTreeMap<String, RawVariant>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "kebab-case")]
-struct RawVariant {
-    description: String,
-    target_cpu: String,
-    #[serde(default)]
-    rustflags: Vec<String>,
-    architectures: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct RawPackage {
-    id: String,
-    name: String,
-    version: String,
-    description: Option<String>,
-    manifest_path: PathBuf,
-    #[serde(default)]
-    targets: Vec<RawTarget>,
-    #[serde(default)]
-    features: BTreeMap<String, serde_json::Value>,
-    metadata: Option<RawPackageMetadata>,
-}
-
-#[derive(Deserialize)]
-struct RawTarget {
-    name: String,
-    kind: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct RawPackageMetadata {
-    #[serde(rename = "mcp-foundry")]
-    mcp_foundry: Option<RawFoundryPackage>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "kebab-case")]
-struct RawFoundryPackage {
-    role: Option<String>,
-    python_module: Option<String>,
-    python_feature: Option<String>,
-    ci_dist: Option<bool>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
-    fn package(
-        name: &str,
-        foundry: serde_json::Value,
-        kinds: &[(&str, &str)],
-    ) -> serde_json::Value {
-        serde_json::json!({
-            "id": format!("path+file:///ws/crates/{name}#0.1.0"),
-            "name": name,
-            "version": "0.1.0",
-            "description": format!("the {name} crate"),
-            "manifest_path": format!("/ws/crates/{name}/Cargo.toml"),
-            "targets": kinds.iter().map(|(kind, target)| serde_json::json!({"name": target, "kind": [kind]})).collect::<Vec<_>>(),
-            "features": {"python": ["dep:pyo3"], "default": []},
-            "metadata": {"mcp-foundry": foundry},
-        })
+    const VARIANTS: &str = r#"
+[workspace.metadata.mcp-foundry.variants.znver4]
+description = "Zen 4"
+target-cpu = "znver4"
+rustflags = ["-C", "target-cpu=znver4"]
+architectures = ["x86_64"]
+
+[workspace.metadata.mcp-foundry.variants.generic]
+description = "baseline"
+target-cpu = "generic"
+architectures = ["x86_64", "aarch64"]
+"#;
+
+    /// A real workspace on disk: `cargo metadata` reads it as it reads ours.
+    fn fixture(root_extra: &str, members: &[(&str, &str, &[&str])]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let root = format!("[workspace]\nresolver = \"3\"\nmembers = [\"crates/*\"]\n{root_extra}");
+        fs::write(dir.path().join("Cargo.toml"), root).unwrap();
+        for (name, manifest_tail, files) in members {
+            let crate_dir = dir.path().join("crates").join(name);
+            fs::create_dir_all(crate_dir.join("src")).unwrap();
+            let manifest = format!(
+                "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\
+                 description = \"the {name} crate\"\nlicense = \"MIT\"\n{manifest_tail}"
+            );
+            fs::write(crate_dir.join("Cargo.toml"), manifest).unwrap();
+            for file in *files {
+                fs::write(crate_dir.join(file), "").unwrap();
+            }
+        }
+        dir
     }
 
-    fn sample() -> String {
-        let packages = vec![
-            package(
-                "bash-god",
-                serde_json::json!({"role": "server"}),
-                &[("bin", "bash-god")],
-            ),
-            package(
-                "mcp-rust-core",
-                serde_json::json!({"role": "python-module", "python-module": "mcp_rust_core", "python-feature": "python"}),
-                &[("lib", "mcp-rust-core"), ("cdylib", "mcp-rust-core")],
-            ),
-            package(
-                "xtask",
-                serde_json::json!({"role": "build-tool"}),
-                &[("bin", "xtask")],
-            ),
-        ];
-        let members: Vec<_> = packages.iter().map(|p| p["id"].clone()).collect();
-        serde_json::json!({
-            "packages": packages,
-            "workspace_members": members,
-            "workspace_root": "/ws",
-            "target_directory": "/ws/target",
-            "metadata": {"mcp-foundry": {"variants": {
-                "znver4": {"description": "Zen 4", "target-cpu": "znver4", "rustflags": ["-C", "target-cpu=znver4"], "architectures": ["x86_64"]},
-                "generic": {"description": "baseline", "target-cpu": "generic", "rustflags": [], "architectures": ["x86_64", "aarch64"]}
-            }}},
-            "version": 1
-        })
-        .to_string()
+    fn sample() -> tempfile::TempDir {
+        fixture(
+            VARIANTS,
+            &[
+                (
+                    "bash-god",
+                    "[package.metadata.mcp-foundry]\nrole = \"server\"\n\
+                     smoke-call = { tool = \"analyze\", arguments = { command = \"ls\" } }\n",
+                    &["src/main.rs"],
+                ),
+                (
+                    "mcp-rust-core",
+                    "[lib]\ncrate-type = [\"rlib\", \"cdylib\"]\n\
+                     [features]\npython = []\n\
+                     [package.metadata.mcp-foundry]\nrole = \"python-module\"\n\
+                     python-module = \"mcp_rust_core\"\npython-feature = \"python\"\n",
+                    &["src/lib.rs"],
+                ),
+                (
+                    "xtask",
+                    "[package.metadata.mcp-foundry]\nrole = \"build-tool\"\n",
+                    &["src/main.rs"],
+                ),
+            ],
+        )
     }
 
     #[test]
-    fn parses_variants_and_roles() {
-        let ws = Workspace::from_metadata_json(&sample()).unwrap();
-        assert_eq!(ws.root, PathBuf::from("/ws"));
-        assert_eq!(ws.target_dir, PathBuf::from("/ws/target"));
+    fn parses_variants_roles_and_targets() {
+        let dir = sample();
+        let ws = Workspace::load_from(dir.path()).unwrap();
+        assert_eq!(ws.root, dir.path().canonicalize().unwrap());
+        assert_eq!(ws.target_dir, ws.root.join("target"));
         let names: Vec<_> = ws.variants.iter().map(|v| v.name.as_str()).collect();
         assert_eq!(names, ["generic", "znver4"]);
         let znver4 = ws.variant("znver4").unwrap();
         assert_eq!(znver4.target_cpu, "znver4");
         assert_eq!(znver4.rustflags, ["-C", "target-cpu=znver4"]);
         assert_eq!(znver4.architectures, ["x86_64"]);
+        assert!(ws.variant("generic").unwrap().rustflags.is_empty());
 
         let core = ws.crate_spec("mcp-rust-core").unwrap();
         assert_eq!(core.role, Role::PythonModule);
         assert_eq!(core.python_module.as_deref(), Some("mcp_rust_core"));
         assert_eq!(core.python_feature.as_deref(), Some("python"));
         assert_eq!(core.lib_target.as_deref(), Some("mcp_rust_core"));
-        assert_eq!(core.dir(), Path::new("/ws/crates/mcp-rust-core"));
-        assert!(core.features.contains(&"python".to_owned()));
+        assert_eq!(core.dir(), ws.root.join("crates/mcp-rust-core"));
+        assert_eq!(core.features, ["python"]);
+        assert_eq!(core.license.as_deref(), Some("MIT"));
 
         let server = ws.crate_spec("bash-god").unwrap();
         assert_eq!(server.role, Role::Server);
         assert_eq!(server.bin_targets, ["bash-god"]);
+        assert_eq!(server.description, "the bash-god crate");
+        let call = server.smoke_call.as_ref().unwrap();
+        assert_eq!(call.tool, "analyze");
+        assert_eq!(call.arguments, serde_json::json!({"command": "ls"}));
 
         let shipped: Vec<_> = ws.shipped_crates().map(|c| c.name.as_str()).collect();
         assert_eq!(shipped, ["bash-god", "mcp-rust-core"]);
@@ -466,7 +464,8 @@ mod tests {
 
     #[test]
     fn unknown_names_list_the_valid_ones() {
-        let ws = Workspace::from_metadata_json(&sample()).unwrap();
+        let dir = sample();
+        let ws = Workspace::load_from(dir.path()).unwrap();
         let err = ws.variant("haswell").unwrap_err().to_string();
         assert!(
             err.contains("haswell") && err.contains("generic, znver4"),
@@ -486,7 +485,8 @@ mod tests {
 
     #[test]
     fn selection_defaults_to_everything_and_dedups() {
-        let ws = Workspace::from_metadata_json(&sample()).unwrap();
+        let dir = sample();
+        let ws = Workspace::load_from(dir.path()).unwrap();
         assert_eq!(ws.select_variants(&[]).unwrap().len(), 2);
         assert_eq!(ws.select_shipped_crates(&[]).unwrap().len(), 2);
         let picked = ws
@@ -496,15 +496,41 @@ mod tests {
     }
 
     #[test]
-    fn missing_or_bad_role_is_an_error_naming_the_crate() {
-        let json = sample().replace("\"build-tool\"", "\"tool\"");
-        let err = Workspace::from_metadata_json(&json)
-            .unwrap_err()
-            .to_string();
+    fn bad_metadata_is_an_error_naming_the_crate_and_the_fix() {
+        let load = |tail: &str| {
+            let dir = fixture(VARIANTS, &[("srv", tail, &["src/main.rs"])]);
+            format!("{:#}", Workspace::load_from(dir.path()).unwrap_err())
+        };
+        let err = load("[package.metadata.mcp-foundry]\nrole = \"tool\"\n");
         assert!(
-            err.contains("xtask") && err.contains("valid roles"),
+            err.contains("`srv`") && err.contains("server, python-module"),
             "{err}"
         );
+        let err = load("");
+        assert!(
+            err.contains("`srv`") && err.contains("[package.metadata.mcp-foundry]"),
+            "{err}"
+        );
+        // A misspelt key is refused, not ignored.
+        let err = load("[package.metadata.mcp-foundry]\nrole = \"server\"\nsmoke_call = 1\n");
+        assert!(err.contains("`srv`") && err.contains("smoke_call"), "{err}");
+        let err = load(
+            "[package.metadata.mcp-foundry]\nrole = \"server\"\nsmoke-call = { arguments = {} }\n",
+        );
+        assert!(err.contains("`srv`") && err.contains("tool"), "{err}");
+        let err = load("[package.metadata.mcp-foundry]\nrole = \"python-module\"\n");
+        assert!(err.contains("python-module = "), "{err}");
+
+        let dir = fixture(
+            "",
+            &[(
+                "srv",
+                "[package.metadata.mcp-foundry]\nrole = \"server\"\n",
+                &["src/main.rs"],
+            )],
+        );
+        let err = format!("{:#}", Workspace::load_from(dir.path()).unwrap_err());
+        assert!(err.contains("no CPU variants"), "{err}");
     }
 
     #[test]

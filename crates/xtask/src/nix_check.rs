@@ -8,7 +8,7 @@
 //! 2. `nix/tests/lib.nix`: unit tests of `nix/lib.nix`, given the crates (with roles) and
 //!    variants that `cargo metadata` reports, so Nix and Cargo cannot disagree on names;
 //! 3. `nix/tests/wiring.nix`: the flake's outputs evaluated with recording stand-ins of
-//!    nixpkgs, crane, rust-overlay and fenix (see its doc comment for what it does not
+//!    nixpkgs, crane and rust-overlay (see its doc comment for what it does not
 //!    prove);
 //! 4. `flake.lock` pins every input of the root node (github, full rev, SRI narHash).
 
@@ -414,7 +414,7 @@ mod tests {
             bin_targets: vec![],
             lib_target: None,
             features: vec![],
-            ci_dist: false,
+            ..CrateSpec::default()
         };
         let workspace = Workspace {
             root: PathBuf::from("/w"),

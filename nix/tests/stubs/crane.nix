@@ -126,7 +126,16 @@ let
             withLlvmCov ? false,
             ...
           }@args:
-          record "crane.cargoNextest" "nextest" args;
+          record "crane.cargoNextest" "nextest" args
+          // {
+            # mkCargoDerivation uses stdenv; nativeCheckInputs join PATH only with doCheck,
+            # which cargoNextest defaults to true.
+            checkPath =
+              pkgs.stdenvPath
+              ++ builtins.concatMap (p: p.bins or [ ]) (
+                (args.nativeBuildInputs or [ ]) ++ (if args.doCheck or true then args.nativeCheckInputs or [ ] else [ ])
+              );
+          };
 
         # cargoDoc.nix (mkCargoDerivation requires cargoArtifacts)
         cargoDoc =
@@ -136,7 +145,32 @@ let
             cargoExtraArgs ? "--locked",
             ...
           }@args:
-          record "crane.cargoDoc" "doc" args;
+          let
+            # cargo writes target/<triple>/doc for an explicit target (flag or
+            # CARGO_BUILD_TARGET), target/doc otherwise; cargoDoc.nix installs
+            # target/${CARGO_BUILD_TARGET:-}/doc if it exists, else target/doc.
+            flagTarget = builtins.match ".*--target[ =]([^ ]+).*" "${cargoExtraArgs} ${cargoDocExtraArgs}";
+            envTarget = args.CARGO_BUILD_TARGET or "";
+            written =
+              if flagTarget != null then
+                "target/${builtins.head flagTarget}/doc"
+              else if envTarget != "" then
+                "target/${envTarget}/doc"
+              else
+                "target/doc";
+            installed =
+              if args ? docInstallRoot then
+                args.docInstallRoot
+              else if envTarget != "" && written == "target/${envTarget}/doc" then
+                written
+              else
+                "target/doc";
+          in
+          record "crane.cargoDoc" "doc" args
+          // {
+            docsWrittenTo = written;
+            docsInstalledFrom = installed;
+          };
 
         # cargoFmt.nix
         cargoFmt =

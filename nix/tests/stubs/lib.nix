@@ -136,6 +136,10 @@ in
     assert isPath root && isPath path;
     "./${removePrefix' "${toString root}/" (toString path)}";
 
+  genAttrs = names: f: builtins.listToAttrs (map (name: { inherit name; value = f name; }) names);
+  filter = builtins.filter;
+  inherit concatStringsSep;
+  optional = cond: x: if cond then [ x ] else [ ];
   optionalString = cond: s: if cond then s else "";
   optionalAttrs = cond: attrs: if cond then attrs else { };
   optionals = cond: list: if cond then list else [ ];

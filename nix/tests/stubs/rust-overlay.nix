@@ -65,6 +65,7 @@ in
           name = version;
           value = {
             rust-src = record "rust-overlay.component" "rust-src-${version}" { };
+            rust-analyzer = record "rust-overlay.component" "rust-analyzer-preview-${version}" { };
           };
         }) knownStable
       );

@@ -235,6 +235,10 @@ pub(super) fn npm(
 
 /// Splits a PEP 508 requirement (`requests[socks]>=2.0; python_version<"3.8"`) into the
 /// distribution name and the rest.
+///
+/// Kept by hand on purpose: `pep508_rs` would add `url` with `idna` (ICU tables, about 25
+/// crates) to a static server binary only to split a name from its specifier, which is
+/// all that is reported here; the name rule (letters, digits, `-_.`) is PEP 508's.
 fn pep508(spec: &str) -> Option<(String, Option<String>)> {
     let spec = spec.trim();
     let end = spec
@@ -323,45 +327,29 @@ pub(super) fn pyproject(
     Ok(project)
 }
 
-/// `[section] key = value` with indented continuation lines, as setuptools reads it.
-fn ini_sections(text: &str) -> Vec<(String, String, String)> {
-    let mut entries: Vec<(String, String, String)> = Vec::new();
-    let mut section = String::new();
-    for line in text.lines() {
-        let trimmed = line.trim();
-        if trimmed.is_empty() || trimmed.starts_with(['#', ';']) {
-            continue;
-        }
-        if let Some(name) = trimmed
-            .strip_prefix('[')
-            .and_then(|rest| rest.strip_suffix(']'))
-        {
-            section = name.trim().to_owned();
-        } else if line.starts_with([' ', '\t']) {
-            if let Some(last) = entries.last_mut() {
-                last.2.push('\n');
-                last.2.push_str(trimmed);
-            }
-        } else if let Some((key, value)) = trimmed.split_once(['=', ':']) {
-            entries.push((
-                section.clone(),
-                key.trim().to_owned(),
-                value.trim().to_owned(),
-            ));
-        }
-    }
-    entries
-}
-
 pub(super) fn setup_cfg(
     reader: &mut ManifestReader<'_>,
     file: &str,
     text: &str,
 ) -> Result<Project, String> {
     let mut project = Project::new(Ecosystem::Python, reader.manifest_name(file));
-    for (section, key, value) in ini_sections(text) {
+    // setuptools' dialect: `key = value` or `key: value`, indented continuation lines,
+    // no quoting or escapes.
+    let options = ini::ParseOption {
+        enabled_quote: false,
+        enabled_escape: false,
+        enabled_indented_mutiline_value: true,
+        ..ini::ParseOption::default()
+    };
+    let ini = ini::Ini::load_from_str_opt(text, options).map_err(|err| err.to_string())?;
+    let entries = ini.iter().flat_map(|(section, properties)| {
+        properties
+            .iter()
+            .map(move |(key, value)| (section.unwrap_or_default(), key, value.to_owned()))
+    });
+    for (section, key, value) in entries {
         let lines = || value.lines().map(str::trim).filter(|line| !line.is_empty());
-        match (section.as_str(), key.as_str()) {
+        match (section, key) {
             ("metadata", "name") => project.name = Some(value.clone()),
             ("metadata", "version") => project.version = Some(value.clone()),
             ("metadata", "description") => project.description = Some(value.clone()),

@@ -409,3 +409,20 @@ fn empty_directory_escapes_and_symlinked_manifests() {
         info.problems
     );
 }
+
+#[test]
+fn a_fifo_named_like_a_manifest_is_a_problem_and_does_not_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("Cargo.toml");
+    crate::open::make_fifo(&fifo);
+    write(dir.path(), "package.json", r#"{"name": "still-read"}"#);
+    // No writer ever opens the FIFO: reading it the old way blocked this call forever.
+    let info = run(dir.path());
+    assert_eq!(info.projects.len(), 1, "{info:?}");
+    assert_eq!(info.projects[0].name.as_deref(), Some("still-read"));
+    assert!(
+        info.problems[0].starts_with("Cargo.toml:") && info.problems[0].contains("FIFO"),
+        "{:?}",
+        info.problems
+    );
+}

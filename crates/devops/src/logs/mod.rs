@@ -188,15 +188,49 @@ pub struct LineMatch {
     pub text: String,
 }
 
-/// Analyzes the (already confined) file at `path`. `cancelled` is polled so a cancelled or
-/// timed-out request stops reading.
+/// Analyzes the file at `path`, opened by name (tests and trusted paths; the server opens
+/// the user's path beneath a root and calls [`analyze_open_log`]). `cancelled` is polled so
+/// a cancelled or timed-out request stops reading.
 pub fn analyze_log_file(
     path: &Path,
     query: &LogQuery,
     cancelled: &dyn Fn() -> bool,
 ) -> Result<LogAnalysis, DevopsError> {
     let shown = path.display().to_string();
-    let io_error = |e: io::Error| match e.kind() {
+    if path.is_dir() {
+        return Err(io_error(&shown)(io::Error::from(
+            io::ErrorKind::IsADirectory,
+        )));
+    }
+    let file = File::open(path).map_err(io_error(&shown))?;
+    analyze_open_log(file, &shown, query, cancelled)
+}
+
+/// Analyzes an open log `file`, named `shown` in messages.
+pub fn analyze_open_log(
+    file: File,
+    shown: &str,
+    query: &LogQuery,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<LogAnalysis, DevopsError> {
+    let io_error = io_error(shown);
+    let mut reader = BufReader::with_capacity(64 * 1024, file);
+    let head = reader.fill_buf().map_err(&io_error)?;
+    if memchr::memchr(0, &head[..head.len().min(BINARY_SNIFF_BYTES)]).is_some() {
+        return Err(DevopsError::invalid(format!(
+            "{shown} looks like a binary file (NUL bytes near its start), not a text log; \
+             pass a plain-text, syslog or JSON-lines log"
+        )));
+    }
+    analyze_reader(reader, shown.to_owned(), query, cancelled).map_err(|e| match e {
+        AnalyzeError::Io(e) => io_error(e),
+        AnalyzeError::Cancelled => DevopsError::Cancelled,
+    })
+}
+
+/// The error for an I/O failure on the log named `shown`.
+fn io_error(shown: &str) -> impl Fn(io::Error) -> DevopsError + '_ {
+    move |e: io::Error| match e.kind() {
         io::ErrorKind::NotFound => {
             DevopsError::NotFound(format!("{shown} does not exist; check the path"))
         }
@@ -207,23 +241,7 @@ pub fn analyze_log_file(
             DevopsError::invalid(format!("{shown} is a directory; pass a log file inside it"))
         }
         _ => DevopsError::Failed(format!("cannot read {shown}: {e}")),
-    };
-    if path.is_dir() {
-        return Err(io_error(io::Error::from(io::ErrorKind::IsADirectory)));
     }
-    let file = File::open(path).map_err(io_error)?;
-    let mut reader = BufReader::with_capacity(64 * 1024, file);
-    let head = reader.fill_buf().map_err(io_error)?;
-    if memchr::memchr(0, &head[..head.len().min(BINARY_SNIFF_BYTES)]).is_some() {
-        return Err(DevopsError::invalid(format!(
-            "{shown} looks like a binary file (NUL bytes near its start), not a text log; \
-             pass a plain-text, syslog or JSON-lines log"
-        )));
-    }
-    analyze_reader(reader, shown.clone(), query, cancelled).map_err(|e| match e {
-        AnalyzeError::Io(e) => io_error(e),
-        AnalyzeError::Cancelled => DevopsError::Cancelled,
-    })
 }
 
 enum AnalyzeError {

@@ -1,4 +1,4 @@
-"""Type stubs for the mcp_rust_core extension module."""
+"""Type stubs for the mcp_rust_core package (the native module it loads, re-exported)."""
 
 import os
 from typing import Any, Optional, Sequence, Tuple, TypedDict, Union
@@ -27,6 +27,11 @@ class BuildInfo(TypedDict):
     rustc_version: str
     git_commit: str
     profile: str
+    kernels: str
+    kernels_supported: list[str]
+    variant_request: str
+    variants_runnable: list[str]
+    variants_installed: list[str]
 
 class Hit(TypedDict):
     id: int
@@ -41,11 +46,15 @@ class StoredRecord(TypedDict):
     metadata: Any
 
 def cosine_topk(
-    matrix: npt.NDArray[np.float32], query: npt.NDArray[np.float32], k: int
+    matrix: npt.NDArray[np.float32],
+    query: npt.NDArray[np.float32],
+    k: int,
+    row_norms: Optional[npt.NDArray[np.float32]] = None,
 ) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
     """Top-k cosine similarity of ``query`` (dim,) against the rows of ``matrix`` (rows, dim).
 
     Returns ``(indices, scores)`` best first; requires float32, C-contiguous, 1 <= k <= rows.
+    ``row_norms`` (``norms(matrix)``, computed once) skips recomputing the rows' norms.
     """
 
 def dot(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> float:
@@ -55,13 +64,13 @@ def norms(matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """L2 norm of every row of a float32 (rows, dim) matrix."""
 
 def embed_text(text: str, dim: int = 256) -> npt.NDArray[np.float32]:
-    """L2-normalized hashed character-trigram embedding of ``text`` with ``dim`` components."""
+    """L2-normalized hashed character-trigram embedding of ``text``; 1 <= dim <= 2**20."""
 
 def confine_path(path: str, roots: Sequence[_PathLike]) -> str:
     """Canonical path of ``path`` inside ``roots``; raises ConfinementError on escape."""
 
 def build_info() -> BuildInfo:
-    """Crate version, CPU variant, target-cpu, target features, rustc version, git commit."""
+    """The loaded build (variant, target-cpu, features, rustc, commit, kernels) and why."""
 
 class MemoryStore:
     """Thread-safe store of text records with float32 embeddings, searched by cosine similarity."""

@@ -1,44 +1,38 @@
 //! Runs a built image the way a container engine would, without one: `skopeo inspect` must
-//! accept it, `umoci unpack` turns it into a runtime bundle, and the bundle's process (as
-//! umoci derived it from the image config: args, env, user) runs chrooted into the rootfs.
-//! Over its stdio we complete an MCP handshake, `tools/list` and one `tools/call`.
+//! accept it (and show the image's labels), `umoci unpack` turns it into a runtime bundle
+//! whose files must be the dist artifacts, and the bundle's process (as umoci derived it
+//! from the image config: args, env, user) runs chrooted into the rootfs. Over its stdio we
+//! complete an MCP handshake, `tools/list` and one `tools/call` ([`crate::mcp_client`]).
 //!
-//! The MCP client here is plain JSON-RPC lines through serde_json rather than rmcp: xtask
-//! is the build driver and must not depend on the runtime crates it builds and tests.
-//!
-//! The dispatch image is also run under `qemu-x86_64 -cpu Haswell` (no AVX-512, no SSE4A):
-//! the launcher must pick the generic build, and the generic build must answer MCP there.
+//! Variant code runs only where this CPU can run it ([`crate::cpu::support`]): a `znver4`
+//! image on a Zen 3 is checked (layout, config, labels) but not started, and the run is
+//! reported as SKIPPED. The dispatch image always runs (the launcher picks a build this CPU
+//! can run, and must pick the one we expect); it also runs under `qemu-x86_64 -cpu Haswell`
+//! (no AVX-512, no SSE4A), where the launcher must pick the baseline build and the baseline
+//! build must answer MCP.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::Read as _;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
 
-use super::{LAUNCHER_BIN, VARIANTS_DIR};
+use super::{BIN_DIR, LAUNCHER_BIN, VARIANT_LABEL, VARIANTS_DIR};
+use crate::cpu;
+use crate::dist::{BASELINE_CPU, sha256_hex};
+use crate::mcp_client::{RESPONSE_TIMEOUT, SmokeCall, mcp_session};
 
-/// Protocol version offered in `initialize`: the newest one that still has the handshake.
-pub const PROTOCOL_VERSION: &str = "2025-11-25";
-/// Generous: under qemu's TCG a server starts ~10-50x slower than natively.
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// The tool call a server declares for smoke tests in
-/// `[package.metadata.mcp-foundry.smoke-call]`: `tool = "..."`, `arguments = { ... }`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct SmokeCall {
-    pub tool: String,
-    #[serde(default = "empty_object")]
-    pub arguments: Value,
-}
-
-fn empty_object() -> Value {
-    json!({})
+/// One variant build inside an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageVariant {
+    pub name: String,
+    pub target: String,
+    pub target_cpu: String,
+    /// sha256 of the server binary as dist recorded it.
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone)]
@@ -47,18 +41,18 @@ pub struct SmokeTarget {
     pub tag: String,
     pub server: String,
     pub call: Option<SmokeCall>,
-    /// For the dispatch image: the variants it contains (enables the qemu fallback check).
-    pub dispatch_variants: Vec<String>,
+    /// The builds in the image: one for a variant image, every variant for the dispatch one.
+    pub variants: Vec<ImageVariant>,
+    /// For the dispatch image: sha256 of the launcher it must contain.
+    pub launcher_sha256: Option<String>,
 }
 
-/// What one MCP session showed.
+/// What the smoke test of one image did.
 #[derive(Debug, Clone)]
-pub struct SessionReport {
-    pub server_name: String,
-    pub tool_count: usize,
-    pub called: String,
-    pub call_is_error: bool,
-    pub stderr: String,
+pub struct SmokeOutcome {
+    pub report: String,
+    /// Set when this CPU cannot run the image's build: the loud notice of what was not run.
+    pub skipped_run: Option<String>,
 }
 
 /// The process `umoci unpack` derived from the image config.
@@ -71,13 +65,25 @@ pub struct BundleProcess {
     pub cwd: String,
 }
 
-pub fn smoke_image(target: &SmokeTarget) -> Result<String> {
+pub fn smoke_image(target: &SmokeTarget) -> Result<SmokeOutcome> {
+    let dispatch = target.launcher_sha256.is_some();
     let reference = format!("{}:{}", target.layout_dir.display(), target.tag);
     let inspect = skopeo_inspect(&reference)?;
     if inspect["Architecture"] != "amd64" && inspect["Architecture"] != "arm64" {
         bail!(
             "skopeo reports architecture {} for {reference}",
             inspect["Architecture"]
+        );
+    }
+    let expected_label = if dispatch {
+        "dispatch"
+    } else {
+        target.tag.as_str()
+    };
+    if inspect["Labels"][VARIANT_LABEL] != expected_label {
+        bail!(
+            "label {VARIANT_LABEL} is {}, expected {expected_label:?}",
+            inspect["Labels"][VARIANT_LABEL]
         );
     }
 
@@ -88,16 +94,37 @@ pub fn smoke_image(target: &SmokeTarget) -> Result<String> {
     if process.uid == 0 {
         bail!("the image runs as root; its config must name the non-root user");
     }
+    check_layout(&rootfs, target)?;
+
+    if !dispatch {
+        let variant = target
+            .variants
+            .first()
+            .context("a variant image needs its variant")?;
+        let support = cpu::support(&variant.target, &variant.target_cpu)?;
+        if let Some(notice) = support.skip_notice(&format!(
+            "running {}:{} (its layout, config and labels were checked)",
+            target.server, target.tag
+        )) {
+            return Ok(SmokeOutcome {
+                report: format!(
+                    "uid {} | layout, config, labels ok | not run on this CPU",
+                    process.uid
+                ),
+                skipped_run: Some(notice),
+            });
+        }
+    }
 
     let version = run_to_end(chroot_command(&rootfs, &process).arg("--version"))?;
-    // `--version` names the variant the binary was built as (mcp-rust-core's build info).
+    // `--version` names the variant the binary was built as (the runtime's build info).
     let running = version
         .lines()
         .find_map(|line| line.strip_prefix("variant:"))
         .map(str::trim)
         .with_context(|| format!("`--version` names no variant:\n{version}"))?
         .to_owned();
-    if target.dispatch_variants.is_empty() && running != target.tag {
+    if !dispatch && running != target.tag {
         bail!(
             "the {} image runs a binary built as variant {running}",
             target.tag
@@ -111,23 +138,61 @@ pub fn smoke_image(target: &SmokeTarget) -> Result<String> {
         ""
     };
     let mut report = format!(
-        "[{}] uid {} | {} tools | called {}{call_note} | {} ({running} build)",
+        "[{}] uid {} | layout, config, labels ok | {} tools | called {}{call_note} | {} ({running} build)",
         session.server_name,
         process.uid,
         session.tool_count,
         session.called,
         version.lines().next().unwrap_or_default(),
     );
-
-    if !target.dispatch_variants.is_empty() {
-        report.push_str(&check_dispatch_under_qemu(
-            &rootfs,
-            &target.server,
-            &target.dispatch_variants,
-            target.call.as_ref(),
-        )?);
+    if dispatch {
+        report.push_str(&check_dispatch(&rootfs, target)?);
     }
-    Ok(report)
+    Ok(SmokeOutcome {
+        report,
+        skipped_run: None,
+    })
+}
+
+/// The files of the unpacked image are the dist artifacts, where the image layout says.
+fn check_layout(rootfs: &Path, target: &SmokeTarget) -> Result<()> {
+    let expect_file = |relative: &str, sha256: &str| -> Result<()> {
+        let path = rootfs.join(relative);
+        let data = std::fs::read(&path).with_context(|| format!("the image lacks /{relative}"))?;
+        let actual = sha256_hex(&data);
+        if actual != sha256 {
+            bail!("/{relative} in the image has sha256 {actual}, but dist recorded {sha256}");
+        }
+        Ok(())
+    };
+    let entrypoint = format!("{BIN_DIR}/{}", target.server);
+    match &target.launcher_sha256 {
+        None => {
+            let variant = target
+                .variants
+                .first()
+                .context("a variant image needs its variant")?;
+            expect_file(&entrypoint, &variant.sha256)
+        }
+        Some(launcher) => {
+            expect_file(&format!("{BIN_DIR}/{LAUNCHER_BIN}"), launcher)?;
+            let link = std::fs::read_link(rootfs.join(&entrypoint))
+                .with_context(|| format!("/{entrypoint} is not a symlink to the launcher"))?;
+            if link != Path::new(LAUNCHER_BIN) {
+                bail!(
+                    "/{entrypoint} points to {}, not {LAUNCHER_BIN}",
+                    link.display()
+                );
+            }
+            for variant in &target.variants {
+                expect_file(
+                    &format!("{VARIANTS_DIR}/{}/{}", variant.name, target.server),
+                    &variant.sha256,
+                )?;
+            }
+            Ok(())
+        }
+    }
 }
 
 pub fn skopeo_inspect(reference: &str) -> Result<Value> {
@@ -202,7 +267,10 @@ fn chroot_command(rootfs: &Path, process: &BundleProcess) -> Command {
     command
         .arg(format!("--userspec={}:{}", process.uid, process.gid))
         .arg(rootfs)
-        .args(&process.args);
+        .args(&process.args)
+        // chroot(1) starts in `/`, a container engine in the image's working directory, and
+        // the servers refuse `/` as an implicit root: name the working directory instead.
+        .args(["--root", &process.cwd]);
     command
 }
 
@@ -244,242 +312,31 @@ fn run_to_end(command: &mut Command) -> Result<String> {
     Ok(out)
 }
 
-/// A server process spoken to in JSON-RPC lines over stdio.
-struct Session {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<String>,
-    stderr: Arc<Mutex<String>>,
-    stderr_reader: Option<std::thread::JoinHandle<()>>,
-    next_id: u64,
+/// The variant the launcher must pick on this CPU: among the builds this CPU can run, the
+/// one needing the most features beyond the baseline (the launcher's own rule).
+pub fn expected_choice(variants: &[ImageVariant]) -> Result<Option<String>> {
+    let mut best: Option<(usize, &ImageVariant)> = None;
+    for variant in variants {
+        if !cpu::support(&variant.target, &variant.target_cpu)?.runs() {
+            continue;
+        }
+        let wanted = cpu::target_features(&variant.target, &variant.target_cpu)?;
+        let baseline = cpu::target_features(&variant.target, BASELINE_CPU)?;
+        let extra = wanted.difference(&baseline).count();
+        if best.is_none_or(|(count, _)| extra > count) {
+            best = Some((extra, variant));
+        }
+    }
+    Ok(best.map(|(_, variant)| variant.name.clone()))
 }
 
-impl Session {
-    fn start(mut command: Command) -> Result<Session> {
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("cannot start {command:?}"))?;
-        let stdout = child.stdout.take().context("piped stdout")?;
-        let stderr_pipe = child.stderr.take().context("piped stderr")?;
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let sink = Arc::clone(&stderr);
-        let stderr_reader = std::thread::spawn(move || {
-            for line in BufReader::new(stderr_pipe).lines() {
-                let Ok(line) = line else { break };
-                if let Ok(mut text) = sink.lock() {
-                    text.push_str(&line);
-                    text.push('\n');
-                }
-            }
-        });
-        Ok(Session {
-            stdin: child.stdin.take(),
-            child,
-            lines,
-            stderr,
-            stderr_reader: Some(stderr_reader),
-            next_id: 1,
-        })
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
-    }
-
-    /// The error for a server that went away: its exit status and everything it logged.
-    fn exited(&mut self, doing: &str) -> anyhow::Error {
-        drop(self.stdin.take());
-        let status = self
-            .child
-            .wait()
-            .map(|s| s.to_string())
-            .unwrap_or_else(|e| e.to_string());
-        if let Some(reader) = self.stderr_reader.take() {
-            let _ = reader.join();
-        }
-        anyhow!(
-            "the server exited ({status}) {doing}; stderr:\n{}",
-            self.stderr()
-        )
-    }
-
-    fn send(&mut self, message: &Value) -> Result<()> {
-        let stdin = self.stdin.as_mut().context("stdin already closed")?;
-        let mut line = serde_json::to_vec(message)?;
-        line.push(b'\n');
-        if stdin.write_all(&line).and_then(|()| stdin.flush()).is_err() {
-            return Err(self.exited(&format!("before reading {}", message["method"])));
-        }
-        Ok(())
-    }
-
-    /// Sends a request and waits for the response with its id; returns `result`, or the
-    /// JSON-RPC error as an `Err`.
-    fn request(&mut self, method: &str, params: Value) -> Result<Value> {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))?;
-        loop {
-            let line = match self.lines.recv_timeout(RESPONSE_TIMEOUT) {
-                Ok(line) => line,
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    bail!("no answer to {method} within {RESPONSE_TIMEOUT:?}")
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    return Err(self.exited(&format!("before answering {method}")));
-                }
-            };
-            let message: Value = serde_json::from_str(&line)
-                .with_context(|| format!("the server wrote a non-JSON line to stdout: {line:?}"))?;
-            if message["id"] != json!(id) {
-                continue; // a notification (e.g. logging) or an unrelated message
-            }
-            if let Some(error) = message.get("error") {
-                return Err(anyhow!("{method} returned JSON-RPC error {error}"));
-            }
-            return message
-                .get("result")
-                .cloned()
-                .with_context(|| format!("{method} answer lacks `result`: {line}"));
-        }
-    }
-
-    /// Closes stdin and expects a clean exit.
-    fn finish(mut self) -> Result<String> {
-        drop(self.stdin.take());
-        for _ in 0..(RESPONSE_TIMEOUT.as_millis() / 50) {
-            if let Some(status) = self.child.try_wait()? {
-                if let Some(reader) = self.stderr_reader.take() {
-                    let _ = reader.join();
-                }
-                if !status.success() {
-                    bail!(
-                        "the server exited with {status} on stdin EOF; stderr:\n{}",
-                        self.stderr()
-                    );
-                }
-                return Ok(self.stderr());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        bail!("the server did not exit within {RESPONSE_TIMEOUT:?} after stdin EOF")
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// The tool to call: the declared smoke call, else a read-only tool without required
-/// arguments, called with `{}`.
-pub fn pick_call(tools: &[Value], declared: Option<&SmokeCall>) -> Result<SmokeCall> {
-    if let Some(call) = declared {
-        if !tools.iter().any(|t| t["name"] == call.tool.as_str()) {
-            bail!(
-                "the declared smoke-call tool `{}` is not in tools/list",
-                call.tool
-            );
-        }
-        return Ok(call.clone());
-    }
-    let no_required = |tool: &Value| {
-        tool["inputSchema"]["required"]
-            .as_array()
-            .is_none_or(Vec::is_empty)
-    };
-    let read_only = |tool: &Value| tool["annotations"]["readOnlyHint"] == json!(true);
-    tools
-        .iter()
-        .find(|t| read_only(t) && no_required(t))
-        .map(|t| SmokeCall {
-            tool: t["name"].as_str().unwrap_or_default().to_owned(),
-            arguments: json!({}),
-        })
-        .context(
-            "no read-only tool without required arguments to call; declare one in \
-             [package.metadata.mcp-foundry.smoke-call] (tool = \"...\", arguments = { ... })",
-        )
-}
-
-/// initialize, notifications/initialized, tools/list, tools/call, then EOF and a clean exit.
-pub fn mcp_session(command: Command, declared: Option<&SmokeCall>) -> Result<SessionReport> {
-    let mut session = Session::start(command)?;
-    let init = session.request(
-        "initialize",
-        json!({
-            "protocolVersion": PROTOCOL_VERSION,
-            "capabilities": {},
-            "clientInfo": {"name": "cargo-xtask-image-smoke", "version": env!("CARGO_PKG_VERSION")}
-        }),
-    )?;
-    let server_name = init["serverInfo"]["name"]
-        .as_str()
-        .context("initialize result lacks serverInfo.name")?
-        .to_owned();
-    session.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))?;
-    let listed = session.request("tools/list", json!({}))?;
-    let tools = listed["tools"]
-        .as_array()
-        .context("tools/list result lacks `tools`")?
-        .clone();
-    if tools.is_empty() {
-        bail!("the server lists no tools");
-    }
-    let call = pick_call(&tools, declared)?;
-    let result = session.request(
-        "tools/call",
-        json!({"name": call.tool, "arguments": call.arguments}),
-    )?;
-    if result.get("content").is_none() && result.get("structuredContent").is_none() {
-        bail!(
-            "tools/call {} returned neither content nor structuredContent: {result}",
-            call.tool
-        );
-    }
-    let call_is_error = result["isError"] == json!(true);
-    if call_is_error && declared.is_some() {
-        bail!("the declared smoke call {} failed: {result}", call.tool);
-    }
-    let stderr = session.finish()?;
-    Ok(SessionReport {
-        server_name,
-        tool_count: tools.len(),
-        called: call.tool,
-        call_is_error,
-        stderr,
-    })
-}
-
-/// Runs the dispatch image's launcher and generic build under a CPU without the other
-/// variants' features, from the unpacked rootfs.
-fn check_dispatch_under_qemu(
-    rootfs: &Path,
-    server: &str,
-    variants: &[String],
-    call: Option<&SmokeCall>,
-) -> Result<String> {
-    if !variants.iter().any(|v| v == "generic") {
-        return Ok(String::new());
-    }
-    let launcher = rootfs.join("usr/local/bin").join(LAUNCHER_BIN);
+/// The dispatch image's launcher natively (it must pick [`expected_choice`]) and, on x86-64,
+/// under `qemu-x86_64 -cpu Haswell`, where it must pick the baseline build, which must then
+/// answer MCP there.
+fn check_dispatch(rootfs: &Path, target: &SmokeTarget) -> Result<String> {
+    let server = &target.server;
+    let call = target.call.as_ref();
+    let launcher = rootfs.join(BIN_DIR).join(LAUNCHER_BIN);
     let variants_dir = rootfs.join(VARIANTS_DIR);
     // `program` (under qemu on a Haswell CPU, or natively) with the launcher's settings
     // pointing into the rootfs.
@@ -498,25 +355,52 @@ fn check_dispatch_under_qemu(
             .env_remove("MCP_FOUNDRY_VARIANT");
         command
     };
+
+    let native =
+        mcp_session(command(false, &launcher), call).context("MCP through the launcher")?;
+    let chosen = launcher_choice(&native.stderr)
+        .context("the launcher did not report its choice")?
+        .to_owned();
+    let expected = expected_choice(&target.variants)?
+        .context("this CPU can run none of the image's builds")?;
+    if chosen != expected {
+        bail!("on this CPU the launcher chose {chosen}, expected {expected}");
+    }
+    let mut report = format!(" | this CPU: launcher chose {chosen} as expected");
+
+    let baseline = target
+        .variants
+        .iter()
+        .find(|v| v.target_cpu == BASELINE_CPU);
+    let emulatable = std::env::consts::ARCH == "x86_64"
+        && baseline.is_some_and(|v| v.target.starts_with("x86_64-"));
+    let Some(baseline) = baseline.filter(|_| emulatable) else {
+        let notice = "!!! SKIPPED: the launcher under qemu -cpu Haswell (needs an x86-64 host \
+                      and image with a baseline build) !!!";
+        eprintln!("{notice}");
+        report.push_str(" | qemu Haswell: SKIPPED");
+        return Ok(report);
+    };
     // The launcher execs the server natively (qemu-user does not follow execve), so this
-    // checks the choice; the next session checks that the generic build runs on Haswell.
+    // checks the choice; the next session checks that the baseline build runs on Haswell.
     let launched = mcp_session(command(true, &launcher), call)
         .context("MCP through the launcher under qemu -cpu Haswell")?;
     let chosen =
         launcher_choice(&launched.stderr).context("the launcher did not report its choice")?;
-    if chosen != "generic" {
-        bail!("under qemu -cpu Haswell the launcher chose {chosen}, expected generic");
+    if chosen != baseline.name {
+        bail!(
+            "under qemu -cpu Haswell the launcher chose {chosen}, expected {}",
+            baseline.name
+        );
     }
-    let generic = variants_dir.join("generic").join(server);
-    mcp_session(command(true, &generic), call)
-        .context("MCP with the generic build under qemu -cpu Haswell")?;
-
-    let native =
-        mcp_session(command(false, &launcher), call).context("MCP through the launcher")?;
-    Ok(format!(
-        " | qemu Haswell: launcher chose generic, generic answers MCP | this CPU: launcher chose {}",
-        launcher_choice(&native.stderr).unwrap_or("?")
-    ))
+    let baseline_binary = variants_dir.join(&baseline.name).join(server);
+    mcp_session(command(true, &baseline_binary), call)
+        .context("MCP with the baseline build under qemu -cpu Haswell")?;
+    report.push_str(&format!(
+        " | qemu Haswell: launcher chose {0}, {0} answers MCP",
+        baseline.name
+    ));
+    Ok(report)
 }
 
 /// The variant named in the launcher's verbose `running the <variant> build: ...` line.
@@ -531,98 +415,51 @@ fn launcher_choice(stderr: &str) -> Option<&str> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_declared_call_wins_and_must_exist() {
-        let tools = vec![json!({"name": "a", "inputSchema": {"type": "object"}})];
-        let declared = SmokeCall {
-            tool: "a".into(),
-            arguments: json!({"x": 1}),
-        };
-        assert_eq!(pick_call(&tools, Some(&declared)).unwrap(), declared);
-        let missing = SmokeCall {
-            tool: "b".into(),
-            arguments: json!({}),
-        };
-        assert!(
-            pick_call(&tools, Some(&missing))
-                .unwrap_err()
-                .to_string()
-                .contains("`b`")
-        );
+    fn variant(name: &str, target_cpu: &str) -> ImageVariant {
+        ImageVariant {
+            name: name.into(),
+            target: format!("{}-unknown-linux-musl", std::env::consts::ARCH),
+            target_cpu: target_cpu.into(),
+            sha256: String::new(),
+        }
     }
 
     #[test]
-    fn without_a_declaration_a_read_only_argument_free_tool_is_called() {
-        let tools = vec![
-            json!({"name": "write", "annotations": {"readOnlyHint": false}, "inputSchema": {}}),
-            json!({"name": "needs", "annotations": {"readOnlyHint": true}, "inputSchema": {"required": ["path"]}}),
-            json!({"name": "info", "annotations": {"readOnlyHint": true}, "inputSchema": {"required": []}}),
-        ];
-        assert_eq!(pick_call(&tools, None).unwrap().tool, "info");
-        assert!(pick_call(&tools[..2], None).is_err());
-    }
-
-    /// A stand-in server written in the shell: answers by request id, like a real one.
-    fn fake_server(script: &str) -> Command {
-        let mut command = Command::new("sh");
-        command.args(["-c", script]);
-        command
+    fn the_launcher_choice_is_read_from_its_verbose_line() {
+        let stderr = "noise\nmcp-launcher: running the znver4 build: /opt/mcp/znver4/x\n";
+        assert_eq!(launcher_choice(stderr), Some("znver4"));
+        assert_eq!(launcher_choice("nothing"), None);
     }
 
     #[test]
-    fn a_session_runs_handshake_list_and_call() {
-        let script = r#"
-            read init; echo '{"jsonrpc":"2.0","method":"notifications/message","params":{}}'
-            echo '{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-11-25","capabilities":{},"serverInfo":{"name":"fake","version":"1"}}}'
-            read initialized; read list
-            echo '{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"info","annotations":{"readOnlyHint":true},"inputSchema":{"type":"object"}}]}}'
-            read call; echo '{"jsonrpc":"2.0","id":3,"result":{"content":[{"type":"text","text":"ok"}]}}'
-            echo logged >&2; read eof || exit 0"#;
-        let report = mcp_session(fake_server(script), None).unwrap();
+    fn the_expected_choice_is_the_most_specialized_build_this_cpu_runs() {
+        // The baseline always runs; `native` is this CPU itself, so it runs and needs at
+        // least as many features as the baseline.
+        let baseline = variant("generic", "generic");
         assert_eq!(
-            (
-                report.server_name.as_str(),
-                report.tool_count,
-                report.called.as_str()
-            ),
-            ("fake", 1, "info")
+            expected_choice(std::slice::from_ref(&baseline)).unwrap(),
+            Some("generic".into())
         );
-        assert!(!report.call_is_error);
-        assert!(report.stderr.contains("logged"));
-    }
-
-    #[test]
-    fn json_rpc_errors_and_early_exits_fail_the_session() {
-        let error =
-            r#"read init; echo '{"jsonrpc":"2.0","id":1,"error":{"code":-32600,"message":"no"}}'"#;
-        assert!(
-            mcp_session(fake_server(error), None)
-                .unwrap_err()
-                .to_string()
-                .contains("-32600")
-        );
-        let dies = "echo boom >&2; exit 3";
-        let message = format!("{:#}", mcp_session(fake_server(dies), None).unwrap_err());
-        assert!(message.contains("boom"), "{message}");
-    }
-
-    #[test]
-    fn a_declared_call_that_fails_fails_the_session() {
-        let script = r#"
-            read init; echo '{"jsonrpc":"2.0","id":1,"result":{"serverInfo":{"name":"fake"}}}'
-            read initialized; read list
-            echo '{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"t","inputSchema":{}}]}}'
-            read call; echo '{"jsonrpc":"2.0","id":3,"result":{"isError":true,"content":[]}}'
-            read eof || exit 0"#;
-        let declared = SmokeCall {
-            tool: "t".into(),
-            arguments: json!({}),
+        let native = variant("here", "native");
+        let chosen = expected_choice(&[baseline.clone(), native])
+            .unwrap()
+            .unwrap();
+        let native_extra = cpu::target_features(&baseline.target, "native")
+            .unwrap()
+            .len()
+            > cpu::target_features(&baseline.target, "generic")
+                .unwrap()
+                .len();
+        assert_eq!(chosen, if native_extra { "here" } else { "generic" });
+        // A build for a CPU this machine is not never wins, whatever its feature count.
+        let foreign = ImageVariant {
+            target: "riscv64gc-unknown-linux-gnu".into(),
+            ..variant("elsewhere", "generic")
         };
-        assert!(
-            mcp_session(fake_server(script), Some(&declared))
-                .unwrap_err()
-                .to_string()
-                .contains("failed")
+        assert_eq!(
+            expected_choice(&[foreign]).unwrap(),
+            None,
+            "a build for another architecture cannot run here"
         );
     }
 }

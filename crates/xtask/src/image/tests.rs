@@ -272,22 +272,23 @@ fn skopeo_and_umoci_accept_the_layout() {
 }
 
 #[test]
-fn package_extras_read_license_source_and_smoke_call() {
-    let json = br#"{"packages": [
-        {"name": "a", "license": "MIT", "repository": "https://example.invalid/a",
-         "metadata": {"mcp-foundry": {"role": "server", "smoke-call": {"tool": "t", "arguments": {"x": 1}}}}},
-        {"name": "b", "license": null, "repository": null, "metadata": null}
-    ]}"#;
-    let extras = PackageExtras::from_metadata_json(json).unwrap();
-    let a = extras.get("a").unwrap();
-    assert_eq!(a.license.as_deref(), Some("MIT"));
-    assert_eq!(
-        a.smoke_call.as_ref().unwrap().arguments,
-        serde_json::json!({"x": 1})
-    );
-    assert!(extras.get("b").unwrap().smoke_call.is_none());
-    let bad = br#"{"packages": [{"name": "a", "metadata": {"mcp-foundry": {"smoke-call": {"arguments": {}}}}}]}"#;
-    assert!(
-        format!("{:#}", PackageExtras::from_metadata_json(bad).unwrap_err()).contains("smoke-call")
-    );
+fn labels_carry_the_crate_facts_and_the_commit() {
+    let spec = CrateSpec {
+        name: "a".into(),
+        version: "1.2.3".into(),
+        description: "the a server".into(),
+        license: Some("MIT".into()),
+        repository: Some("https://example.invalid/a".into()),
+        role: Role::Server,
+        ..CrateSpec::default()
+    };
+    let labels = image_labels(&spec, "abc123", 0);
+    assert_eq!(labels[ANNOTATION_TITLE], "a");
+    assert_eq!(labels[ANNOTATION_VERSION], "1.2.3");
+    assert_eq!(labels[ANNOTATION_REVISION], "abc123");
+    assert_eq!(labels[ANNOTATION_LICENSES], "MIT");
+    assert_eq!(labels[ANNOTATION_SOURCE], "https://example.invalid/a");
+    assert_eq!(labels[ANNOTATION_CREATED], "1970-01-01T00:00:00Z");
+    let bare = image_labels(&CrateSpec::default(), "abc123", 0);
+    assert!(!bare.contains_key(ANNOTATION_LICENSES) && !bare.contains_key(ANNOTATION_SOURCE));
 }

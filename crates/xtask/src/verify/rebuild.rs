@@ -2,15 +2,12 @@
 //! sources in another absolute directory and compares every artifact's sha256.
 
 use std::fs;
-use std::path::Path;
-use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::dist::{self, DistRequest, Manifest, SourceInfo};
 use crate::metadata::Workspace;
-use crate::process;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Reproducibility {
@@ -36,7 +33,12 @@ pub fn rebuild(
             .with_context(|| format!("removing the previous copy {}", source_copy.display()))?;
     }
     fs::create_dir_all(&source_copy)?;
-    copy_sources(&workspace.root, manifest, &source_copy)?;
+    dist::sources::copy_sources(
+        &workspace.root,
+        &manifest.git_commit,
+        manifest.git_dirty,
+        &source_copy,
+    )?;
 
     let copy = Workspace::load_from(&source_copy)?;
     let crate_names = if only.is_empty() {
@@ -119,62 +121,6 @@ pub fn compare(original: &Manifest, rebuilt: &Manifest) -> Vec<String> {
         mismatches.push(format!("{path}: only in the rebuild"));
     }
     mismatches
-}
-
-/// The sources dist built: the commit itself (`git archive`) when the tree was clean,
-/// otherwise the working tree's tracked and untracked-but-not-ignored files.
-fn copy_sources(root: &Path, manifest: &Manifest, destination: &Path) -> Result<()> {
-    if !manifest.git_dirty {
-        let mut archive = Command::new("git")
-            .args(["archive", "--format=tar", &manifest.git_commit])
-            .current_dir(root)
-            .stdout(Stdio::piped())
-            .spawn()
-            .context("could not start `git archive`")?;
-        let stdout = archive
-            .stdout
-            .take()
-            .context("`git archive` has no stdout pipe")?;
-        process::run(
-            Command::new("tar")
-                .arg("-x")
-                .arg("-C")
-                .arg(destination)
-                .stdin(Stdio::from(stdout)),
-        )?;
-        let status = archive.wait()?;
-        if !status.success() {
-            bail!("`git archive {}` failed ({status})", manifest.git_commit);
-        }
-        return Ok(());
-    }
-    eprintln!(
-        "note: dist was built from a working tree with uncommitted changes; copying the \
-         working tree as it is now (edits made since dist will show up as differences)"
-    );
-    let listing = process::output(
-        Command::new("git")
-            .args([
-                "ls-files",
-                "-z",
-                "--cached",
-                "--others",
-                "--exclude-standard",
-            ])
-            .current_dir(root),
-    )?;
-    for relative in listing.split('\0').filter(|p| !p.is_empty()) {
-        let from = root.join(relative);
-        if !from.is_file() {
-            continue; // deleted in the working tree
-        }
-        let to = destination.join(relative);
-        if let Some(parent) = to.parent() {
-            fs::create_dir_all(parent)?;
-        }
-        fs::copy(&from, &to).with_context(|| format!("copying {}", from.display()))?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -10,7 +10,34 @@ let
   lib = import ../lib.nix;
   record = import ../record.nix;
   arch = builtins.head (builtins.match "([^-]+)-.*" system);
-  tool = name: record "package" name { };
+  # A package and the programs it puts on PATH when it is a (native) build input.
+  tool = name: bins: record "package" name { } // { pname = name; inherit bins; };
+
+  # The PATH a builder sees, by program name: stdenvNoCC has the POSIX tools only; stdenv
+  # adds the C compiler and binutils (cc-wrapper + bintools-wrapper).
+  noCCBins = [ "bash" "sh" "cp" "mv" "mkdir" "cat" "touch" "find" "grep" "sed" "awk" "tar" "xz" "gzip" "make" "patch" ];
+  ccBins = noCCBins ++ [ "cc" "gcc" "c++" "g++" "ld" "ar" "as" "nm" "objdump" "ranlib" "readelf" "strip" ];
+  binsOf = inputs: builtins.concatMap (p: p.bins or [ ]) inputs;
+  pythonModulesOf = inputs: builtins.concatMap (p: p.modules or [ ]) inputs;
+  runCommandWith =
+    fn: stdenvBins: name: env: script:
+    record fn name { inherit env script; }
+    // {
+      path = stdenvBins ++ binsOf (env.nativeBuildInputs or [ ]);
+      pythonEnvModules = pythonModulesOf (env.nativeBuildInputs or [ ]);
+    };
+
+  # The Python module closure withPackages builds: each package plus, transitively, the
+  # propagatedBuildInputs of modules (python-packages-base.nix, requiredPythonModules).
+  propagatedOf = p: p.recorded.args.propagatedBuildInputs or p.propagatedBuildInputs or [ ];
+  moduleClosure =
+    packages:
+    map (item: item.key) (
+      builtins.genericClosure {
+        startSet = map (p: { key = p.pname or p.name; pkg = p; }) packages;
+        operator = item: map (p: { key = p.pname or p.name; pkg = p; }) (propagatedOf item.pkg);
+      }
+    );
 
   python3 =
     record "python" "python3-3.13" { }
@@ -21,18 +48,27 @@ let
         # python-packages-base.nix: marks a derivation as a module of this interpreter,
         # which is what `withPackages` filters on.
         toPythonModule = drv: drv // { pythonModule = python3; };
-        numpy = tool "numpy";
-        pytest = tool "pytest";
+        numpy = tool "numpy" [ ];
+        pytest = tool "pytest" [ ];
       };
-      withPackages = f: record "python.withPackages" "python3-env" { packages = f python3.pkgs; };
+      withPackages =
+        f:
+        record "python.withPackages" "python3-env" { packages = f python3.pkgs; }
+        // {
+          bins = [ "python" "python3" ];
+          modules = moduleClosure (f python3.pkgs);
+        };
     };
 
   base = final: {
     inherit lib system python3;
     stdenv.hostPlatform.system = system;
 
-    runCommand = name: env: script: record "runCommand" name { inherit env script; };
+    runCommand = runCommandWith "runCommand" noCCBins;
+    runCommandCC = runCommandWith "runCommandCC" ccBins;
+    stdenvPath = ccBins;
     writeText = name: text: record "writeText" name { inherit text; };
+    writeShellScript = name: text: record "writeShellScript" name { inherit text; };
     symlinkJoin = { name, paths, ... }@args: record "symlinkJoin" name args;
 
     # pkgs/build-support/trivial-builders: writeShellApplication.
@@ -91,16 +127,20 @@ let
       record "package" "${arch}-unknown-linux-musl-gcc-wrapper" { }
       // {
         targetPrefix = "${arch}-unknown-linux-musl-";
-        bintools = tool "${arch}-unknown-linux-musl-binutils-wrapper";
+        bintools = tool "${arch}-unknown-linux-musl-binutils-wrapper" [ ];
       };
 
-    skopeo = tool "skopeo";
-    umoci = tool "umoci";
-    cargo-nextest = tool "cargo-nextest";
-    cargo-deny = tool "cargo-deny";
-    cargo-audit = tool "cargo-audit";
-    maturin = tool "maturin";
-    nixfmt = tool "nixfmt";
+    skopeo = tool "skopeo" [ "skopeo" ];
+    umoci = tool "umoci" [ "umoci" ];
+    cargo-nextest = tool "cargo-nextest" [ "cargo-nextest" ];
+    cargo-deny = tool "cargo-deny" [ "cargo-deny" ];
+    cargo-audit = tool "cargo-audit" [ "cargo-audit" ];
+    maturin = tool "maturin" [ "maturin" ];
+    nixfmt = tool "nixfmt" [ "nixfmt" ];
+    nixfmt-tree = tool "nixfmt-tree" [ "treefmt" ];
+    git = tool "git" [ "git" ];
+    procps = tool "procps" [ "ps" "pgrep" "pkill" ];
+    qemu-user = tool "qemu-user" [ "qemu-x86_64" "qemu-aarch64" ];
   };
 
   pkgs = builtins.foldl' (acc: overlay: acc // overlay pkgs acc) (base pkgs) overlays;

@@ -1,0 +1,314 @@
+//! The CPU variants of the workspace, parsed once.
+//!
+//! The variants are defined in one place, the `[workspace.metadata.mcp-foundry.variants]`
+//! table of the root `Cargo.toml`:
+//!
+//! ```toml
+//! [workspace.metadata.mcp-foundry.variants.znver4]
+//! description = "AMD Zen 4 and newer"
+//! target-cpu = "znver4"
+//! rustflags = ["-C", "target-cpu=znver4"]
+//! architectures = ["x86_64"]
+//! ```
+//!
+//! This crate reads that table (from the manifest with [`from_manifest`], from the JSON of
+//! `cargo metadata` with [`from_workspace_metadata`]) and derives, for a compilation target,
+//! the target features a CPU needs to run each variant (see [`features`]): what
+//! `rustc --print cfg` reports with the variant's rustflags, minus what it reports for the
+//! target's baseline. Nothing here names a variant or a CPU feature of one; add a table entry
+//! and every user follows.
+//!
+//! Build scripts use it as a build-dependency ([`build_script`]): build scripts never receive
+//! a variant's RUSTFLAGS, so this code always runs on the build host, whatever the variant.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub mod build_script;
+pub mod codegen;
+pub mod features;
+
+/// One CPU variant, e.g. `generic` or `znver4`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+// Unknown keys are allowed: Nix and xtask read the same table and may need keys of their own.
+#[serde(rename_all = "kebab-case")]
+pub struct Variant {
+    /// The table key; also a directory name in the images (`/opt/mcp/<name>/`).
+    #[serde(skip)]
+    pub name: String,
+    pub description: String,
+    /// The `-C target-cpu` value, for reports (`generic` for the baseline).
+    pub target_cpu: String,
+    /// Extra rustflags of this variant's artifacts (never given to build scripts).
+    #[serde(default)]
+    pub rustflags: Vec<String>,
+    /// Rust `target_arch` values (`x86_64`, `aarch64`, …) the variant can be built for.
+    pub architectures: Vec<String>,
+}
+
+impl Variant {
+    /// Whether the variant can be built for `target_arch`.
+    pub fn supports(&self, target_arch: &str) -> bool {
+        self.architectures.iter().any(|a| a == target_arch)
+    }
+}
+
+/// Why the variants table could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{var} is not set; cpu_variants::build_script must run inside a cargo build script")]
+    Env { var: &'static str },
+    #[error(
+        "no workspace Cargo.toml (one with a [workspace] table) above {}", dir.display()
+    )]
+    NoWorkspace { dir: PathBuf },
+    #[error("{origin} is not a valid variants table: {message}")]
+    Invalid { origin: String, message: String },
+    #[error(
+        "{origin} defines no CPU variant; add a `[workspace.metadata.mcp-foundry.variants.<name>]` table to the root Cargo.toml"
+    )]
+    Empty { origin: String },
+    #[error(
+        "variant name {name:?} in {origin} is not usable as a directory name; use lowercase letters, digits, `-`, `_` and `.`"
+    )]
+    BadName { origin: String, name: String },
+    #[error(
+        "variant `{name}` in {origin} lists no architecture; add e.g. `architectures = [\"x86_64\"]`"
+    )]
+    NoArchitecture { origin: String, name: String },
+    #[error("cannot run `{command}`: {source}; is the Rust toolchain installed?")]
+    Spawn {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{command}` failed: {stderr}")]
+    Rustc { command: String, stderr: String },
+    #[error(
+        "variant features {features:?} cannot be checked at run time on {arch} ({why}); teach the detection code about them or, if they are not CPU features, list them with the reason in cpu_variants::features::NOT_CPU_FEATURES"
+    )]
+    Undetectable {
+        arch: String,
+        features: Vec<String>,
+        why: String,
+    },
+}
+
+/// `[workspace.metadata]`, as far as this crate cares.
+#[derive(Deserialize)]
+struct WorkspaceMetadata {
+    #[serde(rename = "mcp-foundry")]
+    mcp_foundry: Option<FoundryMetadata>,
+}
+
+#[derive(Deserialize)]
+struct FoundryMetadata {
+    #[serde(default)]
+    variants: BTreeMap<String, Variant>,
+}
+
+#[derive(Deserialize)]
+struct Manifest {
+    workspace: Option<ManifestWorkspace>,
+}
+
+#[derive(Deserialize)]
+struct ManifestWorkspace {
+    metadata: Option<WorkspaceMetadata>,
+}
+
+/// The variants of the workspace whose root manifest is `path`, sorted by name.
+pub fn from_manifest(path: &Path) -> Result<Vec<Variant>, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    from_manifest_text(&text, &path.display().to_string())
+}
+
+/// The variants in the text of a root `Cargo.toml`; `origin` names it in errors.
+pub fn from_manifest_text(text: &str, origin: &str) -> Result<Vec<Variant>, Error> {
+    let manifest: Manifest = toml::from_str(text).map_err(|e| Error::Invalid {
+        origin: origin.to_owned(),
+        message: e.to_string(),
+    })?;
+    let metadata = manifest.workspace.and_then(|w| w.metadata);
+    validate(metadata, origin)
+}
+
+/// The variants in the `[workspace.metadata]` table as JSON: the `metadata` field of
+/// `cargo metadata --format-version 1` (`cargo_metadata::Metadata::workspace_metadata`).
+/// `Value::Null` (no `[workspace.metadata]` at all) is the [`Error::Empty`] error.
+pub fn from_workspace_metadata(metadata: &serde_json::Value) -> Result<Vec<Variant>, Error> {
+    let origin = "the workspace metadata of `cargo metadata`";
+    let metadata = if metadata.is_null() {
+        None
+    } else {
+        Some(
+            WorkspaceMetadata::deserialize(metadata).map_err(|e| Error::Invalid {
+                origin: origin.to_owned(),
+                message: e.to_string(),
+            })?,
+        )
+    };
+    validate(metadata, origin)
+}
+
+fn validate(metadata: Option<WorkspaceMetadata>, origin: &str) -> Result<Vec<Variant>, Error> {
+    let table = metadata
+        .and_then(|m| m.mcp_foundry)
+        .map(|f| f.variants)
+        .unwrap_or_default();
+    if table.is_empty() {
+        return Err(Error::Empty {
+            origin: origin.to_owned(),
+        });
+    }
+    let mut variants = Vec::with_capacity(table.len());
+    for (name, mut variant) in table {
+        let usable = !name.is_empty()
+            && !name.starts_with('.')
+            && name.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.')
+            });
+        if !usable {
+            return Err(Error::BadName {
+                origin: origin.to_owned(),
+                name,
+            });
+        }
+        if variant.architectures.is_empty() {
+            return Err(Error::NoArchitecture {
+                origin: origin.to_owned(),
+                name,
+            });
+        }
+        variant.name = name;
+        variants.push(variant);
+    }
+    Ok(variants)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MANIFEST: &str = r#"
+[workspace]
+members = ["crates/*"]
+
+[workspace.metadata.mcp-foundry.variants.generic]
+description = "baseline"
+target-cpu = "generic"
+rustflags = []
+architectures = ["x86_64", "aarch64"]
+
+[workspace.metadata.mcp-foundry.variants.x86-64-v3]
+description = "AVX2"
+target-cpu = "x86-64-v3"
+rustflags = ["-C", "target-cpu=x86-64-v3"]
+architectures = ["x86_64"]
+
+[workspace.metadata.other-tool]
+anything = true
+"#;
+
+    #[test]
+    fn reads_every_entry_of_the_table_sorted_by_name() {
+        let variants = from_manifest_text(MANIFEST, "Cargo.toml").unwrap();
+        let names: Vec<_> = variants.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["generic", "x86-64-v3"]);
+        let v3 = &variants[1];
+        assert_eq!(v3.target_cpu, "x86-64-v3");
+        assert_eq!(v3.rustflags, ["-C", "target-cpu=x86-64-v3"]);
+        assert!(v3.supports("x86_64") && !v3.supports("aarch64"));
+        assert!(variants[0].supports("aarch64"));
+    }
+
+    #[test]
+    fn the_json_of_cargo_metadata_gives_the_same_table() {
+        let toml_value: toml::Table = MANIFEST.parse().unwrap();
+        let metadata = serde_json::to_value(&toml_value["workspace"]["metadata"]).unwrap();
+        assert_eq!(
+            from_workspace_metadata(&metadata).unwrap(),
+            from_manifest_text(MANIFEST, "Cargo.toml").unwrap()
+        );
+    }
+
+    #[test]
+    fn a_missing_table_says_where_to_add_it() {
+        for text in ["[workspace]\nmembers = []\n", "[package]\nname = \"x\"\n"] {
+            let err = from_manifest_text(text, "Cargo.toml").unwrap_err();
+            assert!(matches!(err, Error::Empty { .. }), "{err}");
+            assert!(
+                err.to_string()
+                    .contains("[workspace.metadata.mcp-foundry.variants.")
+            );
+        }
+        assert!(matches!(
+            from_workspace_metadata(&serde_json::Value::Null),
+            Err(Error::Empty { .. })
+        ));
+        assert!(matches!(
+            from_workspace_metadata(&serde_json::json!({"mcp-foundry": {}})),
+            Err(Error::Empty { .. })
+        ));
+    }
+
+    #[test]
+    fn malformed_entries_are_errors_naming_the_problem() {
+        let missing_cpu = MANIFEST.replace("target-cpu = \"x86-64-v3\"\n", "");
+        let err = from_manifest_text(&missing_cpu, "Cargo.toml").unwrap_err();
+        assert!(err.to_string().contains("target-cpu"), "{err}");
+
+        let wrong_type = MANIFEST.replace("rustflags = []", "rustflags = \"-C x\"");
+        let err = from_manifest_text(&wrong_type, "Cargo.toml").unwrap_err();
+        assert!(err.to_string().contains("rustflags"), "{err}");
+
+        let no_arch = MANIFEST.replace("architectures = [\"x86_64\"]\n", "architectures = []\n");
+        let err = from_manifest_text(&no_arch, "Cargo.toml").unwrap_err();
+        assert!(
+            matches!(&err, Error::NoArchitecture { name, .. } if name == "x86-64-v3"),
+            "{err}"
+        );
+
+        let bad_name = MANIFEST.replace("variants.generic]", "variants.\"../up\"]");
+        let err = from_manifest_text(&bad_name, "Cargo.toml").unwrap_err();
+        assert!(matches!(err, Error::BadName { .. }), "{err}");
+
+        let err = from_manifest_text("not = [toml", "Cargo.toml").unwrap_err();
+        assert!(matches!(err, Error::Invalid { .. }), "{err}");
+        let err = from_manifest(Path::new("/nonexistent/Cargo.toml")).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/Cargo.toml"), "{err}");
+    }
+
+    #[test]
+    fn the_workspace_table_parses() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
+        let variants = from_manifest(&root).unwrap();
+        // Every architecture the table names has a baseline variant (no rustflags), the
+        // one the launcher falls back to on any CPU.
+        for arch in variants.iter().flat_map(|v| &v.architectures) {
+            assert!(
+                variants
+                    .iter()
+                    .any(|v| v.supports(arch) && v.rustflags.is_empty()),
+                "no baseline variant for {arch}"
+            );
+        }
+    }
+}

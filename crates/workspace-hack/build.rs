@@ -1,0 +1,3 @@
+//! Present so that cargo applies the `[build-dependencies]` cargo-hakari generates.
+
+fn main() {}

@@ -1,0 +1,265 @@
+//! From cargo's outputs to `dist/`: each artifact is copied unstripped (for the audit) and
+//! stripped (to ship) into a staging directory, hashed, and the staging directory replaces
+//! the old variant directories in one step, manifest last.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use super::cargo::{CargoOutputs, Toolchain};
+use super::manifest::{Artifact, ArtifactKind, Manifest, SourceInfo, hash_file};
+use super::{Job, python_package_dir};
+use crate::metadata::{CrateSpec, Role};
+use crate::process;
+
+/// One artifact placed in staging, with the time its crate was ready after its job started.
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub artifact: Artifact,
+    pub ready_after: Duration,
+}
+
+/// Copies one crate's outputs into `staging/<variant>/`: stripped into
+/// `bin/`/`lib/`/`python/`, unstripped into `unstripped/`.
+pub fn collect(
+    job: &Job<'_>,
+    spec: &CrateSpec,
+    toolchain: &Toolchain,
+    source: &SourceInfo,
+    staging: &Path,
+    outputs: &CargoOutputs,
+    log_path: &Path,
+) -> Result<Vec<Built>> {
+    let variant_dir = staging.join(&job.variant.name);
+    let mut placed: Vec<(ArtifactKind, PathBuf, Option<PathBuf>)> = Vec::new();
+    match spec.role {
+        Role::Server | Role::Launcher => {
+            for bin in &spec.bin_targets {
+                let Some((_, built)) = outputs.executables.iter().find(|(name, _)| name == bin)
+                else {
+                    bail!(
+                        "cargo reported no executable for binary `{bin}` of `{}` ({}); see {}",
+                        spec.name,
+                        job.variant.name,
+                        log_path.display()
+                    );
+                };
+                let unstripped = variant_dir.join("unstripped/bin").join(bin);
+                copy_file(built, &unstripped)?;
+                let shipped = variant_dir.join("bin").join(bin);
+                strip(toolchain, &unstripped, &shipped)?;
+                placed.push((ArtifactKind::ServerBinary, shipped, Some(unstripped)));
+            }
+        }
+        _ => {
+            let Some(built) = &outputs.cdylib else {
+                bail!(
+                    "cargo reported no cdylib for `{}` ({}); its [lib] needs crate-type = \
+                     [\"cdylib\", ...]; see {}",
+                    spec.name,
+                    job.variant.name,
+                    log_path.display()
+                );
+            };
+            let lib_name = spec.lib_target.as_deref().unwrap_or_default();
+            let module = spec.python_module.as_deref().unwrap_or_default();
+            let unstripped = variant_dir.join(format!("unstripped/lib/lib{lib_name}.so"));
+            copy_file(built, &unstripped)?;
+            let shipped = variant_dir.join(format!("lib/lib{lib_name}.so"));
+            strip(toolchain, &unstripped, &shipped)?;
+            placed.push((
+                ArtifactKind::SharedLibrary,
+                shipped.clone(),
+                Some(unstripped.clone()),
+            ));
+
+            let package = variant_dir.join("python").join(module);
+            for source in python_sources(&python_package_dir(spec))? {
+                let Some(name) = source.file_name() else {
+                    continue;
+                };
+                let destination = package.join(name);
+                copy_file(&source, &destination)?;
+                placed.push((ArtifactKind::PythonSource, destination, None));
+            }
+            let extension = package.join(format!("{module}.abi3.so"));
+            copy_file(&shipped, &extension)?;
+            placed.push((ArtifactKind::PythonExtension, extension, Some(unstripped)));
+        }
+    }
+
+    let relative = |path: &Path| -> Result<String> {
+        Ok(path
+            .strip_prefix(staging)
+            .with_context(|| format!("{} is outside {}", path.display(), staging.display()))?
+            .to_string_lossy()
+            .into_owned())
+    };
+    let mut artifacts = Vec::new();
+    for (kind, path, unstripped) in placed {
+        let (sha256, size) = hash_file(&path)?;
+        let (unstripped_path, unstripped_sha256) = match &unstripped {
+            Some(file) => (Some(relative(file)?), Some(hash_file(file)?.0)),
+            None => (None, None),
+        };
+        artifacts.push(Built {
+            artifact: Artifact {
+                path: relative(&path)?,
+                kind,
+                crate_name: spec.name.clone(),
+                crate_version: spec.version.clone(),
+                role: spec.role,
+                variant: job.variant.name.clone(),
+                target: job.target.clone(),
+                target_cpu: job.variant.target_cpu.clone(),
+                rustflags: job.variant.rustflags.clone(),
+                profile: job.profile.to_owned(),
+                sha256,
+                size,
+                unstripped_path,
+                unstripped_sha256,
+                rustc_version: source.rustc_version.clone(),
+                git_commit: source.git_commit.clone(),
+                cargo_lock_sha256: source.cargo_lock_sha256.clone(),
+            },
+            ready_after: outputs.ready_after.unwrap_or_default(),
+        });
+    }
+    Ok(artifacts)
+}
+
+/// Files of the Python package directory (not recursive: the package is flat), sorted,
+/// without byte-code caches.
+fn python_sources(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_file() && path.extension().is_none_or(|e| e != "pyc" && e != "so") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn strip(toolchain: &Toolchain, input: &Path, output: &Path) -> Result<()> {
+    if let Some(parent) = output.parent() {
+        fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    process::output(
+        Command::new(&toolchain.objcopy)
+            .arg("--strip-all")
+            .arg(input)
+            .arg(output),
+    )
+    .map(drop)
+}
+
+fn copy_file(from: &Path, to: &Path) -> Result<()> {
+    if let Some(parent) = to.parent() {
+        fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    fs::copy(from, to)
+        .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    Ok(())
+}
+
+pub fn remove_if_exists(path: &Path) -> Result<()> {
+    match fs::remove_dir_all(path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            Err(error).with_context(|| format!("removing {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Replaces the variant directories of `out` with the staged ones and writes the manifest
+/// last: a `dist/` with a manifest is always complete and consistent. `all_variants` are
+/// the workspace's variant names: every one of them goes, not only the rebuilt ones, so
+/// what remains matches the new manifest.
+pub fn publish(
+    out: &Path,
+    staging: &Path,
+    manifest: &Manifest,
+    all_variants: &[&str],
+) -> Result<()> {
+    for stale in [Manifest::FILE_NAME, "report.json", "report.md"] {
+        let path = out.join(stale);
+        if path.exists() {
+            fs::remove_file(&path).with_context(|| format!("removing stale {}", path.display()))?;
+        }
+    }
+    for variant in all_variants {
+        remove_if_exists(&out.join(variant))?;
+    }
+    for variant in &manifest.variants {
+        let from = staging.join(&variant.name);
+        let to = out.join(&variant.name);
+        fs::rename(&from, &to)
+            .with_context(|| format!("moving {} to {}", from.display(), to.display()))?;
+    }
+    remove_if_exists(staging)?;
+    let path = out.join(Manifest::FILE_NAME);
+    let temporary = out.join(".manifest.json.tmp");
+    fs::write(&temporary, manifest.to_json())
+        .with_context(|| format!("writing {}", temporary.display()))?;
+    fs::rename(&temporary, &path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_sources_skip_caches_and_built_modules() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            "__init__.py",
+            "__init__.pyi",
+            "py.typed",
+            "x.pyc",
+            "m.abi3.so",
+        ] {
+            fs::write(dir.path().join(name), "").unwrap();
+        }
+        fs::create_dir(dir.path().join("__pycache__")).unwrap();
+        let names: Vec<String> = python_sources(dir.path())
+            .unwrap()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["__init__.py", "__init__.pyi", "py.typed"]);
+    }
+
+    #[test]
+    fn publish_replaces_every_variant_directory_and_writes_the_manifest_last() {
+        let out = tempfile::tempdir().unwrap();
+        let staging = out.path().join(".staging");
+        fs::create_dir_all(staging.join("generic/bin")).unwrap();
+        fs::write(staging.join("generic/bin/new"), "new").unwrap();
+        // A previous run's variants, one of which this run did not build.
+        for old in ["generic", "znver4"] {
+            fs::create_dir_all(out.path().join(old).join("bin")).unwrap();
+            fs::write(out.path().join(old).join("bin/old"), "old").unwrap();
+        }
+        fs::write(out.path().join("report.md"), "stale").unwrap();
+        let manifest: Manifest = serde_json::from_value(serde_json::json!({
+            "schema_version": Manifest::SCHEMA_VERSION, "git_commit": "abc", "git_dirty": false,
+            "source_date_epoch": 0, "rustc_version": "r", "cargo_lock_sha256": "00",
+            "profile": "p", "variants": [{"name": "generic", "target_cpu": "generic",
+            "rustflags": [], "description": ""}], "artifacts": []
+        }))
+        .unwrap();
+        publish(out.path(), &staging, &manifest, &["generic", "znver4"]).unwrap();
+        assert!(out.path().join("generic/bin/new").is_file());
+        assert!(!out.path().join("generic/bin/old").exists());
+        assert!(!out.path().join("znver4").exists());
+        assert!(!out.path().join("report.md").exists());
+        assert!(!staging.exists());
+        assert_eq!(Manifest::load(out.path()).unwrap(), manifest);
+    }
+}

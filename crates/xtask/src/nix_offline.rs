@@ -1,0 +1,480 @@
+//! `cargo xtask nix-offline`: builds the real flake with real Nix (>= 2.31.2), the real
+//! crane, rust-overlay and advisory-db at their pinned revisions, and the nixpkgs
+//! substitute of `nix/offline/` (nixpkgs itself cannot be fetched here), all offline.
+//!
+//! The pinned inputs come from directories named by environment variables (this machine
+//! and CI cannot reach GitHub): `CRANE_SRC`, `RUST_OVERLAY_SRC`, `ADVISORY_DB_SRC`, and
+//! `NIXPKGS_LIB_SRC` (a checkout of nixpkgs' `lib`, e.g. nix-community/nixpkgs.lib, which
+//! the substitute needs and which is never committed here). Their narHashes must match
+//! `flake.lock` for the inputs of the flake; Nix prints both.
+//!
+//! Steps: `nix build` of the Python module and one server in two variants and that
+//! server's dispatch image (each output then inspected: the module links no libpython,
+//! the binaries run when this CPU can, skopeo reads the image), `nix flake check`, and
+//! `nix develop -c cargo xtask dist --crate <server>`, whose baseline binary is compared
+//! with the Nix-built one by sha256.
+//!
+//! When the host's Nix is older (Debian 12 ships 2.8), it runs as root in a Debian sid
+//! chroot that it sets up itself ([`chroot`]), whose `nix-bin` is new enough.
+
+mod chroot;
+mod stage;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+use crate::dist;
+use crate::metadata::{Role, Workspace};
+use crate::process;
+
+/// crane v0.23.4 (flake.lock) refuses older Nix.
+pub const MIN_NIX: (u32, u32, u32) = (2, 31, 2);
+/// The server whose packages, image and `cargo xtask dist` build the run covers.
+const SERVER: &str = "bash-god";
+/// The variants built: the portable one and one that needs a recent CPU (built on any
+/// builder; only run where the CPU has its features).
+const VARIANTS: [&str; 2] = ["generic", "znver4"];
+
+/// The environment variables naming the pinned input sources, and the flake input each
+/// overrides (`None`: not a flake input, staged into the substitute instead).
+pub const SOURCE_VARS: [(&str, Option<&str>); 4] = [
+    ("CRANE_SRC", Some("crane")),
+    ("RUST_OVERLAY_SRC", Some("rust-overlay")),
+    ("ADVISORY_DB_SRC", Some("advisory-db")),
+    ("NIXPKGS_LIB_SRC", None),
+];
+
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct NixOfflineArgs {
+    /// Where the Debian sid chroot lives when the host's Nix is too old
+    /// (default: `<target-dir>/nix-offline/sid`).
+    #[arg(long, value_name = "DIR")]
+    pub chroot: Option<PathBuf>,
+    /// Run only these steps (repeatable; default: all, in order).
+    #[arg(long = "step", value_enum)]
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Step {
+    Build,
+    FlakeCheck,
+    Develop,
+}
+
+/// The pinned sources, or the names of the variables that are not set.
+pub fn sources_from_env() -> std::result::Result<Vec<(String, PathBuf)>, Vec<&'static str>> {
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    for (var, _) in SOURCE_VARS {
+        match std::env::var_os(var) {
+            Some(value) if !value.is_empty() => found.push((var.to_owned(), PathBuf::from(value))),
+            _ => missing.push(var),
+        }
+    }
+    if missing.is_empty() {
+        Ok(found)
+    } else {
+        Err(missing)
+    }
+}
+
+/// How Nix commands run: the host's Nix, or the chroot's.
+#[derive(Debug)]
+pub enum Runner {
+    Host,
+    Chroot(chroot::Chroot),
+}
+
+impl Runner {
+    /// A command that runs `program` with the Nix configuration of this run, in `dir`.
+    pub fn command(&self, dir: &Path, program: &str) -> Command {
+        match self {
+            Runner::Host => {
+                let mut command = Command::new(program);
+                command
+                    .current_dir(dir)
+                    .env("NIX_CONFIG", NIX_CONFIG)
+                    .env_remove("NIX_PATH");
+                command
+            }
+            Runner::Chroot(chroot) => {
+                chroot.command_in(dir, &[("NIX_CONFIG", NIX_CONFIG)], program)
+            }
+        }
+    }
+}
+
+/// Offline, unsandboxed (the substitute's packages are host programs), no build users.
+const NIX_CONFIG: &str = "experimental-features = nix-command flakes\n\
+substituters =\n\
+sandbox = false\n\
+build-users-group =\n\
+warn-dirty = false\n\
+accept-flake-config = false";
+
+pub fn run(workspace: &Workspace, args: &NixOfflineArgs) -> Result<()> {
+    let sources = sources_from_env().map_err(|missing| {
+        anyhow::anyhow!(
+            "set {} to the source directories of the pinned inputs (flake.lock revisions)",
+            missing.join(", ")
+        )
+    })?;
+    for (var, dir) in &sources {
+        if !dir.is_dir() {
+            bail!("{var}={} is not a directory", dir.display());
+        }
+    }
+    let root = &workspace.root;
+    let work = workspace.target_dir.join("nix-offline");
+    std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+
+    let runner = match host_nix_version()? {
+        Some(version) if version >= MIN_NIX => {
+            eprintln!("nix-offline: using the host's Nix {}", show(version));
+            Runner::Host
+        }
+        other => {
+            eprintln!(
+                "nix-offline: the host's Nix is {}; crane needs >= {}: using a Debian sid chroot",
+                other.map_or_else(|| "absent".to_owned(), show),
+                show(MIN_NIX)
+            );
+            let dir = args.chroot.clone().unwrap_or_else(|| work.join("sid"));
+            Runner::Chroot(chroot::Chroot::prepare(&dir)?)
+        }
+    };
+    let version = nix_version(&runner, Path::new("/"))?;
+    if version < MIN_NIX {
+        bail!("Nix {} is older than {}", show(version), show(MIN_NIX));
+    }
+    eprintln!("nix-offline: Nix {}", show(version));
+
+    let staged = stage::prepare(workspace, &runner, &sources, &work)?;
+    if let Runner::Chroot(chroot) = &runner {
+        chroot.mount_paths(&staged.paths_to_share)?;
+    }
+    let overrides = overrides(&sources, &staged.nixpkgs);
+    let steps = if args.steps.is_empty() {
+        vec![Step::Build, Step::FlakeCheck, Step::Develop]
+    } else {
+        args.steps.clone()
+    };
+
+    let mut built = Vec::new();
+    if steps.contains(&Step::Build) {
+        for attr in build_attrs(workspace)? {
+            let out = timed(&format!("nix build .#{attr}"), || {
+                stdout_of(
+                    runner
+                        .command(root, "nix")
+                        .args(["build", "--no-link", "--print-out-paths", "-L"])
+                        .args(&overrides)
+                        .arg(format!(".#{attr}")),
+                )
+            })?;
+            built.push((attr, PathBuf::from(out)));
+        }
+        inspect(workspace, &runner, &built)?;
+    }
+    if steps.contains(&Step::FlakeCheck) {
+        timed("nix flake check", || {
+            process::run(
+                runner
+                    .command(root, "nix")
+                    .args(["flake", "check", "-L"])
+                    .args(&overrides),
+            )
+        })?;
+    }
+    if steps.contains(&Step::Develop) {
+        let dist_out = work.join("dist");
+        timed(
+            &format!("nix develop -c cargo xtask dist --crate {SERVER}"),
+            || {
+                process::run(
+                    runner
+                        .command(root, "nix")
+                        .arg("develop")
+                        .args(&overrides)
+                        .args(["-c", "cargo", "xtask", "dist", "--crate", SERVER, "--out"])
+                        .arg(&dist_out),
+                )
+            },
+        )?;
+        compare_with_dist(workspace, &runner, &overrides, &dist_out)?;
+    }
+    eprintln!("nix-offline: all steps passed");
+    Ok(())
+}
+
+/// `.#<python-module>-<variant>`, `.#<SERVER>-<variant>` and `.#<SERVER>-image`.
+fn build_attrs(workspace: &Workspace) -> Result<Vec<String>> {
+    for variant in VARIANTS {
+        if !workspace.variants.iter().any(|v| v.name == variant) {
+            bail!("Cargo.toml defines no variant `{variant}`, which nix-offline builds");
+        }
+    }
+    if !workspace
+        .crates
+        .iter()
+        .any(|c| c.name == SERVER && c.role == Role::Server)
+    {
+        bail!("the workspace has no server crate `{SERVER}`, which nix-offline builds");
+    }
+    // The server first: its baseline build is the one compared with `cargo xtask dist`.
+    let mut attrs: Vec<String> = VARIANTS.iter().map(|v| format!("{SERVER}-{v}")).collect();
+    attrs.push(format!("{SERVER}-image"));
+    for spec in workspace
+        .crates
+        .iter()
+        .filter(|c| c.role == Role::PythonModule)
+    {
+        attrs.extend(VARIANTS.iter().map(|v| format!("{}-{v}", spec.name)));
+    }
+    Ok(attrs)
+}
+
+/// What a built output must be, checked with the host's tools.
+fn inspect(workspace: &Workspace, runner: &Runner, built: &[(String, PathBuf)]) -> Result<()> {
+    for (attr, out) in built {
+        let host_out = runner_path(runner, out);
+        if attr.ends_with("-image") {
+            let json = process::output(
+                Command::new("skopeo")
+                    .args(["--insecure-policy", "inspect", "--config"])
+                    .arg(format!("docker-archive:{}", host_out.display())),
+            )
+            .with_context(|| format!("skopeo cannot read the image .#{attr}"))?;
+            if !json.contains(&format!("/usr/local/bin/{SERVER}")) {
+                bail!(".#{attr}: the image config has no /usr/local/bin/{SERVER} entrypoint");
+            }
+            eprintln!("nix-offline: .#{attr}: skopeo reads the image");
+            continue;
+        }
+        let (name, variant) = attr
+            .rsplit_once('-')
+            .with_context(|| format!("{attr} is not <crate>-<variant>"))?;
+        let spec = workspace
+            .crates
+            .iter()
+            .find(|c| c.name == name)
+            .with_context(|| format!("{attr}: no crate {name}"))?;
+        let variant = workspace
+            .variants
+            .iter()
+            .find(|v| v.name == variant)
+            .with_context(|| format!("{attr}: no variant {variant}"))?;
+        let target = dist::target_triple(spec.role, std::env::consts::ARCH);
+        let missing = crate::cpu::missing_on_this_machine(&target, &variant.target_cpu)?;
+        if spec.role == Role::PythonModule {
+            let module = spec.python_module.as_deref().unwrap_or(name);
+            let so = find_file(&host_out, &format!("{module}.abi3.so"))?;
+            let dynamic = process::output(Command::new("readelf").arg("-d").arg(&so))?;
+            if dynamic.contains("libpython")
+                || dynamic.contains("RPATH")
+                || dynamic.contains("RUNPATH")
+            {
+                bail!(
+                    ".#{attr}: {} links libpython or carries an RPATH (not abi3-portable):\n{dynamic}",
+                    so.display()
+                );
+            }
+            eprintln!("nix-offline: .#{attr}: {} needs no libpython", so.display());
+        } else if missing.is_empty() {
+            let binary = host_out.join("bin").join(name);
+            let version = process::output(Command::new(&binary).arg("--version"))?;
+            eprintln!("nix-offline: .#{attr}: `{name} --version`: {version}");
+        } else {
+            eprintln!(
+                "\n!!! nix-offline: .#{attr} NOT RUN: this CPU lacks {} !!!\n",
+                missing.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The Nix-built baseline server against the one `cargo xtask dist` built in the dev
+/// shell: the same source, toolchain, flags and profile must give the same bytes.
+fn compare_with_dist(
+    workspace: &Workspace,
+    runner: &Runner,
+    overrides: &[String],
+    dist_out: &Path,
+) -> Result<()> {
+    let baseline = VARIANTS[0];
+    let attr = format!("{SERVER}-{baseline}");
+    let out = process::output(
+        runner
+            .command(&workspace.root, "nix")
+            .args(["build", "--no-link", "--print-out-paths"])
+            .args(overrides)
+            .arg(format!(".#{attr}")),
+    )?;
+    let nix_binary = runner_path(runner, Path::new(&out))
+        .join("bin")
+        .join(SERVER);
+    let manifest = dist::Manifest::load(dist_out)?;
+    let artifact = manifest
+        .artifacts
+        .iter()
+        .find(|a| a.crate_name == SERVER && a.variant == baseline)
+        .with_context(|| format!("{}: no {SERVER} {baseline} artifact", dist_out.display()))?;
+    let dist_binary = dist_out.join(&artifact.path);
+    let (nix_sha, nix_size) = dist::hash_file(&nix_binary)?;
+    let (dist_sha, dist_size) = dist::hash_file(&dist_binary)?;
+    eprintln!("nix-offline: {SERVER} {baseline}:");
+    eprintln!(
+        "  nix build:   {nix_sha}  {nix_size} bytes  {}",
+        nix_binary.display()
+    );
+    eprintln!(
+        "  xtask dist:  {dist_sha}  {dist_size} bytes  {}",
+        dist_binary.display()
+    );
+    if nix_sha == dist_sha {
+        eprintln!("  IDENTICAL");
+    } else {
+        eprintln!("  DIFFERENT (see NIX.md, \"Two pipelines, one artifact\")");
+    }
+    Ok(())
+}
+
+/// Runs `command` with its log on our stderr (builds are long) and returns its stdout.
+fn stdout_of(command: &mut Command) -> Result<String> {
+    let shown = process::display(command);
+    let output = command
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("could not start `{shown}`"))?;
+    if !output.status.success() {
+        bail!("`{shown}` failed ({})", output.status);
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+fn find_file(dir: &Path, name: &str) -> Result<PathBuf> {
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))?
+        {
+            let path = entry?.path();
+            if path.is_dir() && !path.is_symlink() {
+                pending.push(path);
+            } else if path.file_name().is_some_and(|n| n == name) {
+                return Ok(path);
+            }
+        }
+    }
+    bail!("{name} is not in {}", dir.display())
+}
+
+/// A store path as the host sees it (inside the chroot directory when there is one).
+fn runner_path(runner: &Runner, path: &Path) -> PathBuf {
+    match runner {
+        Runner::Host => path.to_path_buf(),
+        Runner::Chroot(chroot) => chroot.host_path(path),
+    }
+}
+
+/// `--override-input <input> path:<dir>` for every flake input given by a variable, and
+/// nixpkgs by the staged substitute.
+fn overrides(sources: &[(String, PathBuf)], nixpkgs: &Path) -> Vec<String> {
+    let mut args = vec![
+        "--override-input".to_owned(),
+        "nixpkgs".to_owned(),
+        format!("path:{}", nixpkgs.display()),
+    ];
+    for (var, dir) in sources {
+        if let Some((_, Some(input))) = SOURCE_VARS.iter().find(|(v, _)| v == var) {
+            args.extend([
+                "--override-input".to_owned(),
+                (*input).to_owned(),
+                format!("path:{}", dir.display()),
+            ]);
+        }
+    }
+    args
+}
+
+fn timed<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    eprintln!("nix-offline: {what} ...");
+    let start = Instant::now();
+    let result = f().with_context(|| format!("{what} failed"));
+    eprintln!(
+        "nix-offline: {what}: {} in {:.0} s (shared machine: wall time, not a benchmark)",
+        if result.is_ok() { "done" } else { "FAILED" },
+        start.elapsed().as_secs_f64()
+    );
+    result
+}
+
+fn host_nix_version() -> Result<Option<(u32, u32, u32)>> {
+    if !process::on_path("nix") {
+        return Ok(None);
+    }
+    let text = process::output(Command::new("nix").arg("--version"))?;
+    Ok(parse_nix_version(&text))
+}
+
+fn nix_version(runner: &Runner, root: &Path) -> Result<(u32, u32, u32)> {
+    let text = process::output(runner.command(root, "nix").arg("--version"))?;
+    parse_nix_version(&text).with_context(|| format!("cannot read a version in {text:?}"))
+}
+
+/// `nix (Nix) 2.34.8` -> (2, 34, 8).
+pub fn parse_nix_version(text: &str) -> Option<(u32, u32, u32)> {
+    let version = text.split_whitespace().last()?;
+    let mut parts = version.split(['.', 'p', '-']).map(|p| p.parse::<u32>());
+    let major = parts.next()?.ok()?;
+    let minor = parts.next()?.ok()?;
+    let patch = parts.next().and_then(|p| p.ok()).unwrap_or(0);
+    Some((major, minor, patch))
+}
+
+fn show((major, minor, patch): (u32, u32, u32)) -> String {
+    format!("{major}.{minor}.{patch}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nix_versions() {
+        assert_eq!(parse_nix_version("nix (Nix) 2.34.8"), Some((2, 34, 8)));
+        assert_eq!(parse_nix_version("nix (Nix) 2.8.0"), Some((2, 8, 0)));
+        assert_eq!(parse_nix_version("nix (Nix) 2.31"), Some((2, 31, 0)));
+        assert_eq!(
+            parse_nix_version("nix (Nix) 2.32pre20250101_abc"),
+            Some((2, 32, 0))
+        );
+        assert_eq!(parse_nix_version("garbage"), None);
+        assert!((2, 8, 0) < MIN_NIX && (2, 34, 8) >= MIN_NIX && (2, 31, 2) >= MIN_NIX);
+    }
+
+    #[test]
+    fn overrides_cover_flake_inputs_only() {
+        let sources = vec![
+            ("CRANE_SRC".to_owned(), PathBuf::from("/in/crane")),
+            ("NIXPKGS_LIB_SRC".to_owned(), PathBuf::from("/in/lib")),
+        ];
+        assert_eq!(
+            overrides(&sources, Path::new("/stage/nixpkgs")),
+            [
+                "--override-input",
+                "nixpkgs",
+                "path:/stage/nixpkgs",
+                "--override-input",
+                "crane",
+                "path:/in/crane"
+            ]
+        );
+    }
+}

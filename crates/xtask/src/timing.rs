@@ -1,0 +1,138 @@
+//! Wall-clock timing of named steps, printed as one table when a task ends (also when it
+//! fails, so a slow or failing step is visible without scrolling back).
+
+use std::time::{Duration, Instant};
+
+/// The outcome of one timed step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Passed,
+    Failed,
+    /// Not run, with the reason printed where it was decided.
+    Skipped,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Passed => "ok",
+            Outcome::Failed => "FAILED",
+            Outcome::Skipped => "SKIPPED",
+        }
+    }
+}
+
+/// Steps in the order they ran.
+#[derive(Debug, Default)]
+pub struct Steps {
+    started: Option<Instant>,
+    rows: Vec<(String, Outcome, Duration)>,
+}
+
+impl Steps {
+    pub fn new() -> Steps {
+        Steps {
+            started: Some(Instant::now()),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Runs `step`, recording its wall time and whether it passed.
+    pub fn time<T>(
+        &mut self,
+        name: impl Into<String>,
+        step: impl FnOnce() -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let started = Instant::now();
+        let result = step();
+        let outcome = if result.is_ok() {
+            Outcome::Passed
+        } else {
+            Outcome::Failed
+        };
+        self.rows.push((name.into(), outcome, started.elapsed()));
+        result
+    }
+
+    /// Records a step that took `elapsed` (measured elsewhere).
+    pub fn record(&mut self, name: impl Into<String>, outcome: Outcome, elapsed: Duration) {
+        self.rows.push((name.into(), outcome, elapsed));
+    }
+
+    pub fn rows(&self) -> &[(String, Outcome, Duration)] {
+        &self.rows
+    }
+
+    /// The table: one line per step and the total wall time since `new`.
+    pub fn table(&self, title: &str) -> String {
+        let width = self
+            .rows
+            .iter()
+            .map(|(name, ..)| name.len())
+            .max()
+            .unwrap_or(0)
+            .max(5);
+        let mut text = format!("{title}\n");
+        for (name, outcome, elapsed) in &self.rows {
+            text.push_str(&format!(
+                "  {name:<width$}  {:>9}  {}\n",
+                human(*elapsed),
+                outcome.as_str()
+            ));
+        }
+        if let Some(started) = self.started {
+            text.push_str(&format!(
+                "  {:<width$}  {:>9}\n",
+                "total",
+                human(started.elapsed())
+            ));
+        }
+        text
+    }
+}
+
+/// `1m 23.4s` / `4.2s`.
+pub fn human(elapsed: Duration) -> String {
+    let seconds = elapsed.as_secs_f64();
+    if seconds >= 60.0 {
+        format!("{}m {:04.1}s", (seconds / 60.0).floor(), seconds % 60.0)
+    } else {
+        format!("{seconds:.1}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_a_stopwatch() {
+        assert_eq!(human(Duration::from_millis(4_240)), "4.2s");
+        assert_eq!(human(Duration::from_millis(83_400)), "1m 23.4s");
+    }
+
+    #[test]
+    fn the_table_lists_every_step_with_its_outcome() {
+        let mut steps = Steps::new();
+        assert_eq!(steps.time("build", || Ok(7)).unwrap(), 7);
+        assert!(
+            steps
+                .time("audit", || -> anyhow::Result<()> { anyhow::bail!("no") })
+                .is_err()
+        );
+        steps.record("images", Outcome::Skipped, Duration::ZERO);
+        let table = steps.table("steps:");
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines[0], "steps:");
+        assert!(
+            lines[1].starts_with("  build ") && lines[1].ends_with("ok"),
+            "{table}"
+        );
+        assert!(lines[2].ends_with("FAILED"), "{table}");
+        assert!(
+            lines[3].contains("images") && lines[3].ends_with("SKIPPED"),
+            "{table}"
+        );
+        assert!(lines[4].trim_start().starts_with("total"), "{table}");
+    }
+}

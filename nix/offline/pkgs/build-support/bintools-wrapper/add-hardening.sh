@@ -1,0 +1,2 @@
+# shellcheck shell=bash
+# No hardening flags in the substitute (nixpkgs adds -z relro/now, pie, ...).
