@@ -69,6 +69,36 @@ impl Cfg {
         }
     }
 
+    /// Every block, in reverse postorder of a depth-first walk from the roots (blocks no
+    /// root reaches come last).
+    pub fn reverse_postorder(&self) -> Vec<usize> {
+        let mut seen = vec![false; self.blocks.len()];
+        let mut postorder = Vec::with_capacity(self.blocks.len());
+        for &root in &self.roots {
+            if seen[root] {
+                continue;
+            }
+            seen[root] = true;
+            // (block, next successor position) frames of an explicit stack.
+            let mut stack = vec![(root, 0usize)];
+            while let Some((block, position)) = stack.last_mut() {
+                if let Some(&successor) = self.successors[*block].get(*position) {
+                    *position += 1;
+                    if !seen[successor] {
+                        seen[successor] = true;
+                        stack.push((successor, 0));
+                    }
+                } else {
+                    postorder.push(*block);
+                    stack.pop();
+                }
+            }
+        }
+        postorder.reverse();
+        postorder.extend((0..self.blocks.len()).filter(|&b| !seen[b]));
+        postorder
+    }
+
     /// Blocks (among `interesting`) that run only when some detection check went one
     /// particular way.
     ///
@@ -100,7 +130,11 @@ impl Cfg {
                     .collect()
             })
             .collect();
-        for block in (0..self.blocks.len()).filter(|&b| interesting[b]) {
+        // A block reachable without taking any guard edge is not guarded: most of them.
+        let every_guard_edge: HashSet<(usize, usize)> =
+            guards.iter().flat_map(|&guard| own_edges(guard)).collect();
+        let unguarded = self.reachable(&self.roots, &every_guard_edge);
+        for block in (0..self.blocks.len()).filter(|&b| interesting[b] && !unguarded[b]) {
             let mut decisive: HashSet<(usize, usize)> = HashSet::new();
             for (g, &guard) in guards.iter().enumerate() {
                 for (k, reached) in reach[g].iter().enumerate() {

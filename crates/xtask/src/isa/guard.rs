@@ -3,7 +3,8 @@
 //! A value is *detection-derived* when it comes from `cpuid`/`xgetbv`, from a load of
 //! detection state (a static that holds a detection result, e.g. std_detect's cache behind
 //! `is_x86_feature_detected!`), or from the return value of a function that returns one.
-//! Taint follows registers, flags and stack slots through the function (forward, "may").
+//! Taint follows registers, flags and stack slots through the function (forward; where
+//! paths meet, a value stays detection-derived only if it is on every path).
 //! A conditional branch on detection-derived flags is a *guard*. An instruction is
 //! *guarded* when every path from the function's entry to it takes a decisive guard edge
 //! ([`Cfg::guarded_blocks`]) — it runs only when a detection result went one particular
@@ -19,6 +20,9 @@ use iced_x86::{
 
 use super::cfg::{Cfg, internal_target, is_interesting};
 
+mod registers;
+use registers::*;
+
 /// What the analysis of one function found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GuardAnalysis {
@@ -27,8 +31,10 @@ pub struct GuardAnalysis {
     pub guarded: BTreeSet<u64>,
     /// Static addresses a detection-derived value is stored to, with the store's size.
     pub detection_stores: Vec<(u64, u64)>,
-    /// Some `ret` returns a detection-derived value in `rax`.
+    /// Every `ret` returns a detection-derived value in `rax`.
     pub returns_detection: bool,
+    tainted_returns: bool,
+    clean_returns: bool,
     /// The function reads detection state or queries the CPU at all.
     pub reads_detection: bool,
     /// `lea` sites whose address only ever feeds a conditional move on detection-derived
@@ -64,36 +70,89 @@ pub fn analyze(instructions: &[Instruction], facts: &dyn DetectionFacts) -> Guar
         range: instructions[0].ip()..last.next_ip(),
     };
 
-    // Forward "may" taint to a fixpoint: the state at each block's start.
-    let mut entry_states: Vec<Option<Taint>> = vec![None; cfg.blocks.len()];
-    for &root in &cfg.roots {
-        entry_states[root] = Some(Taint::default());
-    }
-    let mut work: Vec<usize> = cfg.roots.clone();
-    let mut result = GuardAnalysis::default();
-    while let Some(block) = work.pop() {
-        let Some(mut state) = entry_states[block].clone() else {
-            continue;
-        };
-        for instruction in &instructions[cfg.blocks[block].clone()] {
-            state.step(instruction, &mut context, &mut result);
+    // Forward taint to a fixpoint. A block's entry state is the meet of its predecessors'
+    // exit states (roots start clean); `chosen` marks a path that took a guard edge and
+    // has not met another path since.
+    let mut predecessors: Vec<Vec<usize>> = vec![Vec::new(); cfg.blocks.len()];
+    for (block, list) in cfg.successors.iter().enumerate() {
+        for &successor in list {
+            predecessors[successor].push(block);
         }
-        for &successor in &cfg.successors[block] {
-            let merged = match &entry_states[successor] {
-                None => state.clone(),
-                Some(existing) => existing.union(&state),
-            };
-            if entry_states[successor].as_ref() != Some(&merged) {
-                entry_states[successor] = Some(merged);
-                work.push(successor);
+    }
+    let is_root: Vec<bool> = {
+        let mut roots = vec![false; cfg.blocks.len()];
+        for &root in &cfg.roots {
+            roots[root] = true;
+        }
+        roots
+    };
+    // Per block: exit state and whether the block ends in a guard.
+    let mut exits: Vec<Option<(Taint, bool)>> = vec![None; cfg.blocks.len()];
+    let entry_of = |block: usize, exits: &[Option<(Taint, bool)>]| -> Option<Taint> {
+        let incoming = predecessors[block].iter().filter_map(|&p| {
+            exits[p].as_ref().map(|(state, ends_in_guard)| {
+                let mut state = state.clone();
+                state.chosen = *ends_in_guard || (state.chosen && predecessors[p].len() == 1);
+                state
+            })
+        });
+        let mut incoming: Vec<Taint> = incoming.collect();
+        if is_root[block] {
+            incoming.push(Taint::default());
+        }
+        match incoming.len() {
+            0 => None,
+            1 => incoming.pop(),
+            _ => {
+                let mut merged = incoming[0].meet(&incoming[1], block);
+                for other in &incoming[2..] {
+                    merged = merged.meet(other, block);
+                }
+                Some(merged)
             }
         }
+    };
+    // Work in reverse postorder (predecessors first), so the fixpoint settles in few passes.
+    let order = cfg.reverse_postorder();
+    let mut rank = vec![usize::MAX; cfg.blocks.len()];
+    for (position, &block) in order.iter().enumerate() {
+        rank[block] = position;
     }
+    let mut work: BTreeSet<(usize, usize)> = order.iter().map(|&b| (rank[b], b)).collect();
+    let mut result = GuardAnalysis::default();
+    // A safety net for the fixpoint (the implicit-flow meet is not strictly monotone):
+    // without convergence the function proves nothing.
+    let mut budget = 64 * cfg.blocks.len() + 1024;
+    while let Some((_, block)) = work.pop_first() {
+        if budget == 0 {
+            return GuardAnalysis::default();
+        }
+        budget -= 1;
+        let Some(mut state) = entry_of(block, &exits) else {
+            continue;
+        };
+        let chosen = state.chosen && predecessors[block].len() == 1;
+        let mut ends_in_guard = false;
+        for instruction in &instructions[cfg.blocks[block].clone()] {
+            let tainted = state.step(instruction, &mut context, &mut result);
+            ends_in_guard = tainted && instruction.flow_control() == FlowControl::ConditionalBranch;
+        }
+        state.chosen = chosen;
+        let exit = Some((state, ends_in_guard));
+        if exits[block] != exit {
+            exits[block] = exit;
+            work.extend(cfg.successors[block].iter().map(|&s| (rank[s], s)));
+        }
+    }
+    let entry_states: Vec<Option<Taint>> = (0..cfg.blocks.len())
+        .map(|block| entry_of(block, &exits))
+        .collect();
 
     // Final pass with the fixpoint states: guards, stores, returns.
     let mut guards = Vec::new();
     result.detection_stores.clear();
-    result.returns_detection = false;
+    result.tainted_returns = false;
+    result.clean_returns = false;
     for (block, range) in cfg.blocks.iter().enumerate() {
         let Some(mut state) = entry_states[block].clone() else {
             continue;
@@ -108,6 +167,7 @@ pub fn analyze(instructions: &[Instruction], facts: &dyn DetectionFacts) -> Guar
     }
     result.detection_stores.sort_unstable();
     result.detection_stores.dedup();
+    result.returns_detection = result.tainted_returns && !result.clean_returns;
 
     let selected: Vec<u64> = result
         .selected_addresses
@@ -145,9 +205,13 @@ struct Context<'a> {
 /// Detection-derived registers (full registers), flags and stack slots.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Taint {
-    registers: BTreeSet<Register>,
+    registers: Registers,
     /// Registers holding the address of detection state (loaded from a GOT slot).
-    pointers: BTreeSet<Register>,
+    pointers: Registers,
+    /// The path took a guard edge and met no other path since: where it meets others, a
+    /// register defined differently on the paths holds a detection-dependent value.
+    chosen: bool,
+    defs: Definitions,
     /// Registers holding an address taken by `lea` at these sites.
     addresses: BTreeMap<Register, BTreeSet<u64>>,
     /// Registers whose taken address a detection-selected `cmov` already consumed: leaving
@@ -156,27 +220,40 @@ struct Taint {
     consumed: BTreeMap<Register, BTreeSet<u64>>,
     flags: bool,
     /// `(base register, displacement)` of stack slots holding a detection-derived value.
-    slots: BTreeMap<(Register, i64), ()>,
+    slots: BTreeSet<(Register, i64)>,
 }
 
-/// Registers a call may change (System V AMD64).
-const CALL_CLOBBERED: &[Register] = &[
-    Register::RAX,
-    Register::RCX,
-    Register::RDX,
-    Register::RSI,
-    Register::RDI,
-    Register::R8,
-    Register::R9,
-    Register::R10,
-    Register::R11,
-];
-
 impl Taint {
-    fn union(&self, other: &Taint) -> Taint {
-        let mut merged = self.clone();
-        merged.registers.extend(other.registers.iter().copied());
-        merged.pointers.extend(other.pointers.iter().copied());
+    /// The state where two paths meet at `block`. A value is detection-derived only if it
+    /// is on both paths ("must": a branch is a guard only when its condition comes from
+    /// detection whichever way the function got there); a taken address is tracked if it
+    /// may be held on either path (so every possible use of it counts).
+    fn meet(&self, other: &Taint, block: usize) -> Taint {
+        // Implicit flow: after a guard chose one of the paths, a register whose definitions
+        // differ between them holds a value the check decided (`al = if detected { 1 }
+        // else { bits }`); one defined the same on both (a pointer argument) does not.
+        let implicit = self.chosen || other.chosen;
+        let mut registers = self.registers.and(other.registers);
+        let mut defs = self.defs;
+        for (index, def) in defs.iter_mut().enumerate() {
+            if *def != other.defs[index] {
+                *def = (1 << 63) | ((block as u64) << 5) | index as u64;
+                if implicit && index < 16 {
+                    registers.insert(gpr(index));
+                }
+            }
+        }
+        let flags_differ = self.defs[FLAGS_DEFINITION] != other.defs[FLAGS_DEFINITION];
+        let mut merged = Taint {
+            registers,
+            pointers: self.pointers.and(other.pointers),
+            chosen: false,
+            defs,
+            flags: (self.flags && other.flags) || (implicit && flags_differ),
+            slots: self.slots.intersection(&other.slots).copied().collect(),
+            addresses: self.addresses.clone(),
+            consumed: self.consumed.clone(),
+        };
         for (register, sites) in &other.addresses {
             merged
                 .addresses
@@ -191,10 +268,6 @@ impl Taint {
                 .or_default()
                 .extend(sites.iter().copied());
         }
-        merged.flags |= other.flags;
-        merged
-            .slots
-            .extend(other.slots.iter().map(|(slot, ())| (*slot, ())));
         merged
     }
 
@@ -228,11 +301,15 @@ impl Taint {
                 result.escaped_addresses.extend(sites);
             }
             self.consumed.clear();
+            let preserved = Registers::of(CALL_PRESERVED);
+            self.registers = self.registers.and(preserved);
+            self.pointers = self.pointers.and(preserved);
             for register in CALL_CLOBBERED {
-                self.registers.remove(register);
-                self.pointers.remove(register);
+                if let Some(index) = gpr_index(*register) {
+                    self.defs[index] = instruction.ip();
+                }
             }
-            self.registers.retain(|r| !r.is_vector_register());
+            self.defs[FLAGS_DEFINITION] = instruction.ip();
             self.flags = false;
             if returns {
                 // A detection result comes back in rax, or rax:rdx when it is 128 bits.
@@ -242,8 +319,12 @@ impl Taint {
             }
             return false;
         }
-        if mnemonic == Mnemonic::Ret && self.registers.contains(&Register::RAX) {
-            result.returns_detection = true;
+        if mnemonic == Mnemonic::Ret {
+            if self.registers.contains(Register::RAX) {
+                result.tainted_returns = true;
+            } else {
+                result.clean_returns = true;
+            }
         }
         let leaves = match instruction.flow_control() {
             FlowControl::Return | FlowControl::IndirectBranch => true,
@@ -279,7 +360,7 @@ impl Taint {
             let register = used.register().full_register();
             let is_address = address_registers.contains(&used.register())
                 && !explicit_registers.contains(&register);
-            if reads(used.access()) && (!is_address || lea) && self.registers.contains(&register) {
+            if reads(used.access()) && (!is_address || lea) && self.registers.contains(register) {
                 tainted = true;
             }
         }
@@ -296,10 +377,10 @@ impl Taint {
                 Location::Static(address) if facts.points_to_detection_state(address) => {
                     loads_pointer = true;
                 }
-                Location::Stack(slot) if self.slots.contains_key(&slot) => tainted = true,
+                Location::Stack(slot) if self.slots.contains(&slot) => tainted = true,
                 Location::Other
                     if memory.index() == Register::None
-                        && self.pointers.contains(&memory.base().full_register()) =>
+                        && self.pointers.contains(memory.base().full_register()) =>
                 {
                     tainted = true;
                     result.reads_detection = true;
@@ -350,17 +431,22 @@ impl Taint {
                 self.addresses.remove(&register);
                 self.consumed.remove(&register);
             }
+            if writes(used.access())
+                && let Some(index) = gpr_index(register)
+            {
+                self.defs[index] = instruction.ip();
+            }
             match used.access() {
                 OpAccess::Write | OpAccess::ReadWrite if loads_pointer => {
                     self.pointers.insert(register);
-                    self.registers.remove(&register);
+                    self.registers.remove(register);
                 }
                 OpAccess::Write | OpAccess::ReadWrite => {
-                    self.pointers.remove(&register);
+                    self.pointers.remove(register);
                     if value_tainted {
                         self.registers.insert(register);
                     } else {
-                        self.registers.remove(&register);
+                        self.registers.remove(register);
                     }
                 }
                 OpAccess::CondWrite | OpAccess::ReadCondWrite if value_tainted => {
@@ -376,7 +462,7 @@ impl Taint {
             match slot_or_static(memory) {
                 Location::Stack(slot) => {
                     if value_tainted {
-                        self.slots.insert(slot, ());
+                        self.slots.insert(slot);
                     } else if memory.access() == OpAccess::Write {
                         self.slots.remove(&slot);
                     }
@@ -389,6 +475,7 @@ impl Taint {
             }
         }
         if instruction.rflags_modified() != 0 {
+            self.defs[FLAGS_DEFINITION] = instruction.ip();
             self.flags = value_tainted;
         }
         if lea && instruction.is_ip_rel_memory_operand() {
@@ -398,61 +485,5 @@ impl Taint {
             );
         }
         tainted
-    }
-}
-
-fn is_cmov(mnemonic: Mnemonic) -> bool {
-    use Mnemonic as M;
-    matches!(
-        mnemonic,
-        M::Cmova
-            | M::Cmovae
-            | M::Cmovb
-            | M::Cmovbe
-            | M::Cmove
-            | M::Cmovg
-            | M::Cmovge
-            | M::Cmovl
-            | M::Cmovle
-            | M::Cmovne
-            | M::Cmovno
-            | M::Cmovnp
-            | M::Cmovns
-            | M::Cmovo
-            | M::Cmovp
-            | M::Cmovs
-    )
-}
-
-fn reads(access: OpAccess) -> bool {
-    matches!(
-        access,
-        OpAccess::Read | OpAccess::CondRead | OpAccess::ReadWrite | OpAccess::ReadCondWrite
-    )
-}
-
-fn writes(access: OpAccess) -> bool {
-    matches!(
-        access,
-        OpAccess::Write | OpAccess::CondWrite | OpAccess::ReadWrite | OpAccess::ReadCondWrite
-    )
-}
-
-enum Location {
-    Stack((Register, i64)),
-    Static(u64),
-    Other,
-}
-
-fn slot_or_static(memory: &iced_x86::UsedMemory) -> Location {
-    let segment_based = matches!(memory.segment(), Register::FS | Register::GS);
-    match (memory.base(), memory.index()) {
-        (Register::RSP | Register::RBP, Register::None) if !segment_based => {
-            Location::Stack((memory.base(), memory.displacement() as i64))
-        }
-        (Register::None, Register::None) if !segment_based => {
-            Location::Static(memory.displacement())
-        }
-        _ => Location::Other,
     }
 }
