@@ -184,7 +184,7 @@ pub fn audit(workspace: &Workspace, dist_dir: &Path, manifest: &Manifest) -> Res
             continue;
         }
 
-        let level = levels.get(&artifact.target, &artifact.target_cpu)?;
+        let level = levels.get(&artifact.target, &artifact.target_cpu, &artifact.rustflags)?;
         let mut entry = ArtifactReport {
             path: artifact.path.clone(),
             crate_name: artifact.crate_name.clone(),
@@ -386,18 +386,27 @@ pub fn judge(artifact: &Artifact, level: &Level, audit: &Audit) -> (Vec<Finding>
     (failures, warnings)
 }
 
-/// Levels per `(target, target-cpu)`, asked of rustc once each.
+/// Levels per `(target, rustflags)`, asked of rustc once each: what the variant's own flags
+/// enable (`-C target-cpu`, and any `-C target-feature`), so a new variant in the root table
+/// needs nothing here.
 #[derive(Default)]
-struct Levels(BTreeMap<(String, String), Level>);
+struct Levels(BTreeMap<(String, Vec<String>), Level>);
 
 impl Levels {
-    fn get(&mut self, target: &str, target_cpu: &str) -> Result<Level> {
-        let key = (target.to_owned(), target_cpu.to_owned());
+    fn get(&mut self, target: &str, target_cpu: &str, rustflags: &[String]) -> Result<Level> {
+        let key = (target.to_owned(), rustflags.to_vec());
         if let Some(level) = self.0.get(&key) {
             return Ok(level.clone());
         }
-        let features = crate::cpu::target_features(target, target_cpu)
-            .with_context(|| format!("asking rustc what target-cpu={target_cpu} enables"))?;
+        let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
+        let features = cpu_variants::features::Rustc::new(rustc, target)
+            .target_features(rustflags)
+            .with_context(|| {
+                format!(
+                    "asking rustc what rustflags [{}] enable for {target}",
+                    rustflags.join(" ")
+                )
+            })?;
         let level = Level::new(target_cpu, features);
         self.0.insert(key, level.clone());
         Ok(level)
@@ -419,6 +428,40 @@ fn elf_architecture(data: &[u8]) -> Result<String> {
 mod tests {
     use super::*;
     use crate::isa::{BeyondLevel, FeatureUse};
+    use iced_x86::CpuidFeature;
+
+    #[test]
+    fn each_variant_level_comes_from_its_own_rustflags() {
+        let mut levels = Levels::default();
+        let mut level = |cpu: &str| {
+            let flags = vec!["-C".to_owned(), format!("target-cpu={cpu}")];
+            levels
+                .get("x86_64-unknown-linux-musl", cpu, &flags)
+                .unwrap()
+        };
+        let v3 = level("x86-64-v3");
+        assert!(v3.allows(CpuidFeature::AVX2) && v3.allows(CpuidFeature::FMA));
+        assert!(!v3.allows(CpuidFeature::AVX512F));
+        assert_eq!(v3.top_class(), IsaClass::V3);
+        let v4 = level("x86-64-v4");
+        assert!(v4.allows(CpuidFeature::AVX512BW));
+        assert!(!v4.allows(CpuidFeature::SSE4A));
+        assert_eq!(v4.top_class(), IsaClass::Avx512);
+        let znver4 = level("znver4");
+        assert!(znver4.allows(CpuidFeature::SSE4A));
+        assert!(znver4.allows(CpuidFeature::AVX512_VNNI));
+        let generic = levels
+            .get("x86_64-unknown-linux-musl", "generic", &[])
+            .unwrap();
+        assert!(!generic.allows(CpuidFeature::SSE4_1));
+        assert_eq!(generic.top_class(), IsaClass::Baseline);
+        // A target-feature flag counts as much as a target-cpu.
+        let flags = ["-C".to_owned(), "target-feature=+avx2".to_owned()];
+        let plus_avx2 = levels
+            .get("x86_64-unknown-linux-musl", "generic", &flags)
+            .unwrap();
+        assert!(plus_avx2.allows(CpuidFeature::AVX2));
+    }
 
     fn artifact(path: &str, role: &str) -> Artifact {
         serde_json::from_value(serde_json::json!({
