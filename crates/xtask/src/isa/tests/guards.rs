@@ -179,3 +179,54 @@ fn a_register_both_paths_leave_alone_is_not_chosen_by_the_check() {
     let audit = s.build().audit(&generic(), &[]);
     assert_eq!(violations(&audit), ["own::kernel_avx512"]);
 }
+
+/// mcp-rust-core's shape: `Kernels::for_isa` returns one of two static tables of kernel
+/// pointers, chosen by `is_x86_feature_detected!`; callers call through the table.
+fn kernel_tables(s: &mut Synth, fast_table_also_unguarded: bool) {
+    let (for_isa, leak) = (s.label("own::for_isa"), s.label("own::leak_table"));
+    let a = s.function("main");
+    a.call(for_isa).unwrap();
+    a.call(qword_ptr(rax + 8)).unwrap();
+    if fast_table_also_unguarded {
+        a.call(leak).unwrap();
+        a.call(qword_ptr(rax + 8)).unwrap();
+    }
+    a.ret().unwrap();
+    let mut scalar = s.a.create_label();
+    let a = s.function("own::for_isa");
+    a.mov(rax, qword_ptr(CACHE)).unwrap();
+    a.bt(rax, 5).unwrap();
+    a.jae(scalar).unwrap();
+    a.lea(rax, ptr(FAST_TABLE)).unwrap();
+    a.ret().unwrap();
+    a.set_label(&mut scalar).unwrap();
+    a.lea(rax, ptr(SCALAR_TABLE)).unwrap();
+    a.ret().unwrap();
+    if fast_table_also_unguarded {
+        let a = s.function("own::leak_table");
+        a.lea(rax, ptr(FAST_TABLE)).unwrap();
+        a.ret().unwrap();
+    }
+    kernels(s, "own::kernel_avx512");
+}
+
+#[test]
+fn a_kernel_table_chosen_behind_the_check_is_dispatched() {
+    let pointers = [
+        (FAST_TABLE + 8, "own::kernel_avx512"),
+        (SCALAR_TABLE + 8, "own::scalar"),
+    ];
+    let mut s = Synth::new();
+    kernel_tables(&mut s, false);
+    let audit = s.build().audit(&generic(), &pointers);
+    assert!(violations(&audit).is_empty(), "{audit:#?}");
+    assert!(matches!(
+        finding(&audit, "own::kernel_avx512").evidence,
+        Evidence::Dispatched { .. }
+    ));
+
+    let mut s = Synth::new();
+    kernel_tables(&mut s, true);
+    let audit = s.build().audit(&generic(), &pointers);
+    assert_eq!(violations(&audit), ["own::kernel_avx512"]);
+}

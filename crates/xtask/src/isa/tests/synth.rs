@@ -19,6 +19,9 @@ pub const OWN_CACHE: u64 = DATA + 0x100;
 pub const FN_SLOT: u64 = DATA + 0x180;
 /// A vtable: drop, size, align, then one method at +24.
 pub const VTABLE: u64 = DATA + 0x200;
+/// Two tables of kernel pointers (mcp-rust-core's `KERNELS` statics), four slots each.
+pub const FAST_TABLE: u64 = DATA + 0x300;
+pub const SCALAR_TABLE: u64 = DATA + 0x340;
 
 /// Assembles functions in order; names are labels usable before they are defined.
 pub struct Synth {
@@ -102,6 +105,8 @@ impl Built {
                 (OWN_CACHE, 1, "own::STORAGE".into()),
                 (FN_SLOT, 8, "own::FN".into()),
                 (VTABLE, 32, "own::VTABLE".into()),
+                (FAST_TABLE, 32, "own::avx512::KERNELS".into()),
+                (SCALAR_TABLE, 32, "own::scalar::KERNELS".into()),
             ],
             relocations: pointers
                 .iter()
