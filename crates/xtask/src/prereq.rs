@@ -218,6 +218,13 @@ pub const PROGRAMS: &[Program] = &[
         used_by: &[Use::NixOffline],
         why: "the Nix offline build runs a current Nix (Debian sid's) in a chroot it bootstraps",
     },
+    Program {
+        name: "curl",
+        probe: Probe::OnPath("curl"),
+        debian: "curl",
+        used_by: &[Use::NixOffline],
+        why: "the Nix offline build downloads the Rust release's channel manifest fenix pins",
+    },
 ];
 
 /// Every cargo subcommand a task may need.
