@@ -2,9 +2,13 @@
 //! a container engine (like `ko` for Go).
 //!
 //! For each server crate, `dist/images/<crate>/` is one OCI layout with one tag per CPU
-//! variant (`generic`, `znver4`, …: the variant's static binary alone) and `latest`: the
-//! dispatch image with every variant plus `mcp-launcher`, which picks the best build for the
-//! CPU at start. In-image layout:
+//! variant (`generic`, `x86-64-v3`, `znver4`, …: the variant's static binary alone),
+//! `latest`: the dispatch image with every variant plus `mcp-launcher`, which picks the best
+//! build for the CPU at start, and `platforms`: an image index whose entries carry standard
+//! platforms (`linux/amd64`, `linux/amd64/v3`, `linux/amd64/v4`, `linux/arm64` when dist has
+//! an aarch64 build; see [`platform`]), so a container engine picks the level itself. Every
+//! manifest, config and the index name the MCP server ([`registry`]), and
+//! `dist/mcp-registry/<crate>/server.json` describes it for the MCP registry. In-image layout:
 //!
 //! - variant image: `/usr/local/bin/<server>` is the server.
 //! - dispatch image: `/opt/mcp/<variant>/<server>` per variant, `/usr/local/bin/mcp-launcher`,
@@ -14,6 +18,8 @@
 //!   No CA certificates: no server makes outgoing TLS connections.
 
 pub mod layout;
+pub mod platform;
+pub mod registry;
 pub mod smoke;
 
 use std::collections::BTreeMap;
@@ -26,10 +32,11 @@ use oci_spec::image::{
     ANNOTATION_SOURCE, ANNOTATION_TITLE, ANNOTATION_VERSION, Arch,
 };
 
-use crate::dist::{Artifact, ArtifactKind, Manifest};
+use crate::dist::{Artifact, ArtifactKind, BASELINE_CPU, Manifest};
 use crate::metadata::{CrateSpec, Role, SmokeCall, Workspace};
 use crate::prereq;
-use layout::{EntryKind, ImageSpec, Layer, WrittenImage};
+use layout::{EntryKind, ImageSpec, IndexSpec, Layer, WrittenImage};
+use registry::{Registry, SERVER_NAME_KEY};
 
 /// The non-root user every image runs as (the distroless convention).
 pub const IMAGE_UID: u64 = 65532;
@@ -64,7 +71,7 @@ pub struct ImageArgs {
     pub launcher: Option<PathBuf>,
     /// Then run every image: umoci unpack, chroot as the image user, MCP handshake,
     /// tools/list and a tool call; `skopeo inspect`; the dispatch image also under
-    /// `qemu-x86_64 -cpu Haswell`.
+    /// `qemu-x86_64 -cpu Haswell`; `skopeo copy` selects each platform of the index.
     #[arg(long)]
     pub smoke: bool,
 }
@@ -80,16 +87,35 @@ pub struct BuiltLayout {
     /// sha256 of the launcher in the `latest` image, when it was built.
     pub launcher_sha256: Option<String>,
     pub smoke_call: Option<SmokeCall>,
+    /// The platform index's entries: `(tag, architecture, platform variant)`.
+    pub platforms: Vec<(String, Arch, Option<String>)>,
+    /// The MCP server name on every image and the index.
+    pub server_name: String,
+    pub server_json: PathBuf,
+}
+
+/// One build of the server to package.
+#[derive(Debug, Clone)]
+pub struct VariantBinary {
+    pub variant: String,
+    pub target_cpu: String,
+    pub path: PathBuf,
 }
 
 /// What to package: everything is explicit so tests can build layouts from any binaries.
 #[derive(Debug, Clone)]
 pub struct CrateImages {
     pub crate_name: String,
+    /// Config labels of every image.
     pub labels: BTreeMap<String, String>,
+    /// Annotations of every manifest and of the platform index.
+    pub annotations: BTreeMap<String, String>,
     pub architecture: Arch,
-    /// `(variant, server binary)`, in the workspace's variant order.
-    pub variant_binaries: Vec<(String, PathBuf)>,
+    /// The builds for `architecture`, in the workspace's variant order.
+    pub variant_binaries: Vec<VariantBinary>,
+    /// Baseline builds for other architectures (e.g. aarch64): one image each, in the
+    /// platform index and tagged `<variant>-<arch>`.
+    pub foreign_baselines: Vec<(Arch, VariantBinary)>,
     /// With a launcher, the `latest` dispatch image is written too.
     pub launcher: Option<PathBuf>,
     pub source_date_epoch: u64,
@@ -125,18 +151,39 @@ pub fn build_images(
 ) -> Result<Vec<BuiltLayout>> {
     let manifest = Manifest::load(dist)?;
     let servers = select_servers(workspace, &args.crates)?;
-    let variants = workspace.select_variants(&args.variants)?;
+    let registry = Registry::load(&workspace.root)?;
+    // The layout's main architecture is this machine's, which `cargo xtask dist` builds every
+    // variant for; other architectures contribute their baseline build (cross builds).
+    let main_arch = std::env::consts::ARCH;
+    let variants: Vec<_> = workspace
+        .select_variants(&args.variants)?
+        .into_iter()
+        .filter(|v| v.architectures.iter().any(|a| a == main_arch))
+        .collect();
+    if variants.is_empty() {
+        bail!("none of the selected variants is built for {main_arch}");
+    }
+    let arch_of = |artifact: &Artifact| {
+        artifact
+            .target
+            .split('-')
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    };
     let mut built = Vec::new();
     for server in servers {
+        let server_binaries = || {
+            manifest
+                .artifacts
+                .iter()
+                .filter(|a| a.kind == ArtifactKind::ServerBinary && a.crate_name == server.name)
+        };
         let artifacts: Vec<(&str, &Artifact)> = variants
             .iter()
             .map(|variant| {
-                let artifact = manifest
-                    .artifacts
-                    .iter()
-                    .find(|a| {
-                        a.kind == ArtifactKind::ServerBinary && a.crate_name == server.name && a.variant == variant.name
-                    })
+                let artifact = server_binaries()
+                    .find(|a| a.variant == variant.name && arch_of(a) == main_arch)
                     .with_context(|| {
                         format!(
                             "{}/manifest.json has no {} build of {}; run `cargo xtask dist --crate {} --variant {}`",
@@ -150,13 +197,7 @@ pub fn build_images(
                 Ok((variant.name.as_str(), artifact))
             })
             .collect::<Result<_>>()?;
-        let target_arch = artifacts[0]
-            .1
-            .target
-            .split('-')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
+        let target_arch = main_arch.to_owned();
         let architecture = oci_arch(&target_arch)?;
         // The launcher knows every variant of its architecture; a dispatch image missing one
         // would make it exec a binary that is not there.
@@ -184,35 +225,65 @@ pub fn build_images(
             );
             None
         };
-        let labels = image_labels(server, &manifest.git_commit, manifest.source_date_epoch);
+        let server_name = registry.server_name(&server.name);
+        let mut labels = image_labels(server, &manifest.git_commit, manifest.source_date_epoch);
+        labels.insert(SERVER_NAME_KEY.to_owned(), server_name.clone());
+        let annotations = BTreeMap::from([(SERVER_NAME_KEY.to_owned(), server_name.clone())]);
         let mut variant_binaries = Vec::new();
+        let mut image_variants = Vec::new();
         for (variant, artifact) in &artifacts {
             let path = dist.join(&artifact.path);
             check_artifact(&path, artifact)?;
-            variant_binaries.push(((*variant).to_owned(), path));
+            variant_binaries.push(VariantBinary {
+                variant: (*variant).to_owned(),
+                target_cpu: artifact.target_cpu.clone(),
+                path,
+            });
+            image_variants.push(smoke::ImageVariant::of(artifact, (*variant).to_owned()));
+        }
+        // Other architectures' baseline builds, when dist has them and the baseline was asked.
+        let mut foreign_baselines = Vec::new();
+        for artifact in server_binaries().filter(|a| {
+            a.target_cpu == BASELINE_CPU
+                && arch_of(a) != main_arch
+                && variants.iter().any(|v| v.name == a.variant)
+        }) {
+            let arch = oci_arch(&arch_of(artifact))?;
+            let path = dist.join(&artifact.path);
+            check_artifact(&path, artifact)?;
+            image_variants.push(smoke::ImageVariant::of(
+                artifact,
+                platform::foreign_tag(&artifact.variant, &arch),
+            ));
+            foreign_baselines.push((
+                arch,
+                VariantBinary {
+                    variant: artifact.variant.clone(),
+                    target_cpu: artifact.target_cpu.clone(),
+                    path,
+                },
+            ));
         }
         let request = CrateImages {
             crate_name: server.name.clone(),
             labels,
+            annotations,
             architecture,
             variant_binaries,
+            foreign_baselines,
             launcher,
             source_date_epoch: manifest.source_date_epoch,
         };
         let dir = out.join(&server.name);
         let images = write_crate_images(&request, &dir)?;
+        let server_json = registry.write_server_json(server, &dist.join("mcp-registry"))?;
         built.push(BuiltLayout {
             crate_name: server.name.clone(),
             dir,
-            variants: artifacts
-                .iter()
-                .map(|(name, artifact)| smoke::ImageVariant {
-                    name: (*name).to_owned(),
-                    target: artifact.target.clone(),
-                    target_cpu: artifact.target_cpu.clone(),
-                    sha256: artifact.sha256.clone(),
-                })
-                .collect(),
+            platforms: platform_entries(&request),
+            server_name,
+            server_json,
+            variants: image_variants,
             launcher_sha256: match &request.launcher {
                 Some(path) => Some(layout::sha256_hex(
                     &fs::read(path).with_context(|| format!("reading {}", path.display()))?,
@@ -346,13 +417,19 @@ fn read_binary(path: &Path) -> Result<EntryKind> {
 pub fn image_specs(request: &CrateImages) -> Result<Vec<ImageSpec>> {
     let server = &request.crate_name;
     let entrypoint = vec![format!("/{BIN_DIR}/{server}")];
-    let spec = |tag: &str, layer: Layer, variant_label: &str| {
+    let spec = |tag: &str,
+                layer: Layer,
+                variant_label: &str,
+                architecture: &Arch,
+                platform_variant: Option<String>| {
         let mut labels = request.labels.clone();
         labels.insert(VARIANT_LABEL.to_owned(), variant_label.to_owned());
         ImageSpec {
             tag: tag.to_owned(),
             layer,
-            architecture: request.architecture.clone(),
+            architecture: architecture.clone(),
+            platform_variant,
+            annotations: request.annotations.clone(),
             entrypoint: entrypoint.clone(),
             env: vec!["PATH=/usr/local/bin".to_owned()],
             user: format!("{IMAGE_UID}:{IMAGE_UID}"),
@@ -361,23 +438,43 @@ pub fn image_specs(request: &CrateImages) -> Result<Vec<ImageSpec>> {
             source_date_epoch: request.source_date_epoch,
         }
     };
-    let mut specs = Vec::new();
-    for (variant, binary) in &request.variant_binaries {
+    let single = |binary: &VariantBinary| -> Result<Layer> {
         let mut layer = base_layer()?;
         layer.add(
             &format!("{BIN_DIR}/{server}"),
-            read_binary(binary)?,
+            read_binary(&binary.path)?,
             0o755,
             0,
         )?;
-        specs.push(spec(variant, layer, variant));
+        Ok(layer)
+    };
+    let mut specs = Vec::new();
+    for binary in &request.variant_binaries {
+        let platform_variant =
+            platform::standard_variant(&request.architecture, &binary.target_cpu).flatten();
+        specs.push(spec(
+            &binary.variant,
+            single(binary)?,
+            &binary.variant,
+            &request.architecture,
+            platform_variant,
+        ));
+    }
+    for (arch, binary) in &request.foreign_baselines {
+        specs.push(spec(
+            &platform::foreign_tag(&binary.variant, arch),
+            single(binary)?,
+            &binary.variant,
+            arch,
+            None,
+        ));
     }
     if let Some(launcher) = &request.launcher {
         let mut layer = base_layer()?;
-        for (variant, binary) in &request.variant_binaries {
+        for binary in &request.variant_binaries {
             layer.add(
-                &format!("{VARIANTS_DIR}/{variant}/{server}"),
-                read_binary(binary)?,
+                &format!("{VARIANTS_DIR}/{}/{server}", binary.variant),
+                read_binary(&binary.path)?,
                 0o755,
                 0,
             )?;
@@ -394,15 +491,56 @@ pub fn image_specs(request: &CrateImages) -> Result<Vec<ImageSpec>> {
             0o777,
             0,
         )?;
-        specs.push(spec(DISPATCH_TAG, layer, "dispatch"));
+        specs.push(spec(
+            DISPATCH_TAG,
+            layer,
+            "dispatch",
+            &request.architecture,
+            None,
+        ));
     }
     Ok(specs)
+}
+
+/// The platform index's entries, `(tag, architecture, platform variant)`: every build with
+/// a standard platform ([`platform::standard_variant`]).
+pub fn platform_entries(request: &CrateImages) -> Vec<(String, Arch, Option<String>)> {
+    let main = request.variant_binaries.iter().filter_map(|binary| {
+        let variant = platform::standard_variant(&request.architecture, &binary.target_cpu)?;
+        Some((
+            binary.variant.clone(),
+            request.architecture.clone(),
+            variant,
+        ))
+    });
+    let foreign = request
+        .foreign_baselines
+        .iter()
+        .filter_map(|(arch, binary)| {
+            let variant = platform::standard_variant(arch, &binary.target_cpu)?;
+            Some((
+                platform::foreign_tag(&binary.variant, arch),
+                arch.clone(),
+                variant,
+            ))
+        });
+    main.chain(foreign).collect()
 }
 
 /// Writes the crate's layout to `dir`, replacing an older one only once the new one is
 /// complete.
 pub fn write_crate_images(request: &CrateImages, dir: &Path) -> Result<Vec<WrittenImage>> {
     let specs = image_specs(request)?;
+    let entries = platform_entries(request);
+    let indexes: Vec<IndexSpec> = if entries.is_empty() {
+        Vec::new()
+    } else {
+        vec![IndexSpec {
+            tag: platform::PLATFORM_INDEX_TAG.to_owned(),
+            images: entries.into_iter().map(|(tag, ..)| tag).collect(),
+            annotations: request.annotations.clone(),
+        }]
+    };
     let parent = dir.parent().context("image directory has no parent")?;
     fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     let file_name = dir
@@ -413,7 +551,7 @@ pub fn write_crate_images(request: &CrateImages, dir: &Path) -> Result<Vec<Writt
     if partial.exists() {
         fs::remove_dir_all(&partial).with_context(|| format!("removing {}", partial.display()))?;
     }
-    let written = layout::write_layout(&partial, &specs)?;
+    let written = layout::write_layout(&partial, &specs, &indexes)?;
     if dir.exists() {
         fs::remove_dir_all(dir)
             .with_context(|| format!("removing the previous {}", dir.display()))?;
@@ -445,11 +583,46 @@ fn print_sizes(built: &[BuiltLayout]) {
                 image.manifest_digest
             );
         }
+        let platforms: Vec<String> = layout
+            .platforms
+            .iter()
+            .map(|(tag, arch, variant)| {
+                format!(
+                    "{}={tag}",
+                    platform::platform_name(arch, variant.as_deref())
+                )
+            })
+            .collect();
+        println!(
+            "{:<24} {:<8} {}  [{SERVER_NAME_KEY}={}; {}]",
+            layout.crate_name,
+            platform::PLATFORM_INDEX_TAG,
+            platforms.join(", "),
+            layout.server_name,
+            layout.server_json.display()
+        );
     }
 }
 
 fn human_size(bytes: u64) -> String {
     format!("{:.2} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// What each platform of the layout's index must select.
+fn selections(layout: &BuiltLayout) -> Vec<platform::Selection> {
+    layout
+        .platforms
+        .iter()
+        .filter_map(|(tag, architecture, variant)| {
+            let image = layout.images.iter().find(|image| &image.tag == tag)?;
+            Some(platform::Selection {
+                tag: tag.clone(),
+                architecture: architecture.clone(),
+                variant: variant.clone(),
+                manifest_digest: image.manifest_digest.clone(),
+            })
+        })
+        .collect()
 }
 
 /// Smoke-tests every image of `built` (see [`smoke`]). Images whose build this CPU cannot
@@ -468,7 +641,13 @@ pub fn run_smoke(built: &[BuiltLayout]) -> Result<()> {
                 variants: layout
                     .variants
                     .iter()
-                    .filter(|v| dispatch || v.name == image.tag)
+                    .filter(|v| {
+                        if dispatch {
+                            v.is_main_arch()
+                        } else {
+                            v.tag == image.tag
+                        }
+                    })
                     .cloned()
                     .collect(),
                 launcher_sha256: if dispatch {
@@ -490,6 +669,16 @@ pub fn run_smoke(built: &[BuiltLayout]) -> Result<()> {
                     println!("smoke FAIL {name}  {error:#}");
                     failures.push(name);
                 }
+            }
+        }
+    }
+    for layout in built {
+        let name = format!("{}:{}", layout.crate_name, platform::PLATFORM_INDEX_TAG);
+        match platform::check_selection(&layout.dir, &selections(layout)) {
+            Ok(report) => println!("smoke ok   {name}  skopeo selects {report}"),
+            Err(error) => {
+                println!("smoke FAIL {name}  {error:#}");
+                failures.push(name);
             }
         }
     }
