@@ -2,9 +2,13 @@ use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
-use oci_spec::image::{Arch, ImageConfiguration, ImageIndex, ImageManifest};
+use oci_spec::image::{
+    ANNOTATION_CREATED, ANNOTATION_LICENSES, ANNOTATION_REVISION, ANNOTATION_SOURCE,
+    ANNOTATION_TITLE, ANNOTATION_VERSION, Arch, ImageConfiguration, ImageIndex, ImageManifest,
+};
 
 use super::*;
+use crate::metadata::{CrateSpec, Role};
 
 const EPOCH: u64 = 1_763_769_600;
 
