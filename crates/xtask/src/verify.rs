@@ -34,6 +34,10 @@ pub struct VerifyArgs {
     /// manifest). For CI time budgets.
     #[arg(long = "rebuild-crate", value_name = "CRATE", requires = "rebuild")]
     pub rebuild_crates: Vec<String>,
+    /// With --rebuild: rebuild only this variant (repeatable; default: every variant in the
+    /// manifest). The build is the same in every variant but for `-C target-cpu`.
+    #[arg(long = "rebuild-variant", value_name = "VARIANT", requires = "rebuild")]
+    pub rebuild_variants: Vec<String>,
 }
 
 /// `dist/report.json`.
@@ -96,7 +100,11 @@ pub fn run(workspace: &Workspace, args: &VerifyArgs) -> Result<Report> {
     let manifest = Manifest::load(&dist_dir)?;
     let mut report = audit(workspace, &dist_dir, &manifest)?;
     if args.rebuild {
-        let reproducibility = rebuild(workspace, &manifest, &args.rebuild_crates)?;
+        let reproducibility = rebuild(
+            workspace,
+            &manifest.restricted_to_variants(&args.rebuild_variants)?,
+            &args.rebuild_crates,
+        )?;
         for mismatch in &reproducibility.mismatches {
             report
                 .failures

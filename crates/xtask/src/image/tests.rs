@@ -1,3 +1,5 @@
+//! Tests of the image layouts: written from a small fake dist, read back with oci-spec.
+
 use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
