@@ -76,6 +76,16 @@ fn launch(runner: &[&str], dir: &Path, variant: Option<&str>, args: &[&str]) -> 
     (child.wait_with_output().expect("wait for launcher"), pid)
 }
 
+/// The first of `preferred` that the variants table declares: the tests follow the table, so
+/// a checkout without the x86-64-v3/v4 entries expects the next best variant.
+fn best_declared(preferred: &[&'static str]) -> &'static str {
+    preferred
+        .iter()
+        .copied()
+        .find(|name| mcp_launcher::VARIANTS.iter().any(|v| v.name == *name))
+        .unwrap_or("generic")
+}
+
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -130,7 +140,10 @@ fn haswell_under_qemu_gets_x86_64_v3() {
     if !qemu_available() {
         return;
     }
-    assert_eq!(variant_under_qemu("Haswell").0, "x86-64-v3");
+    assert_eq!(
+        variant_under_qemu("Haswell").0,
+        best_declared(&["x86-64-v3"])
+    );
 }
 
 #[test]
@@ -146,9 +159,13 @@ fn avx512_models_under_qemu_get_x86_64_v4_where_qemu_emulates_avx512() {
                 "NOTE: this qemu cannot emulate AVX-512 (it dropped avx512f from {model}); \
                  checked that {model} falls back to x86-64-v3 instead of testing x86-64-v4"
             );
-            assert_eq!(variant, "x86-64-v3", "{model}: {stderr}");
+            assert_eq!(variant, best_declared(&["x86-64-v3"]), "{model}: {stderr}");
         } else {
-            assert_eq!(variant, "x86-64-v4", "{model}: {stderr}");
+            assert_eq!(
+                variant,
+                best_declared(&["x86-64-v4", "x86-64-v3"]),
+                "{model}: {stderr}"
+            );
         }
     }
 }
