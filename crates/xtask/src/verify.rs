@@ -104,15 +104,11 @@ pub fn run(workspace: &Workspace, args: &VerifyArgs) -> Result<Report> {
     let manifest = Manifest::load(&dist_dir)?;
     let mut report = audit(workspace, &dist_dir, &manifest)?;
     if args.rebuild {
-<<<<<<< HEAD
-        let reproducibility = rebuild(
+        let reproducibility = rebuild::rebuild(
             workspace,
             &manifest.restricted_to_variants(&args.rebuild_variants)?,
             &args.rebuild_crates,
         )?;
-=======
-        let reproducibility = rebuild::rebuild(workspace, &manifest, &args.rebuild_crates)?;
->>>>>>> verify
         for mismatch in &reproducibility.mismatches {
             report.failures.push(Finding {
                 artifact: mismatch.split(':').next().unwrap_or_default().to_owned(),
