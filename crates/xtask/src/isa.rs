@@ -139,9 +139,10 @@ pub fn audit(
         detecting_functions: dispatch.detecting_functions.len(),
         ..Audit::default()
     };
+    let owners = program::owning_crates(program);
     for (index, function) in program.functions.iter().enumerate() {
         result.instructions += function.instructions;
-        let own = own_crates.iter().any(|c| c == crate_of(&function.name));
+        let own = own_crates.iter().any(|c| *c == owners[index]);
         let mut beyond: BTreeMap<String, u64> = BTreeMap::new();
         let mut undispatched: BTreeMap<String, u64> = BTreeMap::new();
         let mut guarded_inside = false;
@@ -184,7 +185,7 @@ pub fn audit(
         if beyond.is_empty() {
             continue;
         }
-        let crate_name = crate_of(&function.name);
+        let crate_name = owners[index].as_str();
         let exemption = exemptions.iter().find(|e| e.crate_name == crate_name);
         let evidence = match &dispatch.reach[index] {
             Reach::Dispatched { behind } => Evidence::Dispatched {

@@ -40,6 +40,15 @@ pub const TYPE_STATE_DISPATCH: &[CrateDispatch] = &[
                     and stores Repr::ShaNi only when they are present; compress_spill and \
                     recompress match on the stored Repr",
     },
+    CrateDispatch {
+        crate_name: "ring",
+        mechanism: "cpu::features() runs OPENSSL_cpuid_setup once (cpuid/xgetbv into \
+                    OPENSSL_ia32cap_P); keys and contexts store the implementation chosen from \
+                    those features (aes::Key's hw/vpaes/nohw, the GCM and ChaCha20 variants) and \
+                    the perlasm routines test OPENSSL_ia32cap_P bits before their \
+                    AVX2/ADX/BMI2/VAES/SHA paths; local assembly labels count as ring's when \
+                    only ring's functions reference them",
+    },
 ];
 
 /// The function showing `crate_name`'s detection code, if the artifact has one.

@@ -3,7 +3,7 @@
 //! jumps, addresses taken, memory operands, and function pointers stored in data — so that
 //! [`super::dispatch`] can ask how each function can be reached.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, Result, bail};
 use iced_x86::{CpuidFeature, Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind};
@@ -477,12 +477,81 @@ pub fn crate_of(function: &str) -> &str {
         .or_else(|| name.strip_prefix("const "))
         .unwrap_or(name)
         .trim_start_matches(['<', '&', '*', ' ', '(', '[']);
+    // ring's C and assembly functions carry its own prefix (`ring_core_<version>__`).
+    if name.starts_with("ring_core_") {
+        return "ring";
+    }
     match name.find("::") {
         Some(end) if name[..end].chars().all(|c| c.is_alphanumeric() || c == '_') && end > 0 => {
             &name[..end]
         }
         _ => "<C>",
     }
+}
+
+/// The crate of each function of `program` (indexed like `functions`): [`crate_of`] its name,
+/// and for unattributed code (`<C>`: e.g. an assembly file's local labels such as
+/// `_aesni_encrypt4`), the one crate whose functions reference it, if there is exactly one
+/// besides other unattributed code (repeated, so a chain of local labels inherits its entry
+/// point's crate); unreferenced code, the crate of its neighbours on both sides.
+pub fn owning_crates(program: &Program) -> Vec<String> {
+    let mut owners: Vec<String> = program
+        .functions
+        .iter()
+        .map(|f| crate_of(&f.name).to_owned())
+        .collect();
+    let mut referrers: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); program.functions.len()];
+    for (from, function) in program.functions.iter().enumerate() {
+        for reference in &function.references {
+            if reference.kind == ReferenceKind::Memory {
+                continue;
+            }
+            if let Some(to) = program.function_at(reference.target)
+                && to != from
+            {
+                referrers[to].insert(from);
+            }
+        }
+    }
+    loop {
+        let mut changed = false;
+        for index in 0..owners.len() {
+            if owners[index] != "<C>" || referrers[index].is_empty() {
+                continue;
+            }
+            // Unattributed referrers (other local labels of the same file) do not vote.
+            let crates: BTreeSet<&str> = referrers[index]
+                .iter()
+                .map(|&r| owners[r].as_str())
+                .filter(|&c| c != "<C>")
+                .collect();
+            if crates.len() == 1
+                && let Some(&only) = crates.iter().next()
+            {
+                owners[index] = only.to_owned();
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    // Code nothing references (an assembly file's unused local routines) sits inside its
+    // object's code: it belongs to a crate when the nearest attributed functions on both
+    // sides do.
+    for index in 0..owners.len() {
+        if owners[index] != "<C>" || !referrers[index].is_empty() {
+            continue;
+        }
+        let before = owners[..index].iter().rev().find(|c| *c != "<C>");
+        let after = owners[index + 1..].iter().find(|c| *c != "<C>");
+        if let (Some(before), Some(after)) = (before, after)
+            && before == after
+        {
+            owners[index] = before.clone();
+        }
+    }
+    owners
 }
 
 #[cfg(test)]
@@ -511,6 +580,10 @@ mod tests {
         );
         assert_eq!(crate_of("core::ptr::drop_in_place<mcp::X>"), "core");
         assert_eq!(crate_of("memcpy"), "<C>");
+        assert_eq!(
+            crate_of("ring_core_0_17_14__aes_hw_ctr32_encrypt_blocks"),
+            "ring"
+        );
         assert_eq!(crate_of(NO_SYMBOL), "<C>");
     }
 
