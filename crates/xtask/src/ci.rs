@@ -293,19 +293,33 @@ fn run_ffi_tests(workspace: &Workspace) -> Result<()> {
 pub fn ffi_venv(workspace: &Workspace) -> Result<PathBuf> {
     let venv = workspace.target_dir.join("ffi-venv");
     let python = venv.join("bin/python");
-    let ready = venv.join(".numpy-installed");
-    if !ready.is_file() {
-        eprintln!("--> creating {} with numpy", venv.display());
-        process::run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-        process::run(Command::new(&python).args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "numpy",
-        ]))?;
-        std::fs::write(&ready, "").context("marking the FFI venv ready")?;
+    let requirements = workspace.root.join("tests/ffi/requirements.txt");
+    let wanted = std::fs::read_to_string(&requirements)
+        .with_context(|| format!("reading {}", requirements.display()))?;
+    // The stamp holds the requirements it was made from: a changed list reinstalls.
+    let stamp = venv.join(".requirements-installed");
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
+        eprintln!(
+            "--> preparing {} with {}",
+            venv.display(),
+            requirements.display()
+        );
+        if !python.is_file() {
+            process::run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        }
+        process::run(
+            Command::new(&python)
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "-r",
+                ])
+                .arg(&requirements),
+        )?;
+        std::fs::write(&stamp, &wanted).context("marking the FFI venv ready")?;
     }
     Ok(python)
 }
