@@ -40,6 +40,15 @@ let
 
   binaryOf = server: variant: "${cratePackages.${workspace.packageName server variant}}/bin/${server}";
 
+  # The programs a server runs (`image-programs` in its Cargo.toml), statically linked, at
+  # /usr/bin/<name>: on the PATH the server gives the commands it runs.
+  programsOf =
+    server:
+    lib.concatMapStrings (program: ''
+      mkdir -p $out/usr/bin
+      ln -s ${pkgs.pkgsStatic.${program}}/bin/${program} $out/usr/bin/${program}
+    '') workspace.crates.${server}.imagePrograms;
+
   mkImage =
     {
       server,
@@ -76,6 +85,7 @@ let
       root = pkgs.runCommand "${server}-${variant}-image-root" { } ''
         mkdir -p $out/usr/local/bin
         ln -s ${binaryOf server variant} $out/usr/local/bin/${server}
+        ${programsOf server}
       '';
     };
 
@@ -89,6 +99,7 @@ let
         mkdir -p $out/usr/local/bin
         ln -s ${launcher}/bin/${workspace.launcher} $out/usr/local/bin/${workspace.launcher}
         ln -s ${workspace.launcher} $out/usr/local/bin/${server}
+        ${programsOf server}
         ${lib.concatMapStrings (variant: ''
           mkdir -p $out/opt/mcp/${variant}
           ln -s ${binaryOf server variant} $out/opt/mcp/${variant}/${server}

@@ -152,6 +152,8 @@ let
         shipped = role == "server" || role == "python-module";
         pythonModule = meta.python-module or null;
         pythonFeature = meta.python-feature or null;
+        # Programs a server runs, shipped statically linked in its images (bash-god: bash).
+        imagePrograms = meta.image-programs or [ ];
         # The cdylib cargo writes is lib<libName>.so.
         libName = manifest.lib.name or (replaceStrings [ "-" ] [ "_" ] name);
       };

@@ -259,6 +259,11 @@ import ./builders.nix { inherit lib final mkStdenv; }
       name = "stdenv-static";
       cc = muslCC;
     };
+    # What the images ship for bash-god's `execute_command` (Debian's bash-static).
+    bash = hostPackage {
+      name = "bash-static";
+      bins.bash = "/bin/bash-static";
+    };
   };
   inherit bintools gccForLibs;
   binutils = bintools;

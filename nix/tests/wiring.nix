@@ -250,6 +250,7 @@ let
         )
       );
       image = name: packages.${name}.recorded.args or { };
+      rootScriptOf = name: builtins.concatStringsSep "\n" (map (c: c.recorded.args.script or "") ((image name).contents or [ ]));
       imageProblems =
         name: tag:
         let
@@ -370,11 +371,21 @@ let
           map (
             s:
             concatLists (map (v: imageProblems "${workspace.packageName s v}-image" v) variants)
+            ++ concatLists (
+              map (
+                name:
+                concatLists (
+                  map (
+                    program:
+                    unless (contains "/usr/bin/${program}" (rootScriptOf name)) "${name} lacks ${program}, which ${s} runs"
+                  ) workspace.crates.${s}.imagePrograms
+                )
+              ) (map (v: "${workspace.packageName s v}-image") variants ++ (if workspace.launcher != null then [ "${s}-image" ] else [ ]))
+            )
             ++ (
               if workspace.launcher != null then
                 let
-                  a = image "${s}-image";
-                  rootScript = builtins.concatStringsSep "\n" (map (c: c.recorded.args.script or "") (a.contents or [ ]));
+                  rootScript = rootScriptOf "${s}-image";
                 in
                 imageProblems "${s}-image" "latest"
                 ++ unless (contains "/bin/${workspace.launcher}" rootScript) "${s}-image lacks the launcher"

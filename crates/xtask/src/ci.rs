@@ -73,7 +73,10 @@ impl CiStep {
                 true
             }
             CiStep::Ffi => needs.uses.insert(Use::Ffi),
-            CiStep::Images => needs.uses.insert(Use::ImageSmoke),
+            CiStep::Images => {
+                needs.uses.extend([Use::Image, Use::ImageSmoke]);
+                true
+            }
             CiStep::Nix => needs.uses.insert(Use::Nix),
             // Checks its own prerequisites (Nix or a chroot), and only when the pinned
             // sources are given.

@@ -20,6 +20,7 @@
 mod from_dist;
 pub mod layout;
 pub mod platform;
+pub mod programs;
 pub mod registry;
 pub mod smoke;
 
@@ -88,6 +89,8 @@ pub struct BuiltLayout {
     /// sha256 of the launcher in the `latest` image, when it was built.
     pub launcher_sha256: Option<String>,
     pub smoke_call: Option<SmokeCall>,
+    /// The programs the images ship (`image-programs`), which the smoke test runs.
+    pub programs: Vec<String>,
     /// The platform index's entries: `(tag, architecture, platform variant)`.
     pub platforms: Vec<(String, Arch, Option<String>)>,
     /// The MCP server name on every image and the index.
@@ -119,6 +122,8 @@ pub struct CrateImages {
     pub foreign_baselines: Vec<(Arch, VariantBinary)>,
     /// With a launcher, the `latest` dispatch image is written too.
     pub launcher: Option<PathBuf>,
+    /// Programs the server runs, by the images' architecture (`image-programs`).
+    pub programs: Vec<String>,
     pub source_date_epoch: u64,
 }
 
@@ -129,12 +134,15 @@ pub fn run(workspace: &Workspace, args: &ImageArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| workspace.root.join("dist"));
     let out = args.out.clone().unwrap_or_else(|| dist.join("images"));
-    if args.smoke {
-        prereq::ensure(
-            &workspace.root,
-            &prereq::Needs::new("image --smoke", [prereq::Use::ImageSmoke]),
-        )?;
-    }
+    let needs = if args.smoke {
+        prereq::Needs::new(
+            "image --smoke",
+            [prereq::Use::Image, prereq::Use::ImageSmoke],
+        )
+    } else {
+        prereq::Needs::new("image", [prereq::Use::Image])
+    };
+    prereq::ensure(&workspace.root, &needs)?;
     let built = build_images(workspace, &dist, &out, args)?;
     print_sizes(&built);
     if args.smoke {
@@ -182,15 +190,22 @@ pub fn image_specs(request: &CrateImages) -> Result<Vec<ImageSpec>> {
             platform_variant,
             annotations: request.annotations.clone(),
             entrypoint: entrypoint.clone(),
-            env: vec!["PATH=/usr/local/bin".to_owned()],
+            env: vec!["PATH=/usr/local/bin:/usr/bin".to_owned()],
             user: format!("{IMAGE_UID}:{IMAGE_UID}"),
             working_dir: WORK_DIR.to_owned(),
             labels,
             source_date_epoch: request.source_date_epoch,
         }
     };
-    let single = |binary: &VariantBinary| -> Result<Layer> {
+    let with_programs = |architecture: &Arch| -> Result<Layer> {
         let mut layer = base_layer()?;
+        for program in programs::resolve(&request.programs, architecture)? {
+            layer.add(&program.image_path, EntryKind::File(program.data), 0o755, 0)?;
+        }
+        Ok(layer)
+    };
+    let single = |binary: &VariantBinary, architecture: &Arch| -> Result<Layer> {
+        let mut layer = with_programs(architecture)?;
         layer.add(
             &format!("{BIN_DIR}/{server}"),
             read_binary(&binary.path)?,
@@ -205,7 +220,7 @@ pub fn image_specs(request: &CrateImages) -> Result<Vec<ImageSpec>> {
             platform::standard_variant(&request.architecture, &binary.target_cpu).flatten();
         specs.push(spec(
             &binary.variant,
-            single(binary)?,
+            single(binary, &request.architecture)?,
             &binary.variant,
             &request.architecture,
             platform_variant,
@@ -214,14 +229,14 @@ pub fn image_specs(request: &CrateImages) -> Result<Vec<ImageSpec>> {
     for (arch, binary) in &request.foreign_baselines {
         specs.push(spec(
             &platform::foreign_tag(&binary.variant, arch),
-            single(binary)?,
+            single(binary, arch)?,
             &binary.variant,
             arch,
             None,
         ));
     }
     if let Some(launcher) = &request.launcher {
-        let mut layer = base_layer()?;
+        let mut layer = with_programs(&request.architecture)?;
         for binary in &request.variant_binaries {
             layer.add(
                 &format!("{VARIANTS_DIR}/{}/{server}", binary.variant),
@@ -389,6 +404,7 @@ pub fn run_smoke(built: &[BuiltLayout]) -> Result<()> {
                 tag: image.tag.clone(),
                 server: layout.crate_name.clone(),
                 call: layout.smoke_call.clone(),
+                programs: layout.programs.clone(),
                 variants: layout
                     .variants
                     .iter()

@@ -112,6 +112,9 @@ pub struct CrateSpec {
     pub features: Vec<String>,
     /// The call the image smoke test makes (default: a read-only tool without arguments).
     pub smoke_call: Option<SmokeCall>,
+    /// Programs the server runs that its images must ship (`image-programs = ["bash"]`):
+    /// names of [`crate::image::programs::STATIC_PROGRAMS`].
+    pub image_programs: Vec<String>,
 }
 
 impl CrateSpec {
@@ -130,6 +133,8 @@ struct FoundryPackage {
     python_module: Option<String>,
     python_feature: Option<String>,
     smoke_call: Option<SmokeCall>,
+    #[serde(default)]
+    image_programs: Vec<String>,
 }
 
 impl Workspace {
@@ -261,7 +266,7 @@ fn crate_spec(package: &Package) -> Result<CrateSpec> {
     let foundry = FoundryPackage::deserialize(table).with_context(|| {
         format!(
             "[package.metadata.mcp-foundry] of crate `{name}` ({}) is malformed; keys: role \
-             ({roles}), python-module, python-feature, smoke-call",
+             ({roles}), python-module, python-feature, smoke-call, image-programs",
             package.manifest_path
         )
     })?;
@@ -305,6 +310,7 @@ fn crate_spec(package: &Package) -> Result<CrateSpec> {
         lib_target,
         features: package.features.keys().cloned().collect(),
         smoke_call: foundry.smoke_call,
+        image_programs: foundry.image_programs,
     })
 }
 

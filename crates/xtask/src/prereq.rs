@@ -38,6 +38,8 @@ pub enum Use {
     Hakari,
     /// Python FFI tests of the built module.
     Ffi,
+    /// Writing images: `cargo xtask image`.
+    Image,
     /// Running images: `cargo xtask image --smoke`.
     ImageSmoke,
     /// Offline Nix checks.
@@ -57,6 +59,7 @@ impl Use {
             Use::Test => "tests",
             Use::Hakari => "workspace-hack check",
             Use::Ffi => "FFI tests",
+            Use::Image => "image",
             Use::ImageSmoke => "image smoke test",
             Use::Nix => "Nix checks",
             Use::NixOffline => "Nix offline build",
@@ -189,6 +192,13 @@ pub const PROGRAMS: &[Program] = &[
         debian: "qemu-user",
         used_by: &[Use::Test, Use::ImageSmoke],
         why: "runs the launcher and the dispatch image on an emulated CPU without the variants' features",
+    },
+    Program {
+        name: "bash-static",
+        probe: Probe::OnPath("bash-static"),
+        debian: "bash-static",
+        used_by: &[Use::Image, Use::Test],
+        why: "bash-god's images ship a static bash: `execute_command` runs `bash -c`",
     },
     Program {
         name: "skopeo",

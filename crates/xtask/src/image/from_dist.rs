@@ -149,6 +149,7 @@ pub fn build_images(
             variant_binaries,
             foreign_baselines,
             launcher,
+            programs: server.image_programs.clone(),
             source_date_epoch: manifest.source_date_epoch,
         };
         let dir = out.join(&server.name);
@@ -169,6 +170,7 @@ pub fn build_images(
             },
             images,
             smoke_call: server.smoke_call.clone(),
+            programs: server.image_programs.clone(),
         });
     }
     Ok(built)

@@ -65,6 +65,8 @@ pub struct SmokeTarget {
     pub tag: String,
     pub server: String,
     pub call: Option<SmokeCall>,
+    /// Programs the image ships for the server (`image-programs`): each must run in it.
+    pub programs: Vec<String>,
     /// The builds in the image: one for a variant image, every variant for the dispatch one.
     pub variants: Vec<ImageVariant>,
     /// For the dispatch image: sha256 of the launcher it must contain.
@@ -118,6 +120,7 @@ pub fn smoke_image(target: &SmokeTarget) -> Result<SmokeOutcome> {
         bail!("the image runs as root; its config must name the non-root user");
     }
     check_layout(&rootfs, target)?;
+    let programs = run_programs(&rootfs, &process, target)?;
 
     if !dispatch {
         let variant = target
@@ -131,7 +134,7 @@ pub fn smoke_image(target: &SmokeTarget) -> Result<SmokeOutcome> {
         )) {
             return Ok(SmokeOutcome {
                 report: format!(
-                    "uid {} | layout, config, labels ok | not run on this CPU",
+                    "uid {} | layout, config, labels ok{programs} | not run on this CPU",
                     process.uid
                 ),
                 skipped_run: Some(notice),
@@ -161,7 +164,7 @@ pub fn smoke_image(target: &SmokeTarget) -> Result<SmokeOutcome> {
         ""
     };
     let mut report = format!(
-        "[{}] uid {} | layout, config, labels ok | {} tools | called {}{call_note} | {} ({running} build)",
+        "[{}] uid {} | layout, config, labels ok{programs} | {} tools | called {}{call_note} | {} ({running} build)",
         session.server_name,
         process.uid,
         session.tool_count,
@@ -175,6 +178,33 @@ pub fn smoke_image(target: &SmokeTarget) -> Result<SmokeOutcome> {
         report,
         skipped_run: None,
     })
+}
+
+/// Runs every program the image ships for its server, as the image's user with the image's
+/// environment, the way the server runs it (bash: `bash -c`), and returns the report's note.
+/// They are static baseline builds, so they run on any CPU of the architecture.
+fn run_programs(rootfs: &Path, process: &BundleProcess, target: &SmokeTarget) -> Result<String> {
+    let mut note = String::new();
+    for name in &target.programs {
+        let program = super::programs::STATIC_PROGRAMS
+            .iter()
+            .find(|p| p.name == name)
+            .with_context(|| format!("the image ships an unknown program `{name}`"))?;
+        let image_program = format!("/{}", program.image_path);
+        let mut command = chroot_as_image_user(rootfs, process);
+        command.arg(&image_program).args(program.check_args);
+        let out = run_to_end(&mut command)
+            .with_context(|| format!("running {image_program} inside the image"))?;
+        let Some(rest) = out.trim().strip_prefix(program.check_output) else {
+            bail!(
+                "{image_program} {:?} inside the image printed {out:?}, expected {:?}…",
+                program.check_args,
+                program.check_output
+            );
+        };
+        note.push_str(&format!(" | {image_program} {rest} runs"));
+    }
+    Ok(note)
 }
 
 /// The files of the unpacked image are the dist artifacts, where the image layout says.
@@ -281,19 +311,25 @@ fn running_as_root() -> bool {
 /// `env -i <image env> chroot --userspec=uid:gid <rootfs> <args>`: the image's process with
 /// only the image's environment, as the image's user.
 fn chroot_command(rootfs: &Path, process: &BundleProcess) -> Command {
+    let mut command = chroot_as_image_user(rootfs, process);
+    command
+        .args(&process.args)
+        // chroot(1) starts in `/`, a container engine in the image's working directory, and
+        // the servers refuse `/` as an implicit root: name the working directory instead.
+        .args(["--root", &process.cwd]);
+    command
+}
+
+/// `env -i <image env> chroot --userspec=uid:gid <rootfs>`, to which the program is added.
+fn chroot_as_image_user(rootfs: &Path, process: &BundleProcess) -> Command {
     let mut command = Command::new("env");
     // `env -i` empties PATH, so chroot is named by its host path.
     command
         .arg("-i")
         .args(&process.env)
-        .arg(host_program("chroot"));
-    command
+        .arg(host_program("chroot"))
         .arg(format!("--userspec={}:{}", process.uid, process.gid))
-        .arg(rootfs)
-        .args(&process.args)
-        // chroot(1) starts in `/`, a container engine in the image's working directory, and
-        // the servers refuse `/` as an implicit root: name the working directory instead.
-        .args(["--root", &process.cwd]);
+        .arg(rootfs);
     command
 }
 

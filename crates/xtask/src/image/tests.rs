@@ -46,6 +46,7 @@ fn inputs(dir: &Path, with_launcher: bool) -> CrateImages {
         ],
         foreign_baselines: Vec::new(),
         launcher: with_launcher.then(|| write("launcher", "launcher build")),
+        programs: Vec::new(),
         source_date_epoch: EPOCH,
     }
 }
@@ -391,6 +392,41 @@ fn layers_hold_the_user_files_and_the_binaries() {
 }
 
 #[test]
+fn every_image_ships_the_programs_its_server_runs_on_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo-server");
+    let request = CrateImages {
+        programs: vec!["bash".to_owned()],
+        ..inputs(dir.path(), true)
+    };
+    write_crate_images(&request, &out).unwrap();
+    let bash_size = fs::metadata(programs::STATIC_PROGRAMS[0].host_path)
+        .unwrap()
+        .len();
+    let images = read_images(&out);
+    assert_eq!(images.len(), 5, "four variants and latest");
+    for (tag, _, config, entries) in images {
+        let bash = entries.iter().find(|(path, ..)| path == "usr/bin/bash");
+        assert_eq!(
+            bash,
+            Some(&(
+                "usr/bin/bash".to_owned(),
+                0o755,
+                0,
+                format!("{bash_size} bytes")
+            )),
+            "{tag}"
+        );
+        let env = config.config().as_ref().unwrap().env().clone().unwrap();
+        assert!(
+            env.iter()
+                .any(|e| e.starts_with("PATH=") && e.split(':').any(|d| d == "/usr/bin")),
+            "{tag}: {env:?}"
+        );
+    }
+}
+
+#[test]
 fn passwd_and_group_define_the_image_user() {
     let layer = base_layer().unwrap();
     let file = |name: &str| match &layer.entries().find(|(p, _)| *p == name).unwrap().1.kind {
@@ -427,7 +463,10 @@ fn skopeo_and_umoci_accept_the_layout() {
             (65532, 65532, "/work")
         );
         assert!(
-            process.env.iter().any(|e| e == "PATH=/usr/local/bin"),
+            process
+                .env
+                .iter()
+                .any(|e| e == "PATH=/usr/local/bin:/usr/bin"),
             "{:?}",
             process.env
         );

@@ -123,6 +123,7 @@ let
       }@args:
       record "dockerTools.buildLayeredImage" "${name}.tar.gz" args;
 
+    pkgsStatic.bash = tool "bash-static" [ "bash" ];
     pkgsStatic.stdenv.cc =
       record "package" "${arch}-unknown-linux-musl-gcc-wrapper" { }
       // {
