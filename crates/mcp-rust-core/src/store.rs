@@ -96,11 +96,21 @@ pub struct Hit {
     pub metadata: serde_json::Value,
 }
 
-/// A record as kept in memory: its norm is computed once on insertion, not on every query.
+/// A record as kept in memory with its cached row norm. The norm is computed once when the
+/// embedding is stored (add, update, load), not on every query, and lives in the same map
+/// entry as the embedding: every write replaces both under the entry's lock, so a query
+/// never sees one without the other, and removing the record removes its norm.
 #[derive(Debug)]
 struct Entry {
     record: Record,
     norm: f32,
+}
+
+impl Entry {
+    fn new(record: Record) -> Entry {
+        let norm = kernels::norm(&record.embedding);
+        Entry { record, norm }
+    }
 }
 
 /// Thread-safe store of embedded records; every method takes `&self`.
@@ -177,15 +187,39 @@ impl MemoryStore {
             .next_id
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |id| id.checked_add(1))
             .map_err(|_| StoreError::IdsExhausted)?;
-        let norm = kernels::norm(&embedding);
         let record = Record {
             id,
             text: text.into(),
             embedding,
             metadata,
         };
-        self.records.insert(id, Entry { record, norm });
+        self.records.insert(id, Entry::new(record));
         Ok(id)
+    }
+
+    /// Replaces the embedding of record `id`, and its text and metadata when given; the
+    /// cached norm is recomputed in the same step. Returns whether the record existed (a
+    /// removed or never-issued id is not re-created: ids are never reused).
+    pub fn update(
+        &self,
+        id: u64,
+        embedding: Vec<f32>,
+        text: Option<String>,
+        metadata: Option<serde_json::Value>,
+    ) -> Result<bool, StoreError> {
+        self.check_embedding(&embedding)?;
+        let Some(mut entry) = self.records.get_mut(&id) else {
+            return Ok(false);
+        };
+        let record = &entry.record;
+        let updated = Record {
+            id,
+            text: text.unwrap_or_else(|| record.text.clone()),
+            embedding,
+            metadata: metadata.unwrap_or_else(|| record.metadata.clone()),
+        };
+        *entry = Entry::new(updated);
+        Ok(true)
     }
 
     /// The record with this id, if any.
@@ -212,6 +246,8 @@ impl MemoryStore {
         let query_norm = kernels::norm(query);
         let mut top = TopK::new(k.min(self.records.len()));
         for entry in self.records.iter() {
+            // invariant: add/update/load check every stored embedding has `self.dim`
+            // components, and check_embedding above did the same for `query`.
             let dot = kernels::dot(&entry.record.embedding, query)
                 .expect("stored embeddings have the store's dimension");
             let score = kernels::cosine_from_parts(dot, entry.norm, query_norm);
@@ -409,24 +445,13 @@ impl MemoryStore {
             if record.id == 0 || record.id == u64::MAX {
                 return Err(corrupt(format!("record id {} is out of range", record.id)));
             }
-            let norm = kernels::norm(&embedding);
             let entry = Record {
                 id: record.id,
                 text: record.text,
                 embedding,
                 metadata: record.metadata,
             };
-            if store
-                .records
-                .insert(
-                    record.id,
-                    Entry {
-                        record: entry,
-                        norm,
-                    },
-                )
-                .is_some()
-            {
+            if store.records.insert(record.id, Entry::new(entry)).is_some() {
                 return Err(corrupt(format!("record id {} appears twice", record.id)));
             }
         }
@@ -679,6 +704,118 @@ mod tests {
             store.add("x", vec![1.0], json!(null)),
             Err(StoreError::IdsExhausted)
         ));
+    }
+
+    /// Every cached norm equals the norm of the embedding stored next to it.
+    fn assert_norms_match(store: &MemoryStore) {
+        for entry in store.records.iter() {
+            let fresh = kernels::norm(&entry.record.embedding);
+            assert_eq!(
+                entry.norm.to_bits(),
+                fresh.to_bits(),
+                "record {}",
+                entry.record.id
+            );
+        }
+    }
+
+    /// The exact cosine similarity, computed from scratch in f64.
+    fn exact_cosine(a: &[f32], b: &[f32]) -> f32 {
+        let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+        let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+        let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+        (dot / (na * nb)) as f32
+    }
+
+    #[test]
+    fn the_norm_cache_follows_add_update_remove_and_load() {
+        let store = MemoryStore::new(3).unwrap();
+        let a = store.add("a", vec![1.0, 0.0, 0.0], json!(null)).unwrap();
+        let b = store
+            .add("b", vec![0.0, 1.0, 0.0], json!({"k": 1}))
+            .unwrap();
+        assert_norms_match(&store);
+
+        // Same direction, 100x the length: a stale norm would give a score of 100, not 1.
+        assert!(store.update(a, vec![0.0, 100.0, 0.0], None, None).unwrap());
+        assert_norms_match(&store);
+        let hits = store.query(&[0.0, 1.0, 0.0], 2).unwrap();
+        assert_eq!(hits.len(), 2);
+        assert!(
+            hits.iter().all(|h| (h.score - 1.0).abs() < 1e-6),
+            "{hits:?}"
+        );
+        // Text and metadata are kept unless replaced.
+        assert_eq!(store.get(a).unwrap().text, "a");
+        assert!(
+            store
+                .update(b, vec![3.0, 4.0, 0.0], Some("b2".into()), None)
+                .unwrap()
+        );
+        let record = store.get(b).unwrap();
+        assert_eq!(
+            (record.text.as_str(), &record.metadata),
+            ("b2", &json!({"k": 1}))
+        );
+        let query = [1.0, 1.0, 0.5];
+        for hit in store.query(&query, 2).unwrap() {
+            let expected = exact_cosine(&store.get(hit.id).unwrap().embedding, &query);
+            assert!((hit.score - expected).abs() < 1e-5, "{hit:?} vs {expected}");
+        }
+
+        // Bad input changes nothing; a removed id is not re-created.
+        assert!(store.update(a, vec![1.0], None, None).is_err());
+        assert!(
+            store
+                .update(a, vec![f32::NAN, 0.0, 0.0], None, None)
+                .is_err()
+        );
+        assert_eq!(store.get(a).unwrap().embedding, vec![0.0, 100.0, 0.0]);
+        assert!(store.remove(a));
+        assert!(!store.update(a, vec![1.0, 0.0, 0.0], None, None).unwrap());
+        assert!(!store.update(999, vec![1.0, 0.0, 0.0], None, None).unwrap());
+        assert_eq!(store.len(), 1);
+        let hits = store.query(&[1.0, 0.0, 0.0], 5).unwrap();
+        assert_eq!(hits.iter().map(|h| h.id).collect::<Vec<_>>(), vec![b]);
+
+        // Loading recomputes the norms from the stored embeddings.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.bin");
+        store.save(&path).unwrap();
+        let loaded = MemoryStore::load(&path).unwrap();
+        assert_norms_match(&loaded);
+        assert_eq!(
+            loaded.query(&query, 1).unwrap(),
+            store.query(&query, 1).unwrap()
+        );
+    }
+
+    #[test]
+    fn concurrent_updates_never_pair_an_embedding_with_another_norm() {
+        let store = std::sync::Arc::new(MemoryStore::new(4).unwrap());
+        let id = store
+            .add("x", vec![1.0, 0.0, 0.0, 0.0], json!(null))
+            .unwrap();
+        let writers: Vec<_> = (1..=4)
+            .map(|scale| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..500 {
+                        let s = scale as f32;
+                        store
+                            .update(id, vec![s, 0.0, 0.0, 0.0], None, None)
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        // Whatever length the embedding has at query time, a matching norm gives exactly 1.
+        for _ in 0..500 {
+            let hits = store.query(&[1.0, 0.0, 0.0, 0.0], 1).unwrap();
+            assert!((hits[0].score - 1.0).abs() < 1e-6, "{hits:?}");
+        }
+        writers.into_iter().for_each(|w| w.join().unwrap());
+        assert_norms_match(&store);
     }
 
     #[test]
