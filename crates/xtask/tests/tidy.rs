@@ -17,18 +17,6 @@ const LONG_FILES: &[(&str, &str)] = &[
         "crates/bash-god/src/risk/table.rs",
         "the risk rules table: one row per rule, read top to bottom",
     ),
-    (
-        "crates/development/src/project/manifests.rs",
-        "one small reader per manifest format; to be split per ecosystem",
-    ),
-    (
-        "crates/xtask/src/verify.rs",
-        "being split by the verify work (verdict / report / rebuild)",
-    ),
-    (
-        "crates/mcp-rust-core/src/store.rs",
-        "the store and its journal; the norm cache work splits it",
-    ),
 ];
 
 /// The agreed size of a source file.
