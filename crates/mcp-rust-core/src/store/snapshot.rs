@@ -110,12 +110,14 @@ impl MemoryStore {
             .last()
             .map_or(next_id, |(r, _)| next_id.max(r.id + 1));
         let (records, embeddings): (Vec<_>, Vec<_>) = entries.into_iter().unzip();
-        let header = serde_json::to_vec(&SnapshotHeader {
+        let header = SnapshotHeader {
             dim: self.dim,
             next_id,
             records,
-        })
-        .expect("snapshot header is plain JSON data");
+        };
+        // invariant: the header is numbers, strings and JSON values with string keys;
+        // serializing it into a Vec cannot fail.
+        let header = serde_json::to_vec(&header).expect("snapshot header is plain JSON data");
         let mut body = Vec::with_capacity(8 + header.len() + embeddings.len() * self.dim * 4);
         body.extend_from_slice(&(header.len() as u64).to_le_bytes());
         body.extend_from_slice(&header);
@@ -158,6 +160,8 @@ impl MemoryStore {
                 found: bytes.len() as u64,
             });
         }
+        // invariant: the preamble is PREAMBLE_LEN bytes (checked above); the slices below
+        // have the exact lengths of the integers read from them.
         let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
         if version != FORMAT_VERSION {
             return Err(StoreError::UnsupportedVersion {
@@ -165,6 +169,7 @@ impl MemoryStore {
                 found: version,
             });
         }
+        // invariant: as above, 8 bytes of the checked preamble.
         let body_len = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
         let checksum = &bytes[20..PREAMBLE_LEN];
         let body = &bytes[PREAMBLE_LEN..];
@@ -181,6 +186,7 @@ impl MemoryStore {
         if body.len() < 8 {
             return Err(corrupt("body too short for its header length".into()));
         }
+        // invariant: the body is at least 8 bytes long (checked just above).
         let header_len = u64::from_le_bytes(body[..8].try_into().expect("8 bytes"));
         let header_end = usize::try_from(header_len)
             .ok()
@@ -207,6 +213,7 @@ impl MemoryStore {
         let mut max_id = 0;
         let embeddings = embedding_bytes.chunks_exact(4 * header.dim.max(1));
         for (record, raw) in header.records.into_iter().zip(embeddings) {
+            // invariant: chunks_exact(4) yields 4-byte chunks only.
             let embedding: Vec<f32> = raw
                 .chunks_exact(4)
                 .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
