@@ -338,29 +338,52 @@ fn test_only_files(crate_dir: &Path, files: &[PathBuf]) -> BTreeSet<PathBuf> {
 }
 
 /// `unwrap()`/`expect(` in a non-test line of `text` with no `invariant:` comment on it or on
-/// the three lines above (the usual place for a multi-line call's explanation).
+/// the three lines above (the usual place for a multi-line call's explanation). Items under
+/// `#[cfg(test)]` are skipped whole (by their braces), wherever they stand: a test-only
+/// helper in the middle of a file does not hide the code after it.
 fn unexplained_panics(text: &str) -> Vec<(usize, String)> {
     let lines: Vec<&str> = text.lines().collect();
     let mut found = Vec::new();
-    for (i, line) in lines.iter().enumerate() {
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
         let trimmed = line.trim_start();
         if trimmed.starts_with("#[cfg(test)]") {
-            break; // test modules sit at the end of a file, by convention here
-        }
-        if trimmed.starts_with("//") {
+            i = end_of_item(&lines, i + 1) + 1;
             continue;
         }
-        if !(line.contains(".unwrap()") || line.contains(".expect(")) {
+        i += 1;
+        if trimmed.starts_with("//") || !(line.contains(".unwrap()") || line.contains(".expect(")) {
             continue;
         }
-        let explained = lines[i.saturating_sub(3)..=i]
+        let explained = lines[(i - 1).saturating_sub(3)..i]
             .iter()
             .any(|l| l.contains("invariant:"));
         if !explained {
-            found.push((i + 1, trimmed.to_owned()));
+            found.push((i, trimmed.to_owned()));
         }
     }
     found
+}
+
+/// The index of the last line of the item starting at `start` (after its attributes): the
+/// line that closes its first brace, or the line ending in `;` for an item without a body.
+fn end_of_item(lines: &[&str], start: usize) -> usize {
+    let mut depth = 0i64;
+    let mut opened = false;
+    let body = lines
+        .iter()
+        .enumerate()
+        .skip(start)
+        .skip_while(|(_, l)| l.trim_start().starts_with("#["));
+    for (index, line) in body {
+        depth += line.matches('{').count() as i64 - line.matches('}').count() as i64;
+        opened |= line.contains('{');
+        if (opened && depth <= 0) || (!opened && line.trim_end().ends_with(';')) {
+            return index;
+        }
+    }
+    lines.len()
 }
 
 #[test]
@@ -412,6 +435,16 @@ fn the_panic_scan_sees_what_it_must() {
     assert_eq!(
         unexplained_panics(text),
         vec![(2, "x.unwrap();".to_owned())]
+    );
+    // A test-only item in the middle of a file hides neither the code after it nor itself
+    // ends the scan early; a test-only statement inside a function is skipped whole.
+    let text = "#[cfg(test)]\nfn helper() {\n    a.unwrap();\n}\n\
+                #[cfg(test)]\n#[allow(unused)]\nuse std::fmt;\n\
+                fn served() {\n    #[cfg(test)]\n    if let Some(x) = y {\n        x.unwrap();\n    }\n    \
+                b.unwrap();\n}\n";
+    assert_eq!(
+        unexplained_panics(text),
+        vec![(13, "b.unwrap();".to_owned())]
     );
 }
 
