@@ -241,6 +241,22 @@ class MemoryStoreTest(unittest.TestCase):
         self.assertEqual(len(store), 3)
         self.assertEqual(len(store.query(mcp_rust_core.embed_text("x", 64), 10)), 3)
 
+    def test_update_replaces_the_embedding_and_its_cached_norm(self):
+        store = mcp_rust_core.MemoryStore(3)
+        a = store.add("a", np.array([1, 0, 0], np.float32), {"k": 1})
+        # Same direction as the query, 100x its length: a stale norm would not score 1.
+        self.assertTrue(store.update(a, np.array([0, 100, 0], np.float32)))
+        hits = store.query(np.array([0, 1, 0], np.float32), 1)
+        self.assertAlmostEqual(hits[0]["score"], 1.0, places=5)
+        self.assertEqual((hits[0]["text"], hits[0]["metadata"]), ("a", {"k": 1}))
+        self.assertTrue(store.update(a, np.array([3, 4, 0], np.float32), text="b", metadata=[2]))
+        self.assertEqual((store.get(a)["text"], store.get(a)["metadata"]), ("b", [2]))
+        with self.assertRaisesRegex(ValueError, "3-dimensional"):
+            store.update(a, np.ones(2, np.float32))
+        self.assertTrue(store.remove(a))
+        self.assertFalse(store.update(a, np.ones(3, np.float32)))
+        self.assertEqual(len(store), 0)
+
     def test_text_helpers_and_default_metadata(self):
         store = mcp_rust_core.MemoryStore(32)
         first = store.add_text("make test")

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """cosine_topk side by side: read bandwidth, numpy (both ways), every runnable build x kernels.
 
-Usage (after `cargo xtask dist`, which writes the wheel to dist/):
+Usage (after `cargo xtask dist`, which writes the wheel to dist/wheels/):
 
-    python3 crates/mcp-rust-core/benches/cosine_topk.py dist/mcp_rust_core-*.whl \\
+    python3 crates/mcp-rust-core/benches/cosine_topk.py dist/wheels/mcp_rust_core-*.whl \\
         [--rows 100000,10000,1000] [--dim 384] [--k 10] [--rounds 30] [--markdown]
 
 The argument is a wheel (installed into a fresh venv under target/kernel-bench/ with numpy,

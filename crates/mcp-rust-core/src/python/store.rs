@@ -211,6 +211,24 @@ impl PyMemoryStore {
             .transpose()
     }
 
+    /// Replaces the embedding of record `id` (float32, shape (dim,)), and its text and
+    /// metadata when given (None keeps them); returns whether the record existed. Its cached
+    /// norm is recomputed in the same step.
+    #[pyo3(signature = (id, embedding, text = None, metadata = None))]
+    fn update(
+        &self,
+        id: u64,
+        embedding: &Bound<'_, PyAny>,
+        text: Option<String>,
+        metadata: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        let embedding = self.embedding_vec(embedding, "embedding")?;
+        let metadata = metadata.map(json_from_python).transpose()?;
+        self.inner
+            .update(id, embedding, text, metadata)
+            .map_err(store_error)
+    }
+
     /// Removes the record with this id; returns whether it existed.
     fn remove(&self, id: u64) -> bool {
         self.inner.remove(id)

@@ -555,40 +555,4 @@ pub fn owning_crates(program: &Program) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn demangles_legacy_rust_symbols_without_hash() {
-        assert_eq!(
-            demangle("_ZN6memchr4arch6x86_644avx26memchr3One8find_raw17h0123456789abcdefE"),
-            "memchr::arch::x86_64::avx2::memchr::One::find_raw"
-        );
-        assert_eq!(demangle("PyInit_mcp_rust_core"), "PyInit_mcp_rust_core");
-    }
-
-    #[test]
-    fn crate_of_names() {
-        assert_eq!(crate_of("memchr::arch::x86_64::avx2::One::find"), "memchr");
-        assert_eq!(
-            crate_of("<aho_corasick::packed::teddy::Slim<2> as aho_corasick::SearcherT>::find"),
-            "aho_corasick"
-        );
-        assert_eq!(
-            crate_of("<&mut serde_json::Ser as core::fmt::Write>::f"),
-            "serde_json"
-        );
-        assert_eq!(crate_of("core::ptr::drop_in_place<mcp::X>"), "core");
-        assert_eq!(crate_of("memcpy"), "<C>");
-        assert_eq!(
-            crate_of("ring_core_0_17_14__aes_hw_ctr32_encrypt_blocks"),
-            "ring"
-        );
-        assert_eq!(crate_of(NO_SYMBOL), "<C>");
-    }
-
-    #[test]
-    fn rejects_files_that_are_not_elf() {
-        assert!(Program::load(b"definitely not an ELF file").is_err());
-    }
-}
+mod tests;

@@ -11,26 +11,6 @@ use super::program::{DataSection, Image};
 use super::*;
 use synth::*;
 
-/// `kernel_avx512`: one AVX-512F instruction; `kernel_avx2`: one AVX2 instruction (the
-/// test names the one it uses: anything nothing references counts as reachable);
-/// `scalar`: baseline only; std_detect's slow path fills the cache.
-fn kernels(s: &mut Synth, fast: &'static str) {
-    match fast {
-        "own::kernel_avx512" => s.function(fast).vpaddd(zmm0, zmm1, zmm2).unwrap(),
-        "own::kernel_avx2" => s.function(fast).vpaddd(ymm0, ymm1, ymm2).unwrap(),
-        other => panic!("no kernel {other}"),
-    }
-    s.a.ret().unwrap();
-    s.function("own::scalar").add(rax, rbx).unwrap();
-    s.a.ret().unwrap();
-    let a = s.function("std_detect::detect::cache::detect_and_initialize");
-    a.mov(eax, 7).unwrap();
-    a.cpuid().unwrap();
-    a.mov(rax, rbx).unwrap();
-    a.mov(qword_ptr(CACHE), rax).unwrap();
-    a.ret().unwrap();
-}
-
 /// `main` calls `dispatcher`; `is_x86_feature_detected!` as std inlines it: load the
 /// cache, initialize it when empty, test a bit, branch.
 fn std_dispatcher(s: &mut Synth, fast: &'static str) {
@@ -63,8 +43,7 @@ fn std_dispatcher(s: &mut Synth, fast: &'static str) {
 fn avx512_behind_is_x86_feature_detected_passes_a_generic_build() {
     let mut s = Synth::new();
     std_dispatcher(&mut s, "own::kernel_avx512");
-    kernels(&mut s, "own::kernel_avx512");
-    let audit = s.build().audit(&generic(), &[]);
+    let audit = audit_generic(s, "own::kernel_avx512");
     assert!(violations(&audit).is_empty(), "{audit:#?}");
     assert_eq!(
         finding(&audit, "own::kernel_avx512").evidence,
@@ -82,8 +61,7 @@ fn avx512_called_directly_fails_a_generic_build() {
     let kernel = s.label("own::kernel_avx512");
     s.function("main").call(kernel).unwrap();
     s.a.ret().unwrap();
-    kernels(&mut s, "own::kernel_avx512");
-    let audit = s.build().audit(&generic(), &[]);
+    let audit = audit_generic(s, "own::kernel_avx512");
     assert_eq!(violations(&audit), ["own::kernel_avx512"]);
     let leak = finding(&audit, "own::kernel_avx512");
     assert_eq!(leak.evidence, Evidence::Unconditional);
@@ -97,14 +75,11 @@ fn a_call_before_the_check_is_not_dispatched() {
     let mut skip = s.a.create_label();
     let a = s.function("main");
     a.call(kernel).unwrap();
-    a.mov(rax, qword_ptr(CACHE)).unwrap();
-    a.bt(rax, 5).unwrap();
-    a.jae(skip).unwrap();
+    skip_unless_detected(a, skip);
     a.call(scalar).unwrap();
     a.set_label(&mut skip).unwrap();
     a.ret().unwrap();
-    kernels(&mut s, "own::kernel_avx512");
-    let audit = s.build().audit(&generic(), &[]);
+    let audit = audit_generic(s, "own::kernel_avx512");
     assert_eq!(violations(&audit), ["own::kernel_avx512"]);
 }
 
@@ -115,15 +90,12 @@ fn a_call_after_the_paths_merge_again_is_not_dispatched() {
     let (kernel, scalar) = (s.label("own::kernel_avx512"), s.label("own::scalar"));
     let mut merge = s.a.create_label();
     let a = s.function("main");
-    a.mov(rax, qword_ptr(CACHE)).unwrap();
-    a.bt(rax, 5).unwrap();
-    a.jae(merge).unwrap();
+    skip_unless_detected(a, merge);
     a.call(scalar).unwrap();
     a.set_label(&mut merge).unwrap();
     a.call(kernel).unwrap();
     a.ret().unwrap();
-    kernels(&mut s, "own::kernel_avx512");
-    let audit = s.build().audit(&generic(), &[]);
+    let audit = audit_generic(s, "own::kernel_avx512");
     assert_eq!(violations(&audit), ["own::kernel_avx512"]);
 }
 
@@ -139,8 +111,7 @@ fn a_branch_on_anything_else_is_not_a_check() {
     a.call(kernel).unwrap();
     a.set_label(&mut skip).unwrap();
     a.ret().unwrap();
-    kernels(&mut s, "own::kernel_avx512");
-    let audit = s.build().audit(&generic(), &[]);
+    let audit = audit_generic(s, "own::kernel_avx512");
     assert_eq!(violations(&audit), ["own::kernel_avx512"]);
 }
 
@@ -209,8 +180,7 @@ fn a_crates_own_cpuid_cache_is_found_and_trusted() {
     a.mov(byte_ptr(OWN_CACHE), bl).unwrap();
     a.mov(eax, ebx).unwrap();
     a.ret().unwrap();
-    kernels(&mut s, "own::kernel_avx2");
-    let audit = s.build().audit(&generic(), &[]);
+    let audit = audit_generic(s, "own::kernel_avx2");
     assert!(violations(&audit).is_empty(), "{audit:#?}");
     assert!(
         audit.detection_state.iter().any(|s| s == "own::STORAGE"),
@@ -259,9 +229,7 @@ fn vtable_program(s: &mut Synth, also_unguarded: bool) {
     a.ret().unwrap();
     let mut no = s.a.create_label();
     let a = s.function("own::make_searcher");
-    a.mov(rax, qword_ptr(CACHE)).unwrap();
-    a.bt(rax, 5).unwrap();
-    a.jae(no).unwrap();
+    skip_unless_detected(a, no);
     a.lea(rax, ptr(VTABLE)).unwrap();
     a.mov(qword_ptr(rdi), rax).unwrap();
     a.set_label(&mut no).unwrap();
@@ -370,9 +338,7 @@ fn type_state(s: &mut Synth, with_detection: bool) {
         let mut no = s.a.create_label();
         let a = s.function("typestate::Hasher::new");
         a.mov(byte_ptr(rdi + 8), 0).unwrap();
-        a.mov(rax, qword_ptr(CACHE)).unwrap();
-        a.bt(rax, 5).unwrap();
-        a.jae(no).unwrap();
+        skip_unless_detected(a, no);
         a.mov(byte_ptr(rdi + 8), 1).unwrap();
         a.set_label(&mut no).unwrap();
         a.ret().unwrap();

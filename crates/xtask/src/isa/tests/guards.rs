@@ -13,9 +13,7 @@ fn a_check_inside_a_loop_still_guards_its_arm() {
     let a = s.function("main");
     a.mov(ecx, 8).unwrap();
     a.set_label(&mut top).unwrap();
-    a.mov(rax, qword_ptr(CACHE)).unwrap();
-    a.bt(rax, 5).unwrap();
-    a.jae(slow).unwrap();
+    skip_unless_detected(a, slow);
     a.call(kernel).unwrap();
     a.jmp(next).unwrap();
     a.set_label(&mut slow).unwrap();
@@ -24,8 +22,7 @@ fn a_check_inside_a_loop_still_guards_its_arm() {
     a.dec(ecx).unwrap();
     a.jne(top).unwrap();
     a.ret().unwrap();
-    kernels(&mut s, "own::kernel_avx512");
-    let audit = s.build().audit(&generic(), &[]);
+    let audit = audit_generic(s, "own::kernel_avx512");
     assert!(violations(&audit).is_empty(), "{audit:#?}");
 }
 
@@ -63,8 +60,7 @@ fn a_cached_result_and_a_first_time_check_both_guard_the_call() {
     a.mov(byte_ptr(OWN_CACHE), bl).unwrap();
     a.mov(eax, ebx).unwrap();
     a.ret().unwrap();
-    kernels(&mut s, "own::kernel_avx2");
-    let audit = s.build().audit(&generic(), &[]);
+    let audit = audit_generic(s, "own::kernel_avx2");
     assert!(violations(&audit).is_empty(), "{audit:#?}");
 }
 
@@ -81,9 +77,7 @@ fn a_call_after_two_merged_checks_is_not_dispatched() {
         s.a.create_label(),
     );
     let a = s.function("main");
-    a.mov(rax, qword_ptr(CACHE)).unwrap();
-    a.bt(rax, 5).unwrap();
-    a.jae(else1).unwrap();
+    skip_unless_detected(a, else1);
     a.call(scalar).unwrap();
     a.jmp(join1).unwrap();
     a.set_label(&mut else1).unwrap();
@@ -99,8 +93,7 @@ fn a_call_after_two_merged_checks_is_not_dispatched() {
     a.set_label(&mut join2).unwrap();
     a.call(kernel).unwrap();
     a.ret().unwrap();
-    kernels(&mut s, "own::kernel_avx512");
-    let audit = s.build().audit(&generic(), &[]);
+    let audit = audit_generic(s, "own::kernel_avx512");
     assert_eq!(violations(&audit), ["own::kernel_avx512"]);
 }
 
@@ -125,8 +118,7 @@ fn a_value_detection_derived_on_only_one_path_is_not_a_check() {
     a.call(kernel).unwrap();
     a.set_label(&mut skip).unwrap();
     a.ret().unwrap();
-    kernels(&mut s, "own::kernel_avx512");
-    let audit = s.build().audit(&generic(), &[]);
+    let audit = audit_generic(s, "own::kernel_avx512");
     assert_eq!(violations(&audit), ["own::kernel_avx512"]);
 }
 
@@ -138,9 +130,7 @@ fn a_flag_a_check_chose_is_detection_derived() {
     let kernel = s.label("own::kernel_avx512");
     let (mut no, mut join, mut skip) = (s.a.create_label(), s.a.create_label(), s.a.create_label());
     let a = s.function("main");
-    a.mov(rax, qword_ptr(CACHE)).unwrap();
-    a.bt(rax, 5).unwrap();
-    a.jae(no).unwrap();
+    skip_unless_detected(a, no);
     a.mov(ebx, 1).unwrap();
     a.jmp(join).unwrap();
     a.set_label(&mut no).unwrap();
@@ -151,8 +141,7 @@ fn a_flag_a_check_chose_is_detection_derived() {
     a.call(kernel).unwrap();
     a.set_label(&mut skip).unwrap();
     a.ret().unwrap();
-    kernels(&mut s, "own::kernel_avx512");
-    let audit = s.build().audit(&generic(), &[]);
+    let audit = audit_generic(s, "own::kernel_avx512");
     assert!(violations(&audit).is_empty(), "{audit:#?}");
 }
 
@@ -165,9 +154,7 @@ fn a_register_both_paths_leave_alone_is_not_chosen_by_the_check() {
     let (mut join, mut skip) = (s.a.create_label(), s.a.create_label());
     let a = s.function("main");
     a.mov(rbx, rdi).unwrap();
-    a.mov(rax, qword_ptr(CACHE)).unwrap();
-    a.bt(rax, 5).unwrap();
-    a.jae(join).unwrap();
+    skip_unless_detected(a, join);
     a.call(scalar).unwrap();
     a.set_label(&mut join).unwrap();
     a.test(rbx, rbx).unwrap();
@@ -175,8 +162,7 @@ fn a_register_both_paths_leave_alone_is_not_chosen_by_the_check() {
     a.call(kernel).unwrap();
     a.set_label(&mut skip).unwrap();
     a.ret().unwrap();
-    kernels(&mut s, "own::kernel_avx512");
-    let audit = s.build().audit(&generic(), &[]);
+    let audit = audit_generic(s, "own::kernel_avx512");
     assert_eq!(violations(&audit), ["own::kernel_avx512"]);
 }
 
@@ -194,9 +180,7 @@ fn kernel_tables(s: &mut Synth, fast_table_also_unguarded: bool) {
     a.ret().unwrap();
     let mut scalar = s.a.create_label();
     let a = s.function("own::for_isa");
-    a.mov(rax, qword_ptr(CACHE)).unwrap();
-    a.bt(rax, 5).unwrap();
-    a.jae(scalar).unwrap();
+    skip_unless_detected(a, scalar);
     a.lea(rax, ptr(FAST_TABLE)).unwrap();
     a.ret().unwrap();
     a.set_label(&mut scalar).unwrap();

@@ -149,3 +149,37 @@ pub fn finding<'a>(audit: &'a Audit, function: &str) -> &'a BeyondLevel {
 pub fn violations(audit: &Audit) -> Vec<&str> {
     audit.violations().map(|v| v.function.as_str()).collect()
 }
+
+/// `kernel_avx512`: one AVX-512F instruction; `kernel_avx2`: one AVX2 instruction (the
+/// test names the one it uses: anything nothing references counts as reachable);
+/// `scalar`: baseline only; std_detect's slow path fills the cache.
+pub fn kernels(s: &mut Synth, fast: &'static str) {
+    match fast {
+        "own::kernel_avx512" => s.function(fast).vpaddd(zmm0, zmm1, zmm2).unwrap(),
+        "own::kernel_avx2" => s.function(fast).vpaddd(ymm0, ymm1, ymm2).unwrap(),
+        other => panic!("no kernel {other}"),
+    }
+    s.a.ret().unwrap();
+    s.function("own::scalar").add(rax, rbx).unwrap();
+    s.a.ret().unwrap();
+    let a = s.function("std_detect::detect::cache::detect_and_initialize");
+    a.mov(eax, 7).unwrap();
+    a.cpuid().unwrap();
+    a.mov(rax, rbx).unwrap();
+    a.mov(qword_ptr(CACHE), rax).unwrap();
+    a.ret().unwrap();
+}
+
+/// Adds [`kernels`] with `fast` and audits the program against the generic level.
+pub fn audit_generic(mut s: Synth, fast: &'static str) -> Audit {
+    kernels(&mut s, fast);
+    s.build().audit(&generic(), &[])
+}
+
+/// `is_x86_feature_detected!` as std inlines it once the cache is filled: load the cache,
+/// test the feature's bit, jump to `skip` when it is clear.
+pub fn skip_unless_detected(a: &mut CodeAssembler, skip: CodeLabel) {
+    a.mov(rax, qword_ptr(CACHE)).unwrap();
+    a.bt(rax, 5).unwrap();
+    a.jae(skip).unwrap();
+}
