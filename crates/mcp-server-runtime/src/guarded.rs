@@ -355,7 +355,7 @@ impl<S: ServerHandler> ServerHandler for Guarded<S> {
 /// Applies the output cap to a finished tool result.
 fn cap_output(tool: &str, mut result: CallToolResult, max_bytes: usize) -> CallToolResult {
     if let Some(structured) = &result.structured_content {
-        let size = serde_json::to_vec(structured).map_or(usize::MAX, |bytes| bytes.len());
+        let size = serialized_len(structured);
         if size > max_bytes {
             tracing::warn!(tool, size, max_bytes, "structured output over the cap");
             return ToolError::new(
@@ -394,6 +394,26 @@ fn cap_output(tool: &str, mut result: CallToolResult, max_bytes: usize) -> CallT
         }
     }
     result
+}
+
+/// Bytes `value` takes as JSON, counted without building the text: the structured output
+/// can be most of the cap, and a copy only to measure it doubles the work of large answers.
+fn serialized_len(value: &serde_json::Value) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    match serde_json::to_writer(&mut counter, value) {
+        Ok(()) => counter.0,
+        Err(_) => usize::MAX,
+    }
 }
 
 #[cfg(test)]

@@ -37,6 +37,14 @@ pub struct GitDiffParams {
     /// The new side when `from` is given. Default: HEAD.
     #[serde(default)]
     pub to: Option<String>,
+    #[serde(flatten)]
+    pub text: DiffTextParams,
+}
+
+/// Which files a diff covers and how much text it returns: the arguments `git_diff` and
+/// `git_show` share (flattened into each tool's own arguments).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+pub struct DiffTextParams {
     /// Only these paths, relative to the repository's top: git pathspecs such as
     /// `src`, `*.rs` or `:(exclude)vendor`. Data, never options, even with a leading `-`.
     #[serde(default)]
@@ -48,6 +56,31 @@ pub struct GitDiffParams {
     /// Default 65536, at most 1048576.
     #[serde(default)]
     pub max_bytes: Option<usize>,
+}
+
+impl DiffTextParams {
+    /// Context lines and the text budget, checked against their limits.
+    pub(crate) fn limits(&self) -> Result<(u32, usize), ToolError> {
+        let context = bounded(
+            "context_lines",
+            self.context_lines,
+            DEFAULT_CONTEXT_LINES,
+            MAX_CONTEXT_LINES,
+        )?;
+        let max_bytes = bounded(
+            "max_bytes",
+            self.max_bytes,
+            DEFAULT_MAX_DIFF_BYTES,
+            MAX_DIFF_BYTES,
+        )?;
+        Ok((u32::try_from(context).unwrap_or(u32::MAX), max_bytes))
+    }
+
+    /// The path filter of `paths` in `repo`.
+    pub(crate) fn filter(&self, repo: &gix::Repository) -> Result<PathFilter, ToolError> {
+        let paths = self.paths.clone().map(Globs::into_vec).unwrap_or_default();
+        PathFilter::new(repo, &paths)
+    }
 }
 
 /// What `git_diff` found.
@@ -76,7 +109,7 @@ pub fn git_diff(
     roots: &Roots,
     cancel: &CancelFlag,
 ) -> Result<GitDiffOutput, ToolError> {
-    let (context, max_bytes) = text_limits(params.context_lines, params.max_bytes)?;
+    let (context, max_bytes) = params.text.limits()?;
     if params.to.is_some() && params.from.is_none() {
         return Err(ToolError::invalid_input(
             "`to` needs `from`: pass the old revision in `from` (the new side defaults to HEAD)",
@@ -88,14 +121,7 @@ pub fn git_diff(
         ));
     }
     let repo = open_repository(params.path.as_deref(), roots)?;
-    let mut filter = PathFilter::new(
-        &repo,
-        &params
-            .paths
-            .clone()
-            .map(Globs::into_vec)
-            .unwrap_or_default(),
-    )?;
+    let mut filter = params.text.filter(&repo)?;
     let (compared, changes) = match &params.from {
         Some(from) => {
             let to = params.to.as_deref().unwrap_or("HEAD");
@@ -129,26 +155,6 @@ pub fn git_diff(
         diff_truncated: !rendered.omitted.is_empty(),
         omitted_from_diff: rendered.omitted,
     })
-}
-
-/// Checks `context_lines` and `max_bytes` of a diff-producing tool.
-pub(crate) fn text_limits(
-    context_lines: Option<usize>,
-    max_bytes: Option<usize>,
-) -> Result<(u32, usize), ToolError> {
-    let context = bounded(
-        "context_lines",
-        context_lines,
-        DEFAULT_CONTEXT_LINES,
-        MAX_CONTEXT_LINES,
-    )?;
-    let max_bytes = bounded(
-        "max_bytes",
-        max_bytes,
-        DEFAULT_MAX_DIFF_BYTES,
-        MAX_DIFF_BYTES,
-    )?;
-    Ok((u32::try_from(context).unwrap_or(u32::MAX), max_bytes))
 }
 
 /// Changes rendered into stats and bounded diff text.

@@ -95,8 +95,16 @@ pub(crate) fn open_repository(
             .map_err(|err| not_found(&err))?
     };
     check_within_roots(&repo, roots)?;
+    let mut repo = repo;
+    // One call reads the same commits and trees several times (the history walk, then
+    // HEAD's tree for the status; each side of a diff): decoded objects are kept for the
+    // call instead of re-opening, mapping and inflating loose objects each time.
+    repo.object_cache_size_if_unset(OBJECT_CACHE_BYTES);
     Ok(repo)
 }
+
+/// Decoded objects one git call keeps (freed with the repository at the end of the call).
+const OBJECT_CACHE_BYTES: usize = 4 * 1024 * 1024;
 
 fn check_within_roots(repo: &gix::Repository, roots: &Roots) -> Result<(), ToolError> {
     let canonical = |path: &Path| path.canonicalize().unwrap_or_else(|_| path.to_path_buf());

@@ -6,10 +6,9 @@ use mcp_server_runtime::{CancelFlag, Roots, ToolError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::diff::{render_all, text_limits, tree_changes};
+use super::diff::{DiffTextParams, render_all, tree_changes};
 use super::patch::FileDiff;
-use super::{PathFilter, failed, open_repository, repository_label};
-use crate::paths::Globs;
+use super::{failed, open_repository, repository_label};
 
 /// Bytes of a file's content returned for `rev:path`.
 pub const MAX_BLOB_BYTES: usize = 128 * 1024;
@@ -26,16 +25,8 @@ pub struct GitShowParams {
     /// content or a directory's entries at that revision. Default: HEAD.
     #[serde(default)]
     pub rev: Option<String>,
-    /// Only these paths in the diff (git pathspecs relative to the repository's top).
-    #[serde(default)]
-    pub paths: Option<Globs>,
-    /// Unchanged lines around each change (0-1000). Default 3.
-    #[serde(default)]
-    pub context_lines: Option<usize>,
-    /// Most bytes of diff text returned; stats cover every file. Default 65536, at most
-    /// 1048576.
-    #[serde(default)]
-    pub max_bytes: Option<usize>,
+    #[serde(flatten)]
+    pub text: DiffTextParams,
 }
 
 /// A commit's full metadata.
@@ -110,7 +101,7 @@ pub fn git_show(
     roots: &Roots,
     cancel: &CancelFlag,
 ) -> Result<GitShowOutput, ToolError> {
-    let (context, max_bytes) = text_limits(params.context_lines, params.max_bytes)?;
+    let (context, max_bytes) = params.text.limits()?;
     let rev = params.rev.as_deref().unwrap_or("HEAD");
     if rev.trim().is_empty() {
         return Err(ToolError::invalid_input(
@@ -166,14 +157,7 @@ pub fn git_show(
             let tree = commit
                 .tree()
                 .map_err(|err| failed("read the commit tree", err))?;
-            let mut filter = PathFilter::new(
-                &repo,
-                &params
-                    .paths
-                    .clone()
-                    .map(Globs::into_vec)
-                    .unwrap_or_default(),
-            )?;
+            let mut filter = params.text.filter(&repo)?;
             let changes = tree_changes(&repo, &old_tree, &tree, cancel)?
                 .into_iter()
                 .filter(|change| filter.matches(change.path.as_ref()))

@@ -220,9 +220,7 @@ fn diff_params() -> GitDiffParams {
         staged: false,
         from: None,
         to: None,
-        paths: None,
-        context_lines: None,
-        max_bytes: None,
+        text: DiffTextParams::default(),
     }
 }
 
@@ -291,8 +289,8 @@ fn diff_context_filters_limits_and_renames() {
     .unwrap();
     fs::write(dir.path().join("-dash.txt"), "dd\n").unwrap();
     let mut p = diff_params();
-    p.context_lines = Some(1);
-    p.paths = Some(Globs::One("long.txt".into()));
+    p.text.context_lines = Some(1);
+    p.text.paths = Some(Globs::One("long.txt".into()));
     let out = git_diff(&p, &roots, &CancelFlag::new()).unwrap();
     assert_eq!(out.files.len(), 1);
     assert!(
@@ -302,7 +300,7 @@ fn diff_context_filters_limits_and_renames() {
         out.diff
     );
     // A path filter with a leading dash is a path, not an option.
-    p.paths = Some(Globs::One("-dash.txt".into()));
+    p.text.paths = Some(Globs::One("-dash.txt".into()));
     let out = git_diff(&p, &roots, &CancelFlag::new()).unwrap();
     assert_eq!(
         out.files
@@ -313,7 +311,7 @@ fn diff_context_filters_limits_and_renames() {
     );
     // Text past max_bytes is left out whole; stats stay.
     let mut p = diff_params();
-    p.max_bytes = Some(10);
+    p.text.max_bytes = Some(10);
     let out = git_diff(&p, &roots, &CancelFlag::new()).unwrap();
     assert!(out.diff_truncated && out.diff.is_empty());
     assert_eq!(out.files.len(), 3);

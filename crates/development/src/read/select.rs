@@ -68,13 +68,14 @@ pub(super) fn read_lines(
     end: Option<u64>,
     max: usize,
 ) -> std::io::Result<Selection> {
-    let mut reader = BufReader::with_capacity(64 * 1024, file);
+    let mut reader = BufReader::with_capacity(buffer_for(size, 64 * 1024), file);
     reader.seek(SeekFrom::Start(0))?;
     let mut line = Vec::new();
     let mut number = 0u64;
     let mut position = 0u64;
     let mut selection = Selection {
-        bytes: Vec::new(),
+        // Whole-file reads are the common case: one allocation, no regrowth.
+        bytes: Vec::with_capacity(usize::try_from(size).map_or(max, |size| size.min(max))),
         offset: 0,
         lines: None,
         total_lines: None,
@@ -145,6 +146,17 @@ pub(super) fn read_lines(
     Ok(selection)
 }
 
+/// A read buffer for a file of `size` bytes: at most `max`, but no larger than the file
+/// plus the byte that shows its end. Most files read are small, and a buffer sized for
+/// big ones costs a fresh mapping and its page faults on every call. Never below 8 KiB:
+/// files that report size 0 yet have content (procfs) must not be read a byte at a time.
+fn buffer_for(size: u64, max: usize) -> usize {
+    const FLOOR: usize = 8 * 1024;
+    usize::try_from(size.saturating_add(1))
+        .map_or(max, |fit| fit.max(FLOOR))
+        .min(max)
+}
+
 /// Consumes the rest of the current line; returns the bytes skipped.
 fn skip_line(reader: &mut BufReader<&File>) -> std::io::Result<u64> {
     let mut skipped = 0u64;
@@ -169,7 +181,7 @@ fn skip_line(reader: &mut BufReader<&File>) -> std::io::Result<u64> {
 
 /// Lines in the file: newlines, plus one for a last line without a newline.
 pub(super) fn count_lines(file: &File, size: u64) -> std::io::Result<u64> {
-    let mut buffer = vec![0; 256 * 1024];
+    let mut buffer = vec![0; buffer_for(size, 256 * 1024)];
     let mut offset = 0;
     let mut lines = 0u64;
     let mut last = b'\n';
@@ -197,7 +209,7 @@ pub(super) fn read_tail(
     let mut start = size;
     let mut found = 0u64;
     let mut position = size;
-    let mut buffer = vec![0; chunk as usize];
+    let mut buffer = vec![0; buffer_for(size, chunk as usize)];
     'scan: while position > 0 {
         let from = position.saturating_sub(chunk);
         let read = read_at_most(file, &mut buffer[..(position - from) as usize], from)?;

@@ -406,3 +406,16 @@ async fn adversarial_json_rpc_in_process_never_stops_the_guarded_server() {
     );
     assert!(report.responses > report.cases, "{report:?}");
 }
+
+#[test]
+fn serialized_len_counts_what_serde_json_writes() {
+    let value = serde_json::json!({
+        "text": "quotes \" backslash \\ newline \n tab \t nul \u{0} é 世界 🦀",
+        "numbers": [0, -1, 1.5, 1e300, u64::MAX],
+        "nested": {"empty": {}, "list": [], "null": null, "yes": true}
+    });
+    assert_eq!(
+        super::serialized_len(&value),
+        serde_json::to_vec(&value).unwrap().len()
+    );
+}

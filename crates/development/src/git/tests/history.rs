@@ -139,9 +139,7 @@ pub(super) fn show_params() -> GitShowParams {
     GitShowParams {
         path: None,
         rev: None,
-        paths: None,
-        context_lines: None,
-        max_bytes: None,
+        text: DiffTextParams::default(),
     }
 }
 
