@@ -26,5 +26,7 @@ pub mod nix_offline;
 pub mod peer_bench;
 pub mod prereq;
 pub mod process;
+pub mod provenance;
+pub mod sbom;
 pub mod timing;
 pub mod verify;
