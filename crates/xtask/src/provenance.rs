@@ -7,6 +7,8 @@
 //! artifact, so two builders that agree on the artifact also agree on its provenance.
 //! Statements are unsigned here; `cargo xtask dist --sign-key` signs them with the SBOMs.
 
+pub mod referrer;
+
 use std::fs;
 use std::path::Path;
 use std::process::Command;
