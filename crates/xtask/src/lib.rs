@@ -28,5 +28,6 @@ pub mod prereq;
 pub mod process;
 pub mod provenance;
 pub mod sbom;
+pub mod sign;
 pub mod timing;
 pub mod verify;

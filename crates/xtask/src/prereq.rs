@@ -44,6 +44,8 @@ pub enum Use {
     Nix,
     /// The flake built with real Nix in a Debian sid chroot (`cargo xtask nix-offline`).
     NixOffline,
+    /// Signing a dist and checking its signature (`cargo xtask sign`).
+    Sign,
 }
 
 impl Use {
@@ -60,6 +62,7 @@ impl Use {
             Use::ImageSmoke => "image smoke test",
             Use::Nix => "Nix checks",
             Use::NixOffline => "Nix offline build",
+            Use::Sign => "signing",
         }
     }
 }
@@ -217,6 +220,13 @@ pub const PROGRAMS: &[Program] = &[
         debian: "debootstrap",
         used_by: &[Use::NixOffline],
         why: "the Nix offline build runs a current Nix (Debian sid's) in a chroot it bootstraps",
+    },
+    Program {
+        name: "ssh-keygen",
+        probe: Probe::OnPath("ssh-keygen"),
+        debian: "openssh-client",
+        used_by: &[Use::Sign, Use::Test],
+        why: "signs dist/SHA256SUMS with the user's key and verifies it (OpenSSH SSHSIG format)",
     },
 ];
 
