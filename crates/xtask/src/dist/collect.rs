@@ -25,6 +25,10 @@ pub struct Built {
 /// Copies one crate's outputs into `staging/<variant>/`: stripped into
 /// `bin/`/`lib/`/`python/`, unstripped into `unstripped/`. Both copies carry
 /// `dependency_list` (see [`crate::sbom`]).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site, in dist.rs; each argument is a distinct input of the copy"
+)]
 pub fn collect(
     job: &Job<'_>,
     spec: &CrateSpec,

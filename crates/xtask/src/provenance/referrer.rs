@@ -188,8 +188,8 @@ mod tests {
         };
         let referrer = attach(&layout, &subject, &attachment).unwrap();
         assert_eq!(attach(&layout, &subject, &attachment).unwrap(), referrer);
-        let found = referrers(&layout, &subject.digest().to_string()).unwrap();
-        assert_eq!(found, [referrer.clone()]);
+        let found = referrers(&layout, subject.digest().as_ref()).unwrap();
+        assert_eq!(found, std::slice::from_ref(&referrer));
         let manifest = oci_spec::image::ImageManifest::from_file(
             layout
                 .join("blobs/sha256")

@@ -84,7 +84,7 @@ fn the_embedded_list_reads_back_with_cargo_auditables_reader_and_matches_the_sbo
     )
     .unwrap();
     let limits = auditable_info::Limits::default();
-    assert!(auditable_info::audit_info_from_file(&binary, limits.clone()).is_err());
+    assert!(auditable_info::audit_info_from_file(&binary, limits).is_err());
     let bytes = list.section_bytes().unwrap();
     assert_eq!(bytes, list.section_bytes().unwrap(), "not deterministic");
     embed(&rust_objcopy(), &binary, &bytes).unwrap();
