@@ -9,6 +9,11 @@
       url = "github:oxalica/rust-overlay";
       inputs.nixpkgs.follows = "nixpkgs";
     };
+    # The dev shell's rust-analyzer and rust-src, of the release rust-toolchain.toml pins.
+    fenix = {
+      url = "github:nix-community/fenix";
+      inputs.nixpkgs.follows = "nixpkgs";
+    };
     advisory-db = {
       url = "github:rustsec/advisory-db";
       flake = false;
@@ -21,6 +26,7 @@
       nixpkgs,
       crane,
       rust-overlay,
+      fenix,
       advisory-db,
       ...
     }:
@@ -36,7 +42,12 @@
         let
           pkgs = import nixpkgs {
             inherit system;
-            overlays = [ rust-overlay.overlays.default ];
+            # fenix through its overlay: its flake's `packages` forces every attribute,
+            # rust-analyzer nightly's source (an input we never use) included.
+            overlays = [
+              rust-overlay.overlays.default
+              fenix.overlays.default
+            ];
           };
           # The pinned toolchain (rust-toolchain.toml: channel, profile, components), with
           # this system's glibc and musl targets in place of the file's x86_64 ones.
@@ -80,6 +91,10 @@
               };
             };
           channel = (builtins.fromTOML (builtins.readFile toolchainFile)).toolchain.channel;
+          # sha256 of the release's channel manifest (`channel-rust-<channel>.toml`, as
+          # published with its `.sha256`): fenix fetches the editor components through it.
+          # Update it with rust-toolchain.toml's channel.
+          channelManifestHash = "sha256-ggdasshYTorf1oAq4pl7Kb6LNpWSylaL9eq1Ts9fMTo=";
         in
         {
           inherit packages;
@@ -96,7 +111,10 @@
           };
           devShells.default = import ./nix/shell.nix {
             inherit pkgs craneLib build;
-            toolchainComponents = pkgs.rust-bin.stable.${channel};
+            editorComponents = pkgs.fenix.fromToolchainName {
+              name = channel;
+              sha256 = channelManifestHash;
+            };
           };
           inherit (images) apps;
           # `nix fmt` (Nix >= 2.25) passes no file arguments; nixfmt-tree formats the tree.

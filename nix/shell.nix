@@ -1,19 +1,20 @@
 # `nix develop`: the build toolchain plus what `cargo xtask ci|dist|verify|image` and the
 # editor need.
 #
-# rust-analyzer and rust-src come from the same rust-overlay release as the toolchain (the
-# proc-macro server and the sysroot sources then match the compiler), outside craneLib's
-# toolchain: adding them to it would change every build derivation's hash.
+# rust-analyzer and rust-src come from fenix, of the same release as the build toolchain
+# (rust-overlay's): the proc-macro server and the sysroot sources then match the compiler.
+# They stay outside craneLib's toolchain: adding them to it would change every build
+# derivation's hash.
 {
   pkgs,
   craneLib,
-  toolchainComponents, # rust-bin.stable.<channel> of rust-toolchain.toml
+  editorComponents, # fenix's toolchain of rust-toolchain.toml's channel
   build, # nix/packages.nix
 }:
 craneLib.devShell (
   {
     packages = [
-      toolchainComponents.rust-analyzer
+      editorComponents.rust-analyzer
       pkgs.cargo-nextest
       pkgs.cargo-deny
       pkgs.cargo-audit
@@ -29,7 +30,7 @@ craneLib.devShell (
       # `cargo xtask dist` records the commit; development's tests create repositories.
       pkgs.git
     ];
-    RUST_SRC_PATH = "${toolchainComponents.rust-src}/lib/rustlib/src/rust/library";
+    RUST_SRC_PATH = "${editorComponents.rust-src}/lib/rustlib/src/rust/library";
     # The same interpreter as the builds, so pyo3 in the shell matches them.
     PYO3_PYTHON = build.python.interpreter;
   }

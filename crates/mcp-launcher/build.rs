@@ -1,7 +1,7 @@
 //! Generates the launcher's table of CPU variants (every variant of the workspace for the
-//! target's architecture, with the target features a CPU needs to run it) and the detection
-//! code for those features. The table and the derivation live in the `cpu-variants` crate;
-//! nothing about any variant is hard-coded here.
+//! target's architecture, with the target features a CPU needs to run it), the detection
+//! code for those features and the shared choice code. The table, the derivation and the
+//! choice live in the `cpu-variants` crate; nothing about any variant is hard-coded here.
 
 use std::collections::BTreeSet;
 use std::env;
@@ -61,7 +61,10 @@ fn generate() -> Result<(), cpu_variants::Error> {
         &build.target_arch,
         &all_features,
     ));
-    build.write_generated("variants.rs", &code)
+    build.write_generated("variants.rs", &code)?;
+    // The choice itself, the same code `import mcp_rust_core` runs, without a run-time
+    // dependency on cpu-variants.
+    build.write_generated("choice.rs", &codegen::choice_module())
 }
 
 /// The launcher exists to run on CPUs that lack a variant's features, so it must itself be

@@ -162,6 +162,8 @@ rec {
     '';
 
   makeWrapper = makeSetupHook { name = "make-wrapper-hook"; } (hooks + "/make-wrapper.sh");
+  # fenix asks for it by name (used on Darwin only).
+  makeBinaryWrapper = final.makeWrapper;
   writableTmpDirAsHomeHook = makeSetupHook { name = "writable-tmpdir-as-home-hook"; } (
     hooks + "/writable-tmpdir-as-home.sh"
   );
@@ -214,6 +216,11 @@ rec {
       };
       crate = builtins.match "cargo-src-(.*)" name;
       isRustDist = builtins.match "https://static[.]rust-lang[.]org/dist/.*" url != null;
+      # A release's channel manifest (fenix): the published file, so Nix checks its hash.
+      isChannelManifest =
+        builtins.match "https://static[.]rust-lang[.]org/dist/(.*/)?channel-rust-[^/]*[.]toml" url
+        != null;
+      fixedOutput = crate != null || isChannelManifest;
     in
     derivation (
       {
@@ -225,14 +232,15 @@ rec {
         isRustDist = if isRustDist then "1" else "";
         hostCargoHome = final.hostConfig.cargoHome;
         hostRustupHome = final.hostConfig.rustupHome;
+        hostRustDistCache = final.hostConfig.rustDistCache;
         preferLocalBuild = true;
       }
-      // lib.optionalAttrs (crate != null) {
+      // lib.optionalAttrs fixedOutput {
         outputHashMode = "flat";
         outputHashAlgo = "sha256";
         outputHash = sha256Hex;
       }
-      // lib.optionalAttrs (crate == null) {
+      // lib.optionalAttrs (!fixedOutput) {
         # Not fixed-output: rebuilt from rustup's files; fetchurl.py checks the hash.
         hostStamp = final.hostConfig.stamp;
       }

@@ -81,6 +81,7 @@ let
     };
     crane = import (stubs + "/crane.nix");
     rust-overlay = import (stubs + "/rust-overlay.nix");
+    fenix = import (stubs + "/fenix.nix");
   };
 
   # Read independently of nix/lib.nix.
@@ -89,6 +90,7 @@ let
   expectedRustflags = variant: builtins.concatStringsSep " " variantTable.${variant}.rustflags;
   toolchainToml = (fromTOML (readFile (root + "/rust-toolchain.toml"))).toolchain;
 
+  hasPrefix = prefix: s: builtins.substring 0 (builtins.stringLength prefix) s == prefix;
   sorted = list: sort (a: b: a < b) list;
   words = s: filter (w: builtins.isString w && w != "") (builtins.split "[ \n\t]+" s);
   # `flag value` appears as consecutive words.
@@ -400,6 +402,8 @@ let
         in
         unless ((outputs.devShells.${system}.default.recorded.fn or null) == "crane.devShell") "devShells.default is not craneLib.devShell"
         ++ unless (elem "rust-analyzer-preview-${toolchainToml.channel}" shellPackages) "dev shell lacks the toolchain release's rust-analyzer"
+        ++ unless (any (p: (p.recorded.fn or null) == "fenix.component") (shell.packages or [ ])) "dev shell's rust-analyzer is not fenix's"
+        ++ unless (hasPrefix "/nix/store/00000000000000000000000000000000-rust-src-${toolchainToml.channel}/" (shell.RUST_SRC_PATH or "")) "RUST_SRC_PATH is not the toolchain release's rust-src"
         ++ unless (elem "qemu-user" shellPackages) "dev shell lacks qemu-user (qemu-x86_64)"
         ++ unless (hasMuslCC shell) "dev shell lacks CC_/AR_ for musl: cargo xtask dist compiles C with the glibc compiler"
         ++ unless ((outputs.apps.${system}.push-images.type or null) == "app") "apps.push-images missing"
@@ -429,7 +433,7 @@ let
     ++ concatLists (
       map (
         name: unless ((node name).inputs.nixpkgs or null == [ "nixpkgs" ]) "${name} does not follow nixpkgs"
-      ) [ "rust-overlay" ]
+      ) [ "rust-overlay" "fenix" ]
     )
     ++ concatLists (
       map (

@@ -7,11 +7,11 @@
 //! When it cannot, execution is refused with the reason and what to do, unless the operator
 //! passed `--unsandboxed-exec`; then each run gets what the kernel offers and says so.
 
-use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use exec_sandbox::{Exit, Limits, Protections, Sandbox, Spec};
+use mcp_server_runtime::HeadTail;
 use schemars::JsonSchema;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -231,7 +231,7 @@ impl Executor {
             }
         };
         let (out, err) = (collect(stdout).await, collect(stderr).await);
-        let (stdout_bytes, stderr_bytes) = (out.total, err.total);
+        let (stdout_bytes, stderr_bytes) = (out.total(), err.total());
         let (stdout, stdout_truncated) = out.finish();
         let (stderr, stderr_truncated) = err.finish();
         let missing: Vec<String> = run
@@ -283,56 +283,6 @@ pub fn unavailable_message(reason: &str) -> String {
     )
 }
 
-/// Keeps the first and the last `cap / 2` bytes of a stream, counting the rest.
-struct HeadTail {
-    head: Vec<u8>,
-    tail: VecDeque<u8>,
-    half: usize,
-    total: u64,
-}
-
-impl HeadTail {
-    fn new(cap: usize) -> Self {
-        Self {
-            head: Vec::new(),
-            tail: VecDeque::new(),
-            half: cap / 2,
-            total: 0,
-        }
-    }
-
-    fn push(&mut self, mut bytes: &[u8]) {
-        self.total += bytes.len() as u64;
-        let room = self.half.saturating_sub(self.head.len());
-        let (head, rest) = bytes.split_at(room.min(bytes.len()));
-        self.head.extend_from_slice(head);
-        bytes = rest;
-        if bytes.len() >= self.half {
-            self.tail.clear();
-            self.tail.extend(&bytes[bytes.len() - self.half..]);
-        } else {
-            let overflow = (self.tail.len() + bytes.len()).saturating_sub(self.half);
-            self.tail.drain(..overflow);
-            self.tail.extend(bytes);
-        }
-    }
-
-    /// The text, with the dropped middle replaced by `truncate_middle`'s marker.
-    fn finish(self) -> (String, bool) {
-        let kept = self.head.len() + self.tail.len();
-        let dropped = self.total - kept as u64;
-        let head = String::from_utf8_lossy(&self.head).into_owned();
-        let tail_bytes: Vec<u8> = self.tail.into_iter().collect();
-        let tail = String::from_utf8_lossy(&tail_bytes);
-        if dropped == 0 {
-            return (head + &tail, false);
-        }
-        // The same marker as `mcp_server_runtime::truncate_middle`, counting every dropped byte.
-        let marker = format!("\n[… {dropped} bytes truncated …]\n");
-        (format!("{head}{marker}{tail}"), true)
-    }
-}
-
 async fn drain(mut reader: impl AsyncRead + Unpin, cap: usize) -> HeadTail {
     let mut buffer = HeadTail::new(cap);
     let mut chunk = vec![0u8; 16 * 1024];
@@ -349,22 +299,6 @@ async fn drain(mut reader: impl AsyncRead + Unpin, cap: usize) -> HeadTail {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn head_tail_keeps_both_ends() {
-        let mut buffer = HeadTail::new(10);
-        for chunk in [&b"abc"[..], b"defgh", b"ijklmnop", b"qrstuvwxyz"] {
-            buffer.push(chunk);
-        }
-        let (text, truncated) = buffer.finish();
-        assert!(truncated);
-        assert!(text.starts_with("abcde"), "{text}");
-        assert!(text.ends_with("vwxyz"), "{text}");
-        assert!(text.contains("16 bytes truncated"), "{text}");
-        let mut small = HeadTail::new(10);
-        small.push(b"hi");
-        assert_eq!(small.finish(), ("hi".to_owned(), false));
-    }
 
     #[test]
     fn refusal_tells_the_operator_what_to_do() {

@@ -1,18 +1,12 @@
 //! `system_info`: the host as sysinfo sees it, plus which CPU variants of this workspace
 //! the CPU can run (the feature lists are derived at build time by build.rs).
 
+use mcp_server_runtime::host::HostSnapshot;
+pub use mcp_server_runtime::host::LoadAverage;
 use schemars::JsonSchema;
 use serde::Serialize;
-use sysinfo::{CpuRefreshKind, MemoryRefreshKind, RefreshKind, System};
 
 include!(concat!(env!("OUT_DIR"), "/variant_features.rs"));
-
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct LoadAverage {
-    pub one: f64,
-    pub five: f64,
-    pub fifteen: f64,
-}
 
 /// Whether this CPU can run one CPU variant of the mcp-foundry binaries.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -79,36 +73,23 @@ pub fn variant_support() -> Vec<VariantSupport> {
 
 /// Collects the report (blocking: reads /proc).
 pub fn collect() -> Result<SystemInfo, String> {
-    let system = System::new_with_specifics(
-        RefreshKind::nothing()
-            .with_cpu(CpuRefreshKind::nothing())
-            .with_memory(MemoryRefreshKind::nothing().with_ram()),
-    )
-    .map_err(|e| format!("cannot read system information: {e}"))?;
+    let host = HostSnapshot::collect()?;
     let build = mcp_server_runtime::BUILD_INFO;
     Ok(SystemInfo {
-        os_name: System::name().ok(),
-        os_version: System::long_os_version().ok(),
-        kernel_version: System::kernel_version().ok(),
-        hostname: System::host_name().ok(),
-        architecture: std::env::consts::ARCH.to_owned(),
-        cpu_model: system
-            .cpus()
-            .first()
-            .map(|c| c.brand().trim().to_owned())
-            .filter(|b| !b.is_empty()),
-        logical_cores: std::thread::available_parallelism()
-            .map_or(system.cpus().len(), usize::from),
-        physical_cores: System::physical_core_count().ok(),
-        total_memory_bytes: system.total_memory(),
-        available_memory_bytes: system.available_memory(),
-        used_memory_bytes: system.used_memory(),
-        load_average: System::load_average().ok().map(|l| LoadAverage {
-            one: l.one,
-            five: l.five,
-            fifteen: l.fifteen,
-        }),
-        uptime_secs: System::uptime().ok(),
+        os_name: host.os_name,
+        os_version: host.os_version,
+        kernel_version: host.kernel_version,
+        hostname: host.hostname,
+        architecture: host.architecture.to_owned(),
+        cpu_model: host.cpu_brand,
+        // What this process may use (affinity, cgroup quota), else what the OS lists.
+        logical_cores: std::thread::available_parallelism().map_or(host.logical_cores, usize::from),
+        physical_cores: host.physical_cores,
+        total_memory_bytes: host.memory.total,
+        available_memory_bytes: host.memory.available,
+        used_memory_bytes: host.memory.used,
+        load_average: host.load_average,
+        uptime_secs: host.uptime_secs,
         cpu_variants: variant_support(),
         build: BuildSummary {
             variant: build.variant.to_owned(),

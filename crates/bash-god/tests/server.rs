@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use mcp_server_runtime::testing::TestServer;
+use mcp_server_runtime::testing::{Hints, TestServer, assert_tool_list};
 use rmcp::model::CallToolResult;
 use serde_json::{Value, json};
 
@@ -51,34 +51,17 @@ async fn lists_every_tool_with_schemas_and_annotations() {
     let dir = tempfile::tempdir().unwrap();
     let server = spawn(dir.path(), &[]).await;
     let tools = server.list_tools().await.unwrap();
-    let mut names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
-    names.sort_unstable();
-    assert_eq!(
-        names,
-        [
-            "analyze_command",
-            "execute_command",
-            "optimize_command",
-            "suggest_from_history",
-            "system_info"
-        ]
-    );
-    for tool in &tools {
-        assert!(
-            tool.output_schema.is_some(),
-            "{} has no output schema",
-            tool.name
-        );
-        assert!(tool.description.as_deref().is_some_and(|d| !d.is_empty()));
-        let a = tool
-            .annotations
-            .as_ref()
-            .unwrap_or_else(|| panic!("{} has no annotations", tool.name));
-        assert!(a.read_only_hint.is_some() && a.destructive_hint.is_some());
-        assert!(a.idempotent_hint.is_some() && a.open_world_hint.is_some());
-        let read_only = tool.name != "execute_command";
-        assert_eq!(a.read_only_hint, Some(read_only), "{}", tool.name);
-    }
+    let names = [
+        "analyze_command",
+        "execute_command",
+        "optimize_command",
+        "suggest_from_history",
+        "system_info",
+    ];
+    assert_tool_list(&tools, &names, |name| Hints {
+        read_only: Some(name != "execute_command"),
+        ..Hints::default()
+    });
     let execute = tools.iter().find(|t| t.name == "execute_command").unwrap();
     assert_eq!(execute.input_schema["required"], json!(["command"]));
     server.shutdown().await.unwrap();

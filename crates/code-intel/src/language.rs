@@ -110,6 +110,7 @@ impl Language {
                     .map_err(|_| ParseError::IncompatibleGrammar(self))?;
                 *slot = Some(parser);
             }
+            // invariant: the slot was filled just above when it was empty.
             let parser = slot.as_mut().expect("parser was just created");
             parser.parse(source, None).ok_or(ParseError::Aborted(self))
         })
@@ -119,6 +120,7 @@ impl Language {
         Language::ALL
             .iter()
             .position(|language| *language == self)
+            // invariant: Language::ALL lists every variant (tested in this module).
             .expect("ALL lists every language")
     }
 }

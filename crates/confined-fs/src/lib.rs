@@ -335,6 +335,16 @@ mod tests {
     }
 
     #[test]
+    fn paths_are_displayed_relative_to_the_first_root() {
+        let f = fixture();
+        let roots = Roots::new([f.root.clone(), f.base.join("data-evil")]).unwrap();
+        assert_eq!(roots.display(&f.root), ".");
+        assert_eq!(roots.display(&f.root.join("sub/deep.txt")), "sub/deep.txt");
+        let other = f.base.join("data-evil/secret.txt");
+        assert_eq!(roots.display(&other), other.display().to_string());
+    }
+
+    #[test]
     fn empty_roots_are_refused() {
         assert!(matches!(Roots::new(Vec::new()), Err(ConfineError::NoRoots)));
     }

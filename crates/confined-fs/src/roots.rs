@@ -91,6 +91,17 @@ impl Roots {
             .any(|root| canonical.starts_with(&root.path))
     }
 
+    /// `path` as a client should pass it back: relative to the first root when it lies
+    /// under it (relative inputs resolve against that root; `.` for the root itself),
+    /// absolute otherwise.
+    pub fn display(&self, path: &Path) -> String {
+        match path.strip_prefix(self.first()) {
+            Ok(relative) if relative.as_os_str().is_empty() => ".".to_owned(),
+            Ok(relative) => relative.display().to_string(),
+            Err(_) => path.display().to_string(),
+        }
+    }
+
     /// Opens the regular file at `path` (relative to the first root, or absolute) for
     /// reading. See the crate documentation for what is guaranteed.
     pub fn open_file(&self, path: impl AsRef<Path>) -> Result<ConfinedFile, ConfineError> {

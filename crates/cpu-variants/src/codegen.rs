@@ -32,6 +32,16 @@ pub fn cpu_has_feature_fn(target_arch: &str, detectable: &BTreeSet<String>) -> S
     code
 }
 
+/// `pub mod choice { … }`: the source of [`crate::choice`], for crates that must not depend
+/// on this one at run time (the launcher is std only). A build script writes it to
+/// `OUT_DIR` and the crate `include!`s it, so every chooser runs the same code.
+pub fn choice_module() -> String {
+    format!(
+        "// Generated from cpu-variants/src/choice.rs; do not edit.\n\npub mod choice {{\n{}}}\n",
+        include_str!("choice.rs")
+    )
+}
+
 /// A Rust string-slice literal, `&["a", "b"]`.
 pub fn str_slice(items: &[String]) -> String {
     format!("&{items:?}")
@@ -60,6 +70,23 @@ mod tests {
                 "{code}"
             );
         }
+    }
+
+    #[test]
+    fn the_choice_module_is_the_choice_source_wrapped_in_a_module() {
+        let code = choice_module();
+        assert!(
+            code.contains("pub mod choice {\n//! The run-time choice"),
+            "{code}"
+        );
+        assert!(code.contains(include_str!("choice.rs")));
+        // Self-contained: the emitted code cannot see this crate.
+        assert!(!include_str!("choice.rs").contains("crate::choice::"));
+        assert!(
+            !include_str!("choice.rs")
+                .lines()
+                .any(|l| l.starts_with("use crate"))
+        );
     }
 
     #[test]

@@ -27,6 +27,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub mod build_script;
+pub mod choice;
+#[cfg(test)]
+mod choice_tests;
 pub mod codegen;
 pub mod features;
 

@@ -38,11 +38,7 @@ pub(crate) fn confine_or_first_root(
 /// `path` as the caller should pass it back: relative to the first root when under it
 /// (relative inputs are resolved against that root), absolute otherwise.
 pub fn display_path(roots: &Roots, path: &Path) -> String {
-    match path.strip_prefix(roots.first()) {
-        Ok(relative) if relative.as_os_str().is_empty() => ".".to_owned(),
-        Ok(relative) => relative.display().to_string(),
-        Err(_) => path.display().to_string(),
-    }
+    roots.display(path)
 }
 
 /// Include/exclude globs as an `ignore` override rooted at `base` (ripgrep's `-g`):

@@ -223,6 +223,7 @@ fn with_searcher<T>(context: usize, work: impl FnOnce(&mut Searcher) -> T) -> T 
                 .build();
             *slot = Some((context, searcher));
         }
+        // invariant: the slot was filled just above when it was empty.
         let (_, searcher) = slot.as_mut().expect("searcher was just built");
         work(searcher)
     })

@@ -4,7 +4,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use mcp_server_runtime::testing::TestServer;
+use mcp_server_runtime::testing::{Hints, TestServer, assert_tool_list};
 use serde_json::{Value, json};
 
 const TOOLS: [&str; 13] = [
@@ -85,22 +85,11 @@ async fn lists_tools_with_annotations_and_output_schemas() {
     let dir = fixture();
     let server = spawn(dir.path()).await;
     let tools = server.list_tools().await.unwrap();
-    let mut names: Vec<_> = tools.iter().map(|t| t.name.to_string()).collect();
-    names.sort();
-    let mut expected = TOOLS.map(str::to_owned).to_vec();
-    expected.sort();
-    assert_eq!(names, expected);
+    assert_tool_list(&tools, &TOOLS, |_| Hints {
+        idempotent: Some(true),
+        ..Hints::READ_ONLY_LOCAL
+    });
     for tool in &tools {
-        let annotations = tool.annotations.as_ref().expect("annotations");
-        assert_eq!(annotations.read_only_hint, Some(true), "{}", tool.name);
-        assert_eq!(annotations.destructive_hint, Some(false), "{}", tool.name);
-        assert_eq!(annotations.open_world_hint, Some(false), "{}", tool.name);
-        assert_eq!(annotations.idempotent_hint, Some(true), "{}", tool.name);
-        assert!(
-            tool.output_schema.is_some(),
-            "{} has an output schema",
-            tool.name
-        );
         let properties = &tool.input_schema["properties"];
         assert!(
             properties.is_object(),

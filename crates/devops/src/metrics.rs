@@ -57,12 +57,9 @@ pub struct MemoryMetrics {
     pub swap_free_bytes: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct LoadAverage {
-    pub one: f64,
-    pub five: f64,
-    pub fifteen: f64,
-}
+use mcp_server_runtime::host::HostSnapshot;
+/// The host's load averages, shared with bash-god's `system_info`.
+pub use mcp_server_runtime::host::LoadAverage;
 
 fn new_system() -> Result<System, DevopsError> {
     System::new().map_err(|e| DevopsError::Failed(format!("cannot read system information: {e}")))
@@ -99,14 +96,13 @@ pub async fn system_metrics() -> Result<SystemMetrics, DevopsError> {
 }
 
 fn read_system_metrics(system: &System) -> SystemMetrics {
+    // The facts shared with bash-god's system_info; CPU usage is devops' own (two readings).
+    let host = HostSnapshot::from_system(system);
     let cpus = system.cpus();
     let cpu = CpuMetrics {
-        brand: cpus
-            .first()
-            .map(|c| c.brand().trim().to_owned())
-            .unwrap_or_default(),
-        logical_cores: cpus.len(),
-        physical_cores: System::physical_core_count().ok(),
+        brand: host.cpu_brand.unwrap_or_default(),
+        logical_cores: host.logical_cores,
+        physical_cores: host.physical_cores,
         usage_percent: round2(f64::from(system.global_cpu_usage())),
         per_core: cpus
             .iter()
@@ -118,32 +114,25 @@ fn read_system_metrics(system: &System) -> SystemMetrics {
             .collect(),
         sample_interval_ms: MINIMUM_CPU_UPDATE_INTERVAL.as_millis() as u64,
     };
+    let memory = host.memory;
     SystemMetrics {
-        hostname: System::host_name().ok(),
-        os: System::long_os_version().ok(),
-        kernel: System::kernel_version().ok(),
-        uptime_secs: System::uptime().ok(),
-        boot_time_unix: System::boot_time().ok(),
+        hostname: host.hostname,
+        os: host.os_version,
+        kernel: host.kernel_version,
+        uptime_secs: host.uptime_secs,
+        boot_time_unix: host.boot_time_unix,
         cpu,
-        memory: memory_metrics(system),
-        load_average: System::load_average().ok().map(|l| LoadAverage {
-            one: l.one,
-            five: l.five,
-            fifteen: l.fifteen,
-        }),
-    }
-}
-
-fn memory_metrics(system: &System) -> MemoryMetrics {
-    MemoryMetrics {
-        total_bytes: system.total_memory(),
-        used_bytes: system.used_memory(),
-        available_bytes: system.available_memory(),
-        free_bytes: system.free_memory(),
-        used_percent: percent(system.used_memory(), system.total_memory()),
-        swap_total_bytes: system.total_swap(),
-        swap_used_bytes: system.used_swap(),
-        swap_free_bytes: system.free_swap(),
+        memory: MemoryMetrics {
+            total_bytes: memory.total,
+            used_bytes: memory.used,
+            available_bytes: memory.available,
+            free_bytes: memory.free,
+            used_percent: percent(memory.used, memory.total),
+            swap_total_bytes: memory.swap_total,
+            swap_used_bytes: memory.swap_used,
+            swap_free_bytes: memory.swap_free,
+        },
+        load_average: host.load_average,
     }
 }
 
@@ -393,9 +382,7 @@ pub(crate) fn percent(part: u64, total: u64) -> f64 {
     }
 }
 
-pub(crate) fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
-}
+pub(crate) use mcp_server_runtime::round2;
 
 #[cfg(test)]
 mod tests {

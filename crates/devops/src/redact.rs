@@ -107,6 +107,7 @@ static TOKEN_SHAPES: LazyLock<Regex> = LazyLock::new(|| {
         r"|eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
         r")\b"
     ))
+    // invariant: a constant pattern, compiled by this module's tests.
     .expect("valid regex")
 });
 

@@ -4,7 +4,7 @@ mod https_fixture;
 
 use std::path::Path;
 
-use mcp_server_runtime::testing::TestServer;
+use mcp_server_runtime::testing::{Hints, TestServer, assert_tool_list};
 use rmcp::model::CallToolResult;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -49,36 +49,13 @@ async fn lists_every_tool_with_schemas_and_annotations() {
     assert_eq!(info.server_info.unwrap().name, "devops");
 
     let tools = server.list_tools().await.unwrap();
-    let mut names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
-    names.sort();
-    let mut expected = TOOLS.to_vec();
-    expected.sort();
-    assert_eq!(names, expected);
+    assert_tool_list(&tools, &TOOLS, |name| Hints {
+        open_world: Some(name == "check_endpoint"),
+        ..Hints::READ_ONLY_LOCAL
+    });
     for tool in &tools {
-        let output = tool
-            .output_schema
-            .as_ref()
-            .unwrap_or_else(|| panic!("{} output schema", tool.name));
-        assert_eq!(output.get("type"), Some(&json!("object")), "{}", tool.name);
         assert!(
             tool.description.as_ref().is_some_and(|d| d.len() > 20),
-            "{}",
-            tool.name
-        );
-        let a = tool
-            .annotations
-            .as_ref()
-            .unwrap_or_else(|| panic!("{} annotations", tool.name));
-        assert_eq!(a.read_only_hint, Some(true), "{}", tool.name);
-        assert_eq!(a.destructive_hint, Some(false), "{}", tool.name);
-        assert!(
-            a.idempotent_hint.is_some() && a.open_world_hint.is_some(),
-            "{}",
-            tool.name
-        );
-        assert_eq!(
-            a.open_world_hint,
-            Some(tool.name == "check_endpoint"),
             "{}",
             tool.name
         );

@@ -49,6 +49,7 @@
 //! `testing`).
 
 mod guarded;
+pub mod host;
 mod http;
 pub mod limits;
 pub mod runtime;
@@ -71,6 +72,6 @@ pub use runtime::{
     CommonArgs, RootsError, ServerContext, ServerIdentity, Transport, run_server, run_server_from,
 };
 pub use tool::{
-    CancelFlag, ToolError, ToolErrorKind, ToolResult, current_cancel_flag, run_blocking,
+    CancelFlag, ToolError, ToolErrorKind, ToolResult, current_cancel_flag, round2, run_blocking,
 };
 pub use truncate::{HeadTail, truncate_middle, truncated_bytes, truncation_marker};

@@ -18,6 +18,11 @@
 
 use std::path::Path;
 
+mod fuzz;
+mod fuzz_input;
+
+pub use fuzz::{FuzzOptions, FuzzReport, fuzz_binary, fuzz_json_rpc, fuzz_server};
+
 use anyhow::Context as _;
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResult, ClientRequest, ServerResult, Tool,
@@ -162,4 +167,99 @@ pub async fn http_listen_addr(stderr: tokio::process::ChildStderr) -> Option<Str
         }
     }
     None
+}
+
+/// What a test expects of one tool's annotations; `None` accepts any declared value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Hints {
+    pub read_only: Option<bool>,
+    pub destructive: Option<bool>,
+    pub idempotent: Option<bool>,
+    pub open_world: Option<bool>,
+}
+
+impl Hints {
+    /// A tool that only reads, locally: read-only, not destructive, closed world.
+    pub const READ_ONLY_LOCAL: Self = Self {
+        read_only: Some(true),
+        destructive: Some(false),
+        idempotent: None,
+        open_world: Some(false),
+    };
+}
+
+/// Asserts that `tools` (a `tools/list` answer) are exactly the tools named in `expected`
+/// (in any order), and that each has a description, an output schema of type `object`
+/// (tools return structured output), and all four annotation hints declared, with the
+/// values `hints(name)` asks for.
+pub fn assert_tool_list(tools: &[Tool], expected: &[&str], hints: impl Fn(&str) -> Hints) {
+    let mut names: Vec<&str> = tools.iter().map(|tool| tool.name.as_ref()).collect();
+    names.sort_unstable();
+    let mut wanted = expected.to_vec();
+    wanted.sort_unstable();
+    assert_eq!(names, wanted, "tools/list names");
+    for tool in tools {
+        let name = tool.name.as_ref();
+        assert!(
+            tool.description
+                .as_deref()
+                .is_some_and(|d| !d.trim().is_empty()),
+            "{name} has no description"
+        );
+        let output = tool
+            .output_schema
+            .as_ref()
+            .unwrap_or_else(|| panic!("{name} has no output schema"));
+        assert_eq!(
+            output.get("type"),
+            Some(&serde_json::json!("object")),
+            "{name}'s output schema is not an object"
+        );
+        let declared = tool
+            .annotations
+            .as_ref()
+            .unwrap_or_else(|| panic!("{name} has no annotations"));
+        let expected = hints(name);
+        for (hint, value, want) in [
+            ("readOnlyHint", declared.read_only_hint, expected.read_only),
+            (
+                "destructiveHint",
+                declared.destructive_hint,
+                expected.destructive,
+            ),
+            (
+                "idempotentHint",
+                declared.idempotent_hint,
+                expected.idempotent,
+            ),
+            (
+                "openWorldHint",
+                declared.open_world_hint,
+                expected.open_world,
+            ),
+        ] {
+            let value = value.unwrap_or_else(|| panic!("{name} does not declare {hint}"));
+            if let Some(want) = want {
+                assert_eq!(value, want, "{name}'s {hint}");
+            }
+        }
+    }
+}
+
+/// A temporary directory holding `files` (`relative path -> contents`; parent directories
+/// are created; a path ending in `/` is an empty directory).
+pub fn temp_tree(files: &[(&str, &str)]) -> std::io::Result<tempfile::TempDir> {
+    let dir = tempfile::tempdir()?;
+    for (path, contents) in files {
+        let target = dir.path().join(path);
+        if path.ends_with('/') {
+            std::fs::create_dir_all(&target)?;
+            continue;
+        }
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(target, contents)?;
+    }
+    Ok(dir)
 }

@@ -273,6 +273,11 @@ where
     }
 }
 
+/// `value` rounded to two decimals, as tool results show percentages and scores.
+pub fn round2(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
+}
+
 /// The text of a panic payload (`&str` or `String`), or a placeholder.
 pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(text) = payload.downcast_ref::<&str>() {
@@ -413,6 +418,14 @@ mod tests {
         while !stopped.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
+    }
+
+    #[test]
+    fn round2_keeps_two_decimals() {
+        assert_eq!(round2(1.234_9), 1.23);
+        assert_eq!(round2(1.235_1), 1.24);
+        assert_eq!(round2(100.0), 100.0);
+        assert_eq!(round2(-2.005_1), -2.01);
     }
 
     #[test]

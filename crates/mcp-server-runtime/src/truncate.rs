@@ -73,6 +73,11 @@ impl HeadTail {
         }
     }
 
+    /// Bytes pushed so far, kept or not.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
     /// The text (invalid UTF-8 replaced), with the dropped middle replaced by
     /// [`truncation_marker`] counting every dropped byte; and whether anything was dropped.
     pub fn finish(self) -> (String, bool) {
@@ -154,6 +159,7 @@ mod tests {
         for chunk in [&b"abc"[..], b"defgh", b"ijklmnop", b"qrstuvwxyz"] {
             buffer.push(chunk);
         }
+        assert_eq!(buffer.total(), 26);
         let (text, truncated) = buffer.finish();
         assert!(truncated);
         assert!(text.starts_with("abcde"), "{text}");

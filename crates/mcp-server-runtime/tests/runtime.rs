@@ -387,3 +387,20 @@ async fn sigterm_during_a_stdio_session_exits_0() {
     assert_eq!(status.code(), Some(0));
     drop(stdin);
 }
+
+#[tokio::test]
+async fn adversarial_json_rpc_on_stdin_never_stops_the_server() {
+    // Through the real binary's stdin/stdout; `spin` runs until cancelled, so it is left out.
+    let options = mcp_server_runtime::testing::FuzzOptions {
+        cases: 12,
+        skip_tools: vec!["spin".to_owned()],
+        ..Default::default()
+    };
+    let report = mcp_server_runtime::testing::fuzz_binary(Path::new(DEMO), &[], options).await;
+    assert!(report.cases > 0, "{report:?}");
+    assert!(
+        report.tools_called.contains(&"stat".to_owned()),
+        "{report:?}"
+    );
+    eprintln!("{report:?}");
+}

@@ -1,3 +1,5 @@
+//! The `quality` MCP server binary: parses the common options and serves the tools of `quality`.
+
 use code_intel::walk::WalkOptions;
 use quality::{Quality, WalkLimits};
 

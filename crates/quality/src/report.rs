@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use code_intel::walk::WalkSummary;
+use mcp_server_runtime::round2;
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -232,10 +233,6 @@ fn hotspot_entry<'m, 'a>(
         max_complexity: 0,
         reasons: Vec::new(),
     })
-}
-
-fn round2(value: f64) -> f64 {
-    (value * 100.0).round() / 100.0
 }
 
 fn grade(score: u32) -> char {

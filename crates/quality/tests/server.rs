@@ -3,7 +3,7 @@
 use std::fs;
 use std::path::Path;
 
-use mcp_server_runtime::testing::TestServer;
+use mcp_server_runtime::testing::{Hints, TestServer, assert_tool_list};
 use serde_json::{Value, json};
 
 async fn spawn(root: &Path) -> anyhow::Result<TestServer> {
@@ -58,23 +58,11 @@ async fn lists_tools_with_annotations_and_output_schemas() -> anyhow::Result<()>
     let dir = fixture();
     let server = spawn(dir.path()).await?;
     let tools = server.list_tools().await?;
-    let mut names: Vec<&str> = tools.iter().map(|tool| tool.name.as_ref()).collect();
-    names.sort_unstable();
-    assert_eq!(
-        names,
-        ["code_stats", "complexity", "find_issues", "quality_report"]
+    assert_tool_list(
+        &tools,
+        &["code_stats", "complexity", "find_issues", "quality_report"],
+        |_| Hints::READ_ONLY_LOCAL,
     );
-    for tool in &tools {
-        let annotations = tool.annotations.as_ref().expect("annotations");
-        assert_eq!(annotations.read_only_hint, Some(true), "{}", tool.name);
-        assert_eq!(annotations.destructive_hint, Some(false), "{}", tool.name);
-        assert_eq!(annotations.open_world_hint, Some(false), "{}", tool.name);
-        assert!(
-            tool.output_schema.is_some(),
-            "{} has no output schema",
-            tool.name
-        );
-    }
     server.shutdown().await
 }
 

@@ -94,6 +94,12 @@ pub struct CiArgs {
     /// crates were built with it.
     #[arg(long = "repro-crate", value_name = "CRATE")]
     pub repro_crates: Vec<String>,
+    /// Variants the reproducibility rebuild covers (repeatable). Default: the baseline
+    /// variant only. The rebuild is a cold build in a fresh directory; the build process is
+    /// the same in every variant but for `-C target-cpu`, so one variant proves it, and each
+    /// further one would cost another cold build of the whole dependency tree.
+    #[arg(long = "repro-variant", value_name = "VARIANT")]
+    pub repro_variants: Vec<String>,
 }
 
 impl CiArgs {
@@ -108,6 +114,19 @@ impl CiArgs {
         modules
             .chain(workspace.servers().take(1))
             .map(|c| c.name.clone())
+            .collect()
+    }
+
+    fn repro_variants(&self, workspace: &Workspace) -> Vec<String> {
+        if !self.repro_variants.is_empty() {
+            return self.repro_variants.clone();
+        }
+        workspace
+            .variants
+            .iter()
+            .filter(|v| v.target_cpu == dist::BASELINE_CPU)
+            .map(|v| v.name.clone())
+            .take(1)
             .collect()
     }
 }
@@ -176,6 +195,7 @@ fn run_step(workspace: &Workspace, args: &CiArgs, step: CiStep) -> Result<()> {
                 dist: None,
                 rebuild: true,
                 rebuild_crates: args.repro_crates(workspace),
+                rebuild_variants: args.repro_variants(workspace),
             },
         )
         .map(drop),
@@ -273,19 +293,33 @@ fn run_ffi_tests(workspace: &Workspace) -> Result<()> {
 pub fn ffi_venv(workspace: &Workspace) -> Result<PathBuf> {
     let venv = workspace.target_dir.join("ffi-venv");
     let python = venv.join("bin/python");
-    let ready = venv.join(".numpy-installed");
-    if !ready.is_file() {
-        eprintln!("--> creating {} with numpy", venv.display());
-        process::run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-        process::run(Command::new(&python).args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "numpy",
-        ]))?;
-        std::fs::write(&ready, "").context("marking the FFI venv ready")?;
+    let requirements = workspace.root.join("tests/ffi/requirements.txt");
+    let wanted = std::fs::read_to_string(&requirements)
+        .with_context(|| format!("reading {}", requirements.display()))?;
+    // The stamp holds the requirements it was made from: a changed list reinstalls.
+    let stamp = venv.join(".requirements-installed");
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
+        eprintln!(
+            "--> preparing {} with {}",
+            venv.display(),
+            requirements.display()
+        );
+        if !python.is_file() {
+            process::run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        }
+        process::run(
+            Command::new(&python)
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "-r",
+                ])
+                .arg(&requirements),
+        )?;
+        std::fs::write(&stamp, &wanted).context("marking the FFI venv ready")?;
     }
     Ok(python)
 }
@@ -347,12 +381,19 @@ mod tests {
     }
 
     #[test]
-    fn the_default_rebuild_covers_the_python_module_and_one_server() {
+    fn the_default_rebuild_covers_the_python_module_and_one_server_in_the_baseline() {
         let workspace = Workspace::load().unwrap();
-        let args = CiArgs {
+        let mut args = CiArgs {
             skip: vec![],
             repro_crates: vec![],
+            repro_variants: vec![],
         };
+        let variants = args.repro_variants(&workspace);
+        assert_eq!(variants.len(), 1);
+        let baseline = workspace.variant(&variants[0]).unwrap();
+        assert_eq!(baseline.target_cpu, dist::BASELINE_CPU);
+        args.repro_variants = vec!["znver4".to_owned()];
+        assert_eq!(args.repro_variants(&workspace), ["znver4"]);
         let crates = args.repro_crates(&workspace);
         let roles: Vec<Role> = crates
             .iter()

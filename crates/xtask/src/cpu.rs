@@ -1,15 +1,15 @@
 //! Which CPU features a `target-cpu` implies and whether this machine has them, asked of
 //! rustc itself so the names always match the compiler's. Every step that runs variant code
 //! (FFI tests, image smoke tests, benchmarks) asks [`support`] first and skips loudly what
-//! this CPU cannot run, instead of dying with SIGILL.
+//! this CPU cannot run, instead of dying with SIGILL. Asking rustc and subtracting the
+//! baseline is `cpu_variants::features`' job (shared with the build scripts); this module adds
+//! the question "and does this machine have them?".
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 use std::sync::Mutex;
 
-use anyhow::Result;
-
-use crate::process;
+use anyhow::{Context, Result};
+use cpu_variants::features::{Rustc, beyond_baseline};
 
 /// The `target_feature`s rustc enables for `target_cpu` on `target` (`native` = this CPU).
 pub fn target_features(target: &str, target_cpu: &str) -> Result<BTreeSet<String>> {
@@ -19,25 +19,13 @@ pub fn target_features(target: &str, target_cpu: &str) -> Result<BTreeSet<String
     if let Some(features) = CACHE.lock().ok().and_then(|cache| cache.get(&key).cloned()) {
         return Ok(features);
     }
-    let cfg = process::output(
-        Command::new("rustc")
-            .args(["--print", "cfg", "--target", target])
-            .arg(format!("-Ctarget-cpu={target_cpu}")),
-    )?;
-    let features = parse_target_features(&cfg);
+    let features = Rustc::new("rustc", target)
+        .target_features(&[format!("-Ctarget-cpu={target_cpu}")])
+        .with_context(|| format!("asking rustc what target-cpu={target_cpu} enables"))?;
     if let Ok(mut cache) = CACHE.lock() {
         cache.insert(key, features.clone());
     }
     Ok(features)
-}
-
-/// `target_feature="avx2"` lines of `rustc --print cfg`.
-pub fn parse_target_features(cfg: &str) -> BTreeSet<String> {
-    cfg.lines()
-        .filter_map(|line| line.strip_prefix("target_feature=\""))
-        .filter_map(|rest| rest.strip_suffix('"'))
-        .map(str::to_owned)
-        .collect()
 }
 
 /// Features `target_cpu` needs beyond the baseline that this machine lacks (empty: runnable).
@@ -53,16 +41,15 @@ pub fn missing_on_this_machine(target: &str, target_cpu: &str) -> Result<Vec<Str
     Ok(missing(&wanted, &baseline, &native))
 }
 
-/// `wanted - baseline - available`, sorted.
+/// `wanted - baseline - available` (and never a linking property such as `crt-static`), sorted.
 pub fn missing(
     wanted: &BTreeSet<String>,
     baseline: &BTreeSet<String>,
     available: &BTreeSet<String>,
 ) -> Vec<String> {
-    wanted
-        .iter()
-        .filter(|feature| !baseline.contains(*feature) && !available.contains(*feature))
-        .cloned()
+    beyond_baseline(wanted, baseline)
+        .into_iter()
+        .filter(|feature| !available.contains(feature))
         .collect()
 }
 
@@ -111,11 +98,20 @@ pub fn this_cpu() -> String {
         .unwrap_or_else(|| "unknown CPU".to_owned())
 }
 
-/// `model name` of the first processor in `/proc/cpuinfo`.
+/// `model name` of the first processor in `/proc/cpuinfo`, with its family and model
+/// numbers when present ("AMD EPYC (family 25, model 17)"): a model name alone can be as
+/// vague as "AMD EPYC".
 pub fn cpu_model(cpuinfo: &str) -> Option<String> {
-    cpuinfo.lines().find_map(|line| {
-        let (key, value) = line.split_once(':')?;
-        (key.trim() == "model name").then(|| value.trim().to_owned())
+    let field = |name: &str| {
+        cpuinfo.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            (key.trim() == name).then(|| value.trim().to_owned())
+        })
+    };
+    let name = field("model name")?;
+    Some(match (field("cpu family"), field("model")) {
+        (Some(family), Some(model)) => format!("{name} (family {family}, model {model})"),
+        _ => name,
     })
 }
 
@@ -128,14 +124,8 @@ mod tests {
     }
 
     #[test]
-    fn parses_rustc_cfg_output() {
-        let cfg = "debug_assertions\ntarget_arch=\"x86_64\"\ntarget_feature=\"avx512f\"\ntarget_feature=\"sse2\"\n";
-        assert_eq!(parse_target_features(cfg), set(&["avx512f", "sse2"]));
-    }
-
-    #[test]
     fn missing_ignores_the_baseline() {
-        let wanted = set(&["sse2", "avx2", "avx512f", "sse4a"]);
+        let wanted = set(&["sse2", "avx2", "avx512f", "sse4a", "crt-static"]);
         let baseline = set(&["sse2"]);
         let intel = set(&["sse2", "avx2", "avx512f"]);
         assert_eq!(missing(&wanted, &baseline, &intel), ["sse4a"]);
@@ -179,6 +169,11 @@ mod tests {
     fn cpu_model_comes_from_cpuinfo() {
         let cpuinfo = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9R14\n";
         assert_eq!(cpu_model(cpuinfo).as_deref(), Some("AMD EPYC 9R14"));
+        let full = "processor\t: 0\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\n";
+        assert_eq!(
+            cpu_model(full).as_deref(),
+            Some("AMD EPYC (family 25, model 17)")
+        );
         assert_eq!(cpu_model(""), None);
     }
 }

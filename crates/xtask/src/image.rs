@@ -2,9 +2,13 @@
 //! a container engine (like `ko` for Go).
 //!
 //! For each server crate, `dist/images/<crate>/` is one OCI layout with one tag per CPU
-//! variant (`generic`, `znver4`, …: the variant's static binary alone) and `latest`: the
-//! dispatch image with every variant plus `mcp-launcher`, which picks the best build for the
-//! CPU at start. In-image layout:
+//! variant (`generic`, `x86-64-v3`, `znver4`, …: the variant's static binary alone),
+//! `latest`: the dispatch image with every variant plus `mcp-launcher`, which picks the best
+//! build for the CPU at start, and `platforms`: an image index whose entries carry standard
+//! platforms (`linux/amd64`, `linux/amd64/v3`, `linux/amd64/v4`, `linux/arm64` when dist has
+//! an aarch64 build; see [`platform`]), so a container engine picks the level itself. Every
+//! manifest, config and the index name the MCP server ([`registry`]), and
+//! `dist/mcp-registry/<crate>/server.json` describes it for the MCP registry. In-image layout:
 //!
 //! - variant image: `/usr/local/bin/<server>` is the server.
 //! - dispatch image: `/opt/mcp/<variant>/<server>` per variant, `/usr/local/bin/mcp-launcher`,
@@ -13,7 +17,10 @@
 //!   its home `/home/nonroot` and the working directory `/work` owned by it, `/tmp` (1777).
 //!   No CA certificates: no server makes outgoing TLS connections.
 
+mod from_dist;
 pub mod layout;
+pub mod platform;
+pub mod registry;
 pub mod smoke;
 
 use std::collections::BTreeMap;
@@ -21,15 +28,16 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use oci_spec::image::{
-    ANNOTATION_CREATED, ANNOTATION_DESCRIPTION, ANNOTATION_LICENSES, ANNOTATION_REVISION,
-    ANNOTATION_SOURCE, ANNOTATION_TITLE, ANNOTATION_VERSION, Arch,
-};
+use oci_spec::image::Arch;
 
-use crate::dist::{Artifact, ArtifactKind, Manifest};
-use crate::metadata::{CrateSpec, Role, SmokeCall, Workspace};
+use crate::metadata::{SmokeCall, Workspace};
 use crate::prereq;
-use layout::{EntryKind, ImageSpec, Layer, WrittenImage};
+use layout::{EntryKind, ImageSpec, IndexSpec, Layer, WrittenImage};
+use registry::SERVER_NAME_KEY;
+
+pub use from_dist::build_images;
+#[cfg(test)]
+use from_dist::image_labels;
 
 /// The non-root user every image runs as (the distroless convention).
 pub const IMAGE_UID: u64 = 65532;
@@ -64,7 +72,7 @@ pub struct ImageArgs {
     pub launcher: Option<PathBuf>,
     /// Then run every image: umoci unpack, chroot as the image user, MCP handshake,
     /// tools/list and a tool call; `skopeo inspect`; the dispatch image also under
-    /// `qemu-x86_64 -cpu Haswell`.
+    /// `qemu-x86_64 -cpu Haswell`; `skopeo copy` selects each platform of the index.
     #[arg(long)]
     pub smoke: bool,
 }
@@ -80,16 +88,35 @@ pub struct BuiltLayout {
     /// sha256 of the launcher in the `latest` image, when it was built.
     pub launcher_sha256: Option<String>,
     pub smoke_call: Option<SmokeCall>,
+    /// The platform index's entries: `(tag, architecture, platform variant)`.
+    pub platforms: Vec<(String, Arch, Option<String>)>,
+    /// The MCP server name on every image and the index.
+    pub server_name: String,
+    pub server_json: PathBuf,
+}
+
+/// One build of the server to package.
+#[derive(Debug, Clone)]
+pub struct VariantBinary {
+    pub variant: String,
+    pub target_cpu: String,
+    pub path: PathBuf,
 }
 
 /// What to package: everything is explicit so tests can build layouts from any binaries.
 #[derive(Debug, Clone)]
 pub struct CrateImages {
     pub crate_name: String,
+    /// Config labels of every image.
     pub labels: BTreeMap<String, String>,
+    /// Annotations of every manifest and of the platform index.
+    pub annotations: BTreeMap<String, String>,
     pub architecture: Arch,
-    /// `(variant, server binary)`, in the workspace's variant order.
-    pub variant_binaries: Vec<(String, PathBuf)>,
+    /// The builds for `architecture`, in the workspace's variant order.
+    pub variant_binaries: Vec<VariantBinary>,
+    /// Baseline builds for other architectures (e.g. aarch64): one image each, in the
+    /// platform index and tagged `<variant>-<arch>`.
+    pub foreign_baselines: Vec<(Arch, VariantBinary)>,
     /// With a launcher, the `latest` dispatch image is written too.
     pub launcher: Option<PathBuf>,
     pub source_date_epoch: u64,
@@ -114,211 +141,6 @@ pub fn run(workspace: &Workspace, args: &ImageArgs) -> Result<()> {
         run_smoke(&built)?;
     }
     Ok(())
-}
-
-/// Builds the layouts for the selected servers and variants from the dist output.
-pub fn build_images(
-    workspace: &Workspace,
-    dist: &Path,
-    out: &Path,
-    args: &ImageArgs,
-) -> Result<Vec<BuiltLayout>> {
-    let manifest = Manifest::load(dist)?;
-    let servers = select_servers(workspace, &args.crates)?;
-    let variants = workspace.select_variants(&args.variants)?;
-    let mut built = Vec::new();
-    for server in servers {
-        let artifacts: Vec<(&str, &Artifact)> = variants
-            .iter()
-            .map(|variant| {
-                let artifact = manifest
-                    .artifacts
-                    .iter()
-                    .find(|a| {
-                        a.kind == ArtifactKind::ServerBinary && a.crate_name == server.name && a.variant == variant.name
-                    })
-                    .with_context(|| {
-                        format!(
-                            "{}/manifest.json has no {} build of {}; run `cargo xtask dist --crate {} --variant {}`",
-                            dist.display(),
-                            variant.name,
-                            server.name,
-                            server.name,
-                            variant.name
-                        )
-                    })?;
-                Ok((variant.name.as_str(), artifact))
-            })
-            .collect::<Result<_>>()?;
-        let target_arch = artifacts[0]
-            .1
-            .target
-            .split('-')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        let architecture = oci_arch(&target_arch)?;
-        // The launcher knows every variant of its architecture; a dispatch image missing one
-        // would make it exec a binary that is not there.
-        let arch_variants: Vec<&str> = workspace
-            .variants
-            .iter()
-            .filter(|v| v.architectures.contains(&target_arch))
-            .map(|v| v.name.as_str())
-            .collect();
-        let all_variants = arch_variants
-            .iter()
-            .all(|name| artifacts.iter().any(|(v, _)| v == name));
-        let launcher = if all_variants && arch_variants.len() > 1 {
-            Some(find_launcher(
-                dist,
-                &manifest,
-                args.launcher.as_deref(),
-                &artifacts[0].1.target,
-            )?)
-        } else {
-            eprintln!(
-                "image: {}: no `{DISPATCH_TAG}` image, it needs every variant ({})",
-                server.name,
-                arch_variants.join(", ")
-            );
-            None
-        };
-        let labels = image_labels(server, &manifest.git_commit, manifest.source_date_epoch);
-        let mut variant_binaries = Vec::new();
-        for (variant, artifact) in &artifacts {
-            let path = dist.join(&artifact.path);
-            check_artifact(&path, artifact)?;
-            variant_binaries.push(((*variant).to_owned(), path));
-        }
-        let request = CrateImages {
-            crate_name: server.name.clone(),
-            labels,
-            architecture,
-            variant_binaries,
-            launcher,
-            source_date_epoch: manifest.source_date_epoch,
-        };
-        let dir = out.join(&server.name);
-        let images = write_crate_images(&request, &dir)?;
-        built.push(BuiltLayout {
-            crate_name: server.name.clone(),
-            dir,
-            variants: artifacts
-                .iter()
-                .map(|(name, artifact)| smoke::ImageVariant {
-                    name: (*name).to_owned(),
-                    target: artifact.target.clone(),
-                    target_cpu: artifact.target_cpu.clone(),
-                    sha256: artifact.sha256.clone(),
-                })
-                .collect(),
-            launcher_sha256: match &request.launcher {
-                Some(path) => Some(layout::sha256_hex(
-                    &fs::read(path).with_context(|| format!("reading {}", path.display()))?,
-                )),
-                None => None,
-            },
-            images,
-            smoke_call: server.smoke_call.clone(),
-        });
-    }
-    Ok(built)
-}
-
-fn select_servers<'a>(workspace: &'a Workspace, names: &[String]) -> Result<Vec<&'a CrateSpec>> {
-    let servers: Vec<&CrateSpec> = workspace.servers().collect();
-    if names.is_empty() {
-        if servers.is_empty() {
-            bail!("the workspace has no crate with role \"server\"");
-        }
-        return Ok(servers);
-    }
-    names
-        .iter()
-        .map(|name| {
-            servers
-                .iter()
-                .copied()
-                .find(|s| &s.name == name)
-                .with_context(|| {
-                    let valid: Vec<&str> = servers.iter().map(|s| s.name.as_str()).collect();
-                    format!(
-                        "`{name}` is not a server crate; server crates: {}",
-                        valid.join(", ")
-                    )
-                })
-        })
-        .collect()
-}
-
-fn oci_arch(target_arch: &str) -> Result<Arch> {
-    match target_arch {
-        "x86_64" => Ok(Arch::Amd64),
-        "aarch64" => Ok(Arch::ARM64),
-        other => bail!("no OCI architecture known for target architecture `{other}`"),
-    }
-}
-
-/// Refuses a dist file that changed since `cargo xtask dist` recorded it.
-fn check_artifact(path: &Path, artifact: &Artifact) -> Result<()> {
-    let data = fs::read(path)
-        .with_context(|| format!("reading {}; rerun `cargo xtask dist`", path.display()))?;
-    let actual = layout::sha256_hex(&data);
-    if actual != artifact.sha256 {
-        bail!(
-            "{} has sha256 {actual} but dist/manifest.json records {}; rerun `cargo xtask dist`",
-            path.display(),
-            artifact.sha256
-        );
-    }
-    Ok(())
-}
-
-fn find_launcher(
-    dist: &Path,
-    manifest: &Manifest,
-    explicit: Option<&Path>,
-    target: &str,
-) -> Result<PathBuf> {
-    if let Some(path) = explicit {
-        if !path.is_file() {
-            bail!("--launcher {} is not a file", path.display());
-        }
-        return Ok(path.to_owned());
-    }
-    let artifact = manifest
-        .artifacts
-        .iter()
-        .find(|a| a.role == Role::Launcher && a.kind == ArtifactKind::ServerBinary && a.target == target)
-        .with_context(|| {
-            format!(
-                "the `{DISPATCH_TAG}` image needs {LAUNCHER_BIN} for {target}, but {}/manifest.json lists \
-                 none; build it with `cargo xtask dist` (crates with role \"launcher\" are built for the \
-                 baseline CPU) or pass --launcher FILE",
-                dist.display()
-            )
-        })?;
-    let path = dist.join(&artifact.path);
-    check_artifact(&path, artifact)?;
-    Ok(path)
-}
-
-fn image_labels(spec: &CrateSpec, git_commit: &str, epoch: u64) -> BTreeMap<String, String> {
-    let mut labels = BTreeMap::from([
-        (ANNOTATION_TITLE.to_owned(), spec.name.clone()),
-        (ANNOTATION_DESCRIPTION.to_owned(), spec.description.clone()),
-        (ANNOTATION_VERSION.to_owned(), spec.version.clone()),
-        (ANNOTATION_REVISION.to_owned(), git_commit.to_owned()),
-        (ANNOTATION_CREATED.to_owned(), layout::rfc3339(epoch)),
-    ]);
-    if let Some(source) = &spec.repository {
-        labels.insert(ANNOTATION_SOURCE.to_owned(), source.clone());
-    }
-    if let Some(license) = &spec.license {
-        labels.insert(ANNOTATION_LICENSES.to_owned(), license.clone());
-    }
-    labels
 }
 
 /// `/etc/passwd`, `/etc/group`, home, work and tmp directories shared by every image.
@@ -346,13 +168,19 @@ fn read_binary(path: &Path) -> Result<EntryKind> {
 pub fn image_specs(request: &CrateImages) -> Result<Vec<ImageSpec>> {
     let server = &request.crate_name;
     let entrypoint = vec![format!("/{BIN_DIR}/{server}")];
-    let spec = |tag: &str, layer: Layer, variant_label: &str| {
+    let spec = |tag: &str,
+                layer: Layer,
+                variant_label: &str,
+                architecture: &Arch,
+                platform_variant: Option<String>| {
         let mut labels = request.labels.clone();
         labels.insert(VARIANT_LABEL.to_owned(), variant_label.to_owned());
         ImageSpec {
             tag: tag.to_owned(),
             layer,
-            architecture: request.architecture.clone(),
+            architecture: architecture.clone(),
+            platform_variant,
+            annotations: request.annotations.clone(),
             entrypoint: entrypoint.clone(),
             env: vec!["PATH=/usr/local/bin".to_owned()],
             user: format!("{IMAGE_UID}:{IMAGE_UID}"),
@@ -361,23 +189,43 @@ pub fn image_specs(request: &CrateImages) -> Result<Vec<ImageSpec>> {
             source_date_epoch: request.source_date_epoch,
         }
     };
-    let mut specs = Vec::new();
-    for (variant, binary) in &request.variant_binaries {
+    let single = |binary: &VariantBinary| -> Result<Layer> {
         let mut layer = base_layer()?;
         layer.add(
             &format!("{BIN_DIR}/{server}"),
-            read_binary(binary)?,
+            read_binary(&binary.path)?,
             0o755,
             0,
         )?;
-        specs.push(spec(variant, layer, variant));
+        Ok(layer)
+    };
+    let mut specs = Vec::new();
+    for binary in &request.variant_binaries {
+        let platform_variant =
+            platform::standard_variant(&request.architecture, &binary.target_cpu).flatten();
+        specs.push(spec(
+            &binary.variant,
+            single(binary)?,
+            &binary.variant,
+            &request.architecture,
+            platform_variant,
+        ));
+    }
+    for (arch, binary) in &request.foreign_baselines {
+        specs.push(spec(
+            &platform::foreign_tag(&binary.variant, arch),
+            single(binary)?,
+            &binary.variant,
+            arch,
+            None,
+        ));
     }
     if let Some(launcher) = &request.launcher {
         let mut layer = base_layer()?;
-        for (variant, binary) in &request.variant_binaries {
+        for binary in &request.variant_binaries {
             layer.add(
-                &format!("{VARIANTS_DIR}/{variant}/{server}"),
-                read_binary(binary)?,
+                &format!("{VARIANTS_DIR}/{}/{server}", binary.variant),
+                read_binary(&binary.path)?,
                 0o755,
                 0,
             )?;
@@ -394,15 +242,56 @@ pub fn image_specs(request: &CrateImages) -> Result<Vec<ImageSpec>> {
             0o777,
             0,
         )?;
-        specs.push(spec(DISPATCH_TAG, layer, "dispatch"));
+        specs.push(spec(
+            DISPATCH_TAG,
+            layer,
+            "dispatch",
+            &request.architecture,
+            None,
+        ));
     }
     Ok(specs)
+}
+
+/// The platform index's entries, `(tag, architecture, platform variant)`: every build with
+/// a standard platform ([`platform::standard_variant`]).
+pub fn platform_entries(request: &CrateImages) -> Vec<(String, Arch, Option<String>)> {
+    let main = request.variant_binaries.iter().filter_map(|binary| {
+        let variant = platform::standard_variant(&request.architecture, &binary.target_cpu)?;
+        Some((
+            binary.variant.clone(),
+            request.architecture.clone(),
+            variant,
+        ))
+    });
+    let foreign = request
+        .foreign_baselines
+        .iter()
+        .filter_map(|(arch, binary)| {
+            let variant = platform::standard_variant(arch, &binary.target_cpu)?;
+            Some((
+                platform::foreign_tag(&binary.variant, arch),
+                arch.clone(),
+                variant,
+            ))
+        });
+    main.chain(foreign).collect()
 }
 
 /// Writes the crate's layout to `dir`, replacing an older one only once the new one is
 /// complete.
 pub fn write_crate_images(request: &CrateImages, dir: &Path) -> Result<Vec<WrittenImage>> {
     let specs = image_specs(request)?;
+    let entries = platform_entries(request);
+    let indexes: Vec<IndexSpec> = if entries.is_empty() {
+        Vec::new()
+    } else {
+        vec![IndexSpec {
+            tag: platform::PLATFORM_INDEX_TAG.to_owned(),
+            images: entries.into_iter().map(|(tag, ..)| tag).collect(),
+            annotations: request.annotations.clone(),
+        }]
+    };
     let parent = dir.parent().context("image directory has no parent")?;
     fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     let file_name = dir
@@ -413,7 +302,7 @@ pub fn write_crate_images(request: &CrateImages, dir: &Path) -> Result<Vec<Writt
     if partial.exists() {
         fs::remove_dir_all(&partial).with_context(|| format!("removing {}", partial.display()))?;
     }
-    let written = layout::write_layout(&partial, &specs)?;
+    let written = layout::write_layout(&partial, &specs, &indexes)?;
     if dir.exists() {
         fs::remove_dir_all(dir)
             .with_context(|| format!("removing the previous {}", dir.display()))?;
@@ -445,11 +334,46 @@ fn print_sizes(built: &[BuiltLayout]) {
                 image.manifest_digest
             );
         }
+        let platforms: Vec<String> = layout
+            .platforms
+            .iter()
+            .map(|(tag, arch, variant)| {
+                format!(
+                    "{}={tag}",
+                    platform::platform_name(arch, variant.as_deref())
+                )
+            })
+            .collect();
+        println!(
+            "{:<24} {:<8} {}  [{SERVER_NAME_KEY}={}; {}]",
+            layout.crate_name,
+            platform::PLATFORM_INDEX_TAG,
+            platforms.join(", "),
+            layout.server_name,
+            layout.server_json.display()
+        );
     }
 }
 
 fn human_size(bytes: u64) -> String {
     format!("{:.2} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// What each platform of the layout's index must select.
+fn selections(layout: &BuiltLayout) -> Vec<platform::Selection> {
+    layout
+        .platforms
+        .iter()
+        .filter_map(|(tag, architecture, variant)| {
+            let image = layout.images.iter().find(|image| &image.tag == tag)?;
+            Some(platform::Selection {
+                tag: tag.clone(),
+                architecture: architecture.clone(),
+                variant: variant.clone(),
+                manifest_digest: image.manifest_digest.clone(),
+            })
+        })
+        .collect()
 }
 
 /// Smoke-tests every image of `built` (see [`smoke`]). Images whose build this CPU cannot
@@ -468,7 +392,13 @@ pub fn run_smoke(built: &[BuiltLayout]) -> Result<()> {
                 variants: layout
                     .variants
                     .iter()
-                    .filter(|v| dispatch || v.name == image.tag)
+                    .filter(|v| {
+                        if dispatch {
+                            v.is_main_arch()
+                        } else {
+                            v.tag == image.tag
+                        }
+                    })
                     .cloned()
                     .collect(),
                 launcher_sha256: if dispatch {
@@ -490,6 +420,16 @@ pub fn run_smoke(built: &[BuiltLayout]) -> Result<()> {
                     println!("smoke FAIL {name}  {error:#}");
                     failures.push(name);
                 }
+            }
+        }
+    }
+    for layout in built {
+        let name = format!("{}:{}", layout.crate_name, platform::PLATFORM_INDEX_TAG);
+        match platform::check_selection(&layout.dir, &selections(layout)) {
+            Ok(report) => println!("smoke ok   {name}  skopeo selects {report}"),
+            Err(error) => {
+                println!("smoke FAIL {name}  {error:#}");
+                failures.push(name);
             }
         }
     }

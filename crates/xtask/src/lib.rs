@@ -1,11 +1,11 @@
 //! `cargo xtask`: the mcp-foundry build driver.
 //!
 //! - [`metadata`]: the workspace's crates and CPU variants, read from `cargo metadata`.
-//! - [`bench`]: build-profile choices measured side by side (`cargo xtask bench`).
+//! - [`bench`]: build-profile choices, runtime numbers and the reference MCP servers, each
+//!   measured side by side (`cargo xtask bench`).
 //! - [`ci`]: the one test command (fmt, clippy, tests, dist, verify, FFI, images, Nix).
 //! - [`dist`]: every shipped crate in every CPU variant, collected into `dist/`.
 //! - [`image`]: reproducible OCI images of the servers and their smoke test.
-//! - [`peer_bench`]: the development server against the reference MCP servers.
 //! - [`mcp_client`]: a minimal MCP client over stdio (smoke tests, benchmarks).
 //! - [`nix_check`]: offline verification of the Nix flake (`cargo xtask nix-check`).
 //! - [`nix_offline`]: the flake built with real Nix offline (`cargo xtask nix-offline`).
@@ -23,7 +23,6 @@ pub mod mcp_client;
 pub mod metadata;
 pub mod nix_check;
 pub mod nix_offline;
-pub mod peer_bench;
 pub mod prereq;
 pub mod process;
 pub mod provenance;

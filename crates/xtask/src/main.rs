@@ -26,11 +26,9 @@ enum Command {
     Sign(xtask::sign::SignArgs),
     /// Offline checks of the Nix flake: every .nix parses, lib and wiring tests, flake.lock.
     NixCheck,
-    /// The development server vs the reference MCP servers (PyPI git, npm filesystem): table in BENCHMARKS.md.
-    BenchPeers(xtask::peer_bench::PeerBenchArgs),
     /// Build the flake with real Nix >= 2.31 offline (pinned inputs from CRANE_SRC etc.).
     NixOffline(xtask::nix_offline::NixOfflineArgs),
-    /// Benchmarks: build-profile choices side by side, runtime numbers of a dist/.
+    /// Benchmarks: build-profile choices, runtime numbers of a dist/, the reference MCP servers.
     Bench(xtask::bench::BenchArgs),
     /// Check and install the prerequisites of the tasks (what `.ci/run` does first).
     Setup(xtask::prereq::SetupArgs),
@@ -59,7 +57,6 @@ fn main() -> Result<()> {
             xtask::sign::run(&workspace.root.join("dist"), &args)
         }
         Command::NixCheck => xtask::nix_check::run(&workspace.root),
-        Command::BenchPeers(args) => xtask::peer_bench::run(&workspace.root, &args),
         Command::NixOffline(args) => xtask::nix_offline::run(&workspace, &args),
         Command::Bench(args) => xtask::bench::run(&workspace, &args),
         Command::Setup(args) => prereq::setup(&workspace.root, &args),

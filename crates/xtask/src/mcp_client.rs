@@ -6,7 +6,7 @@ use std::io::{BufRead as _, BufReader, Write as _};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Value, json};
@@ -154,6 +154,25 @@ impl Session {
         }
     }
 
+    /// `tools/call`, timed from writing the request to reading its answer. A tool error
+    /// (`isError`) is an `Err`: benchmarks time successful calls only.
+    pub fn timed_call(&mut self, tool: &str, arguments: &Value) -> Result<(Duration, Value)> {
+        let started = Instant::now();
+        let result = self.request("tools/call", json!({"name": tool, "arguments": arguments}))?;
+        let elapsed = started.elapsed();
+        if result["isError"] == json!(true) {
+            bail!("tool {tool} failed on {arguments}: {result}");
+        }
+        Ok((elapsed, result))
+    }
+
+    /// The server's peak resident set size so far (`VmHWM` of `/proc/<pid>/status`), in KiB.
+    pub fn peak_rss_kib(&self) -> Result<u64> {
+        let path = format!("/proc/{}/status", self.child.id());
+        let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        parse_vm_hwm(&status).with_context(|| format!("no VmHWM line in {path}"))
+    }
+
     /// Closes stdin and expects a clean exit.
     pub fn finish(mut self) -> Result<String> {
         drop(self.stdin.take());
@@ -184,6 +203,15 @@ impl Drop for Session {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The `VmHWM:  1234 kB` line of `/proc/<pid>/status`, in KiB.
+fn parse_vm_hwm(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().strip_suffix("kB"))
+        .and_then(|kib| kib.trim().parse().ok())
 }
 
 /// The tool to call: the declared smoke call, else a read-only tool without required
@@ -355,5 +383,32 @@ mod tests {
                 .to_string()
                 .contains("failed")
         );
+    }
+
+    #[test]
+    fn timed_calls_fail_on_tool_errors_and_peak_rss_is_read() {
+        let script = r#"
+            read init; echo '{"jsonrpc":"2.0","id":1,"result":{"serverInfo":{"name":"fake"}}}'
+            read initialized
+            read call; echo '{"jsonrpc":"2.0","id":2,"result":{"content":[{"type":"text","text":"ok"}]}}'
+            read call; echo '{"jsonrpc":"2.0","id":3,"result":{"isError":true,"content":[]}}'
+            read eof || exit 0"#;
+        let mut session = Session::start(fake_server(script)).unwrap();
+        session.initialize().unwrap();
+        let (elapsed, result) = session.timed_call("t", &json!({})).unwrap();
+        assert!(elapsed > Duration::ZERO);
+        assert_eq!(result["content"][0]["text"], "ok");
+        let err = session.timed_call("t", &json!({"x": 1})).unwrap_err();
+        assert!(err.to_string().contains("tool t failed"), "{err}");
+        // A shell uses at least some memory.
+        assert!(session.peak_rss_kib().unwrap() > 0);
+        session.finish().unwrap();
+    }
+
+    #[test]
+    fn vm_hwm_is_parsed_in_kib() {
+        let status = "Name:\tsh\nVmPeak:\t   9000 kB\nVmHWM:\t    1234 kB\nVmRSS:\t 1000 kB\n";
+        assert_eq!(parse_vm_hwm(status), Some(1234));
+        assert_eq!(parse_vm_hwm("Name:\tsh\n"), None);
     }
 }

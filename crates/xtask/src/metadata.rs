@@ -1,9 +1,9 @@
 //! The workspace as `cargo metadata` describes it (read through the `cargo_metadata` crate):
-//! CPU variants from `[workspace.metadata.mcp-foundry.variants]` and each crate's role from
-//! its `[package.metadata.mcp-foundry]`. These tables are the only list of crates and
+//! CPU variants from `[workspace.metadata.mcp-foundry.variants]` (parsed by the `cpu-variants`
+//! crate, the one parser of that table, shared with the build scripts) and each crate's role
+//! from its `[package.metadata.mcp-foundry]`. These tables are the only list of crates and
 //! variants; everything in xtask derives from them.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -21,17 +21,8 @@ pub struct Workspace {
     pub crates: Vec<CrateSpec>,
 }
 
-/// One CPU variant, e.g. `generic` or `znver4`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VariantSpec {
-    pub name: String,
-    pub description: String,
-    pub target_cpu: String,
-    /// Extra rustflags for artifacts of this variant (never for build scripts: see `dist`).
-    pub rustflags: Vec<String>,
-    /// Rust `target_arch` values this variant can be built for.
-    pub architectures: Vec<String>,
-}
+/// One CPU variant, e.g. `generic` or `znver4`, as the `cpu-variants` crate reads it.
+pub use cpu_variants::Variant as VariantSpec;
 
 /// What a crate is, from `[package.metadata.mcp-foundry] role = ...`.
 #[derive(
@@ -130,23 +121,6 @@ impl CrateSpec {
     }
 }
 
-/// `[workspace.metadata.mcp-foundry]`.
-#[derive(Deserialize)]
-struct FoundryWorkspace {
-    #[serde(default)]
-    variants: BTreeMap<String, RawVariant>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "kebab-case")]
-struct RawVariant {
-    description: String,
-    target_cpu: String,
-    #[serde(default)]
-    rustflags: Vec<String>,
-    architectures: Vec<String>,
-}
-
 /// `[package.metadata.mcp-foundry]`. Unknown keys are errors: a misspelt key would
 /// otherwise be ignored silently.
 #[derive(Deserialize)]
@@ -180,30 +154,8 @@ impl Workspace {
 
     /// The workspace described by `cargo metadata` output.
     pub fn from_metadata(metadata: Metadata) -> Result<Workspace> {
-        let foundry = match metadata.workspace_metadata.get("mcp-foundry") {
-            Some(table) => FoundryWorkspace::deserialize(table)
-                .context("[workspace.metadata.mcp-foundry] in the root Cargo.toml is malformed")?,
-            None => FoundryWorkspace {
-                variants: BTreeMap::new(),
-            },
-        };
-        if foundry.variants.is_empty() {
-            bail!(
-                "no CPU variants found: add `[workspace.metadata.mcp-foundry.variants.<name>]` \
-                 tables to the root Cargo.toml"
-            );
-        }
-        let variants = foundry
-            .variants
-            .into_iter()
-            .map(|(name, raw)| VariantSpec {
-                name,
-                description: raw.description,
-                target_cpu: raw.target_cpu,
-                rustflags: raw.rustflags,
-                architectures: raw.architectures,
-            })
-            .collect();
+        let variants = cpu_variants::from_workspace_metadata(&metadata.workspace_metadata)
+            .context("reading the CPU variants of the root Cargo.toml")?;
 
         let mut crates = metadata
             .packages
@@ -530,7 +482,7 @@ architectures = ["x86_64", "aarch64"]
             )],
         );
         let err = format!("{:#}", Workspace::load_from(dir.path()).unwrap_err());
-        assert!(err.contains("no CPU variants"), "{err}");
+        assert!(err.contains("defines no CPU variant"), "{err}");
     }
 
     #[test]

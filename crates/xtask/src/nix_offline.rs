@@ -3,7 +3,7 @@
 //! substitute of `nix/offline/` (nixpkgs itself cannot be fetched here), all offline.
 //!
 //! The pinned inputs come from directories named by environment variables (this machine
-//! and CI cannot reach GitHub): `CRANE_SRC`, `RUST_OVERLAY_SRC`, `ADVISORY_DB_SRC`, and
+//! and CI cannot reach GitHub): `CRANE_SRC`, `RUST_OVERLAY_SRC`, `FENIX_SRC`, `ADVISORY_DB_SRC`, and
 //! `NIXPKGS_LIB_SRC` (a checkout of nixpkgs' `lib`, e.g. nix-community/nixpkgs.lib, which
 //! the substitute needs and which is never committed here). Their narHashes must match
 //! `flake.lock` for the inputs of the flake; Nix prints both.
@@ -40,9 +40,10 @@ const VARIANTS: [&str; 2] = ["generic", "znver4"];
 
 /// The environment variables naming the pinned input sources, and the flake input each
 /// overrides (`None`: not a flake input, staged into the substitute instead).
-pub const SOURCE_VARS: [(&str, Option<&str>); 4] = [
+pub const SOURCE_VARS: [(&str, Option<&str>); 5] = [
     ("CRANE_SRC", Some("crane")),
     ("RUST_OVERLAY_SRC", Some("rust-overlay")),
+    ("FENIX_SRC", Some("fenix")),
     ("ADVISORY_DB_SRC", Some("advisory-db")),
     ("NIXPKGS_LIB_SRC", None),
 ];

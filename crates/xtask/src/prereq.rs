@@ -222,6 +222,13 @@ pub const PROGRAMS: &[Program] = &[
         why: "the Nix offline build runs a current Nix (Debian sid's) in a chroot it bootstraps",
     },
     Program {
+        name: "curl",
+        probe: Probe::OnPath("curl"),
+        debian: "curl",
+        used_by: &[Use::NixOffline],
+        why: "the Nix offline build downloads the Rust release's channel manifest fenix pins",
+    },
+    Program {
         name: "ssh-keygen",
         probe: Probe::OnPath("ssh-keygen"),
         debian: "openssh-client",

@@ -92,6 +92,12 @@ pub(super) fn containment() -> Option<&'static Containment> {
 }
 
 impl Containment {
+    /// Helpers started as `program` (a bash-god binary), killed after `timeout`. The server
+    /// uses [`contain_parsing`]; this is for benchmarks and tests of another binary.
+    pub fn new(program: PathBuf, timeout: Duration) -> Self {
+        Self { program, timeout }
+    }
+
     /// Parses `text` in a new helper process, killed after the time limit. Blocking.
     pub fn parse(&self, text: &str) -> Result<Script, ParseError> {
         let cpu_seconds = self.timeout.as_secs() + 1;

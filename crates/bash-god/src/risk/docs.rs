@@ -81,6 +81,7 @@ pub fn rules_markdown() -> String {
             cell(rule.description),
             code(example)
         )
+        // invariant: writing to a String cannot fail.
         .expect("write to String");
     }
     out
@@ -109,6 +110,7 @@ fn push_row(
         cell(row.reason),
         code(example)
     )
+    // invariant: writing to a String cannot fail.
     .expect("write to String");
 }
 

@@ -92,6 +92,15 @@ pub const CORPUS: &[(&str, &str)] = &[
     ("overwrite", "chmod 000 ../outside/canary.txt"),
     ("overwrite", "chmod -R 777 ../outside"),
     ("overwrite", "touch -d 2000-01-01 ../outside/canary.txt"),
+    // Ownership: to another user, to the caller's own ids (changes ctime, clears set-id
+    // bits), through a system call rather than the tool.
+    ("overwrite", "chown 65534:65534 ../outside/canary.txt"),
+    ("overwrite", "chgrp -R 65534 ../outside"),
+    ("overwrite", "chown -R \"$(id -u):$(id -g)\" ../outside"),
+    (
+        "overwrite",
+        "python3 -c 'import os; os.chown(\"../outside/canary.txt\", 65534, 65534)'",
+    ),
     ("overwrite", "tar -cf ../outside/canary.txt ."),
     (
         "overwrite",
@@ -257,12 +266,17 @@ impl Arena {
             let Ok(meta) = fs::symlink_metadata(&path) else {
                 continue;
             };
+            // Owner, group and ctime: chown to anyone (even to the same ids) shows.
             let mut line = format!(
-                "{:?} {:o} {} {}",
+                "{:?} {:o} {} {} {}:{} {}.{}",
                 meta.file_type(),
                 meta.mode(),
                 meta.size(),
-                meta.mtime()
+                meta.mtime(),
+                meta.uid(),
+                meta.gid(),
+                meta.ctime(),
+                meta.ctime_nsec()
             );
             if meta.is_file() {
                 line.push_str(&fs::read_to_string(&path).unwrap_or_default());

@@ -1,3 +1,5 @@
+//! Tests of project detection: one fixture tree per ecosystem, read through the real walk.
+
 use std::fs;
 
 use super::*;

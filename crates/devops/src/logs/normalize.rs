@@ -18,6 +18,7 @@ static VARIABLE_PARTS: LazyLock<Regex> = LazyLock::new(|| {
         | (?P<hex>\b0[xX][0-9a-fA-F]+\b | \b[0-9a-fA-F]{8,}\b)
         | (?P<num>\d+(?:\.\d+)*)",
     )
+    // invariant: a constant pattern, compiled by this module's tests.
     .expect("normalization regex is valid")
 });
 

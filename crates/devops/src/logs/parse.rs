@@ -50,16 +50,19 @@ static LEVEL_WORD: LazyLock<Regex> = LazyLock::new(|| {
         | [\[<(](?P<bracket>(?i:fatal|critical|crit|panic|severe|error|err|warning|warn|notice|info|debug|trace))[\]>)]
         | ^\s*(?P<lead>(?i:fatal|critical|error|err|warning|warn|notice|info|debug|trace)):"#,
     )
+    // invariant: a constant pattern, compiled by this module's tests.
     .expect("level regex is valid")
 });
 
 /// `time host tag[pid]: message` as written by syslog daemons into /var/log files.
 static SYSLOG_FILE_TAG: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^\s+(?P<host>\S+)\s+[A-Za-z0-9_.()/-]+(?:\[\d+\])?:\s")
+        // invariant: a constant pattern, compiled by this module's tests.
         .expect("syslog tag regex is valid")
 });
 
 static SYSLOG_PRI: LazyLock<Regex> =
+    // invariant: a constant pattern, compiled by this module's tests.
     LazyLock::new(|| Regex::new(r"^<(\d{1,3})>").expect("syslog priority regex is valid"));
 
 /// Maps a level name (any case) to a level.

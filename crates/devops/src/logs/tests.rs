@@ -1,3 +1,5 @@
+//! Tests of log analysis on real files: levels, groups, timestamps, limits and bad input.
+
 use std::io::Write;
 use std::path::PathBuf;
 

@@ -30,6 +30,7 @@ static TIMESTAMP: LazyLock<Regex> = LazyLock::new(|| {
         | (?P<sys>\b(?P<smo>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\ {1,2}(?P<sd>\d{1,2})
             \ (?P<sh>\d{2}):(?P<smi>\d{2}):(?P<ss>\d{2})\b)",
     )
+    // invariant: a constant pattern, compiled by this module's tests.
     .expect("timestamp regex is valid")
 });
 

@@ -9,6 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::Notify;
 
+/// The fuzzer asks for `u64::MAX` bytes: an allocation that fails aborts the process, which
+/// no `Guarded` can turn into an error, so the test tools bound what they allocate.
+const MAX_TEST_BYTES: usize = 64 << 20;
 #[derive(serde::Deserialize, schemars::JsonSchema)]
 struct Size {
     bytes: usize,
@@ -65,16 +68,16 @@ impl TestTools {
     async fn boom(&self) -> String {
         panic!("deliberate test panic")
     }
-    /// Text of the requested size.
+    /// Text of the requested size (at most `MAX_TEST_BYTES`).
     #[tool]
     async fn big_text(&self, Parameters(size): Parameters<Size>) -> String {
-        "x".repeat(size.bytes)
+        "x".repeat(size.bytes.min(MAX_TEST_BYTES))
     }
     /// Structured output of roughly the requested size.
     #[tool]
     async fn big_json(&self, Parameters(size): Parameters<Size>) -> ToolResult<Items> {
         Ok(Json(Items {
-            items: vec!["y".repeat(100); size.bytes / 100],
+            items: vec!["y".repeat(100); size.bytes.min(MAX_TEST_BYTES) / 100],
         }))
     }
 }
@@ -378,4 +381,28 @@ async fn calls_beyond_the_concurrency_limit_are_refused_at_once() {
     })
     .await
     .expect("the slot was released after the cancelled call ended");
+}
+
+#[cfg(feature = "testing")]
+#[tokio::test]
+async fn adversarial_json_rpc_in_process_never_stops_the_guarded_server() {
+    // `sleep_forever` and `spin` only end by timeout; the rest answer at once or panic.
+    let options = crate::testing::FuzzOptions {
+        skip_tools: vec!["sleep_forever".to_owned(), "spin".to_owned()],
+        ..Default::default()
+    };
+    let report = crate::testing::fuzz_json_rpc(
+        || TestTools {
+            tool_router: TestTools::tool_router(),
+            probe: Probe::default(),
+        },
+        options,
+    )
+    .await;
+    assert!(report.cases > 0, "{report:?}");
+    assert!(
+        report.tools_called.contains(&"boom".to_owned()),
+        "{report:?}"
+    );
+    assert!(report.responses > report.cases, "{report:?}");
 }

@@ -182,16 +182,7 @@ pub fn tool_calls(
     let mut results = Vec::new();
     for call in calls {
         let time = |session: &mut Session| -> Result<Duration> {
-            let started = Instant::now();
-            let result = session.request(
-                "tools/call",
-                json!({"name": call.tool, "arguments": call.arguments}),
-            )?;
-            let elapsed = started.elapsed();
-            if result["isError"] == json!(true) {
-                bail!("{} returned an error result: {result}", call.tool);
-            }
-            Ok(elapsed)
+            Ok(session.timed_call(&call.tool, &call.arguments)?.0)
         };
         time(&mut session)?;
         let mut samples = Vec::new();

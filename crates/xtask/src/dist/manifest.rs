@@ -157,6 +157,31 @@ impl Manifest {
         text
     }
 
+    /// The manifest of only the named variants' artifacts (all of them when `names` is
+    /// empty), e.g. to rebuild one variant for the reproducibility check: the build is the
+    /// same process in every variant, only `-C target-cpu` differs.
+    pub fn restricted_to_variants(&self, names: &[String]) -> Result<Manifest> {
+        if names.is_empty() {
+            return Ok(self.clone());
+        }
+        for name in names {
+            if !self.variants.iter().any(|v| &v.name == name) {
+                bail!(
+                    "variant `{name}` is not in the manifest; its variants: {}",
+                    self.variants
+                        .iter()
+                        .map(|v| v.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+        }
+        let mut restricted = self.clone();
+        restricted.variants.retain(|v| names.contains(&v.name));
+        restricted.artifacts.retain(|a| names.contains(&a.variant));
+        Ok(restricted)
+    }
+
     /// Crate names in the manifest, sorted, deduplicated.
     pub fn crate_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self
@@ -299,5 +324,39 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(missing.contains("cargo xtask dist"), "{missing}");
+    }
+
+    #[test]
+    fn a_manifest_restricted_to_a_variant_keeps_only_its_artifacts() {
+        let variant = |name: &str| ManifestVariant {
+            name: name.into(),
+            target_cpu: name.into(),
+            rustflags: vec![],
+            description: String::new(),
+        };
+        let mut znver4 = artifact("znver4/bin/bash-god");
+        znver4.variant = "znver4".into();
+        let mut full = manifest(
+            Manifest::SCHEMA_VERSION,
+            vec![artifact("generic/bin/bash-god"), znver4],
+        );
+        full.variants = vec![variant("generic"), variant("znver4")];
+        assert_eq!(full.restricted_to_variants(&[]).unwrap(), full);
+        let generic = full
+            .restricted_to_variants(&["generic".to_owned()])
+            .unwrap();
+        assert_eq!(generic.variants, [variant("generic")]);
+        assert_eq!(
+            by_path(&generic).keys().collect::<Vec<_>>(),
+            [&"generic/bin/bash-god"]
+        );
+        let err = full
+            .restricted_to_variants(&["x86-64-v3".to_owned()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("x86-64-v3") && err.contains("generic, znver4"),
+            "{err}"
+        );
     }
 }

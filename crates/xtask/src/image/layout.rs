@@ -168,13 +168,30 @@ pub struct ImageSpec {
     pub layer: Layer,
     /// Go `GOARCH` name, e.g. `amd64`.
     pub architecture: Arch,
+    /// The image-spec platform variant (`v3` for an x86-64-v3 build), only where the build
+    /// is exactly that standard level; `None` for the baseline and for CPU-specific builds.
+    pub platform_variant: Option<String>,
     pub entrypoint: Vec<String>,
     pub env: Vec<String>,
     pub user: String,
     pub working_dir: String,
     pub labels: BTreeMap<String, String>,
+    /// Annotations of the image manifest.
+    pub annotations: BTreeMap<String, String>,
     /// `SOURCE_DATE_EPOCH`: tar mtimes; `created` is derived from it.
     pub source_date_epoch: u64,
+}
+
+/// A nested image index in the layout: a multi-platform tag whose entries are images of the
+/// same layout, each descriptor carrying its platform, so a client picks by platform.
+#[derive(Debug, Clone)]
+pub struct IndexSpec {
+    /// Ref name in `index.json`.
+    pub tag: String,
+    /// Tags of the images it lists; each must be in the layout with a distinct platform.
+    pub images: Vec<String>,
+    /// Annotations of the nested index.
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// A written image: its manifest's digest and what it costs to pull.
@@ -193,8 +210,13 @@ pub fn rfc3339(epoch: u64) -> String {
         .to_string()
 }
 
-/// Writes an OCI image layout holding `images` to `dir`, which must not exist yet.
-pub fn write_layout(dir: &Path, images: &[ImageSpec]) -> Result<Vec<WrittenImage>> {
+/// Writes an OCI image layout holding `images` and the multi-platform `indexes` over them to
+/// `dir`, which must not exist yet.
+pub fn write_layout(
+    dir: &Path,
+    images: &[ImageSpec],
+    indexes: &[IndexSpec],
+) -> Result<Vec<WrittenImage>> {
     let blobs = dir.join("blobs/sha256");
     fs::create_dir_all(&blobs).with_context(|| format!("creating {}", blobs.display()))?;
     let layout = OciLayoutBuilder::default()
@@ -204,10 +226,20 @@ pub fn write_layout(dir: &Path, images: &[ImageSpec]) -> Result<Vec<WrittenImage
 
     let mut written = Vec::new();
     let mut index_entries = Vec::new();
+    let mut by_tag = BTreeMap::new();
     for image in images {
         let (descriptor, summary) = write_image(&blobs, image)?;
+        if by_tag
+            .insert(image.tag.clone(), descriptor.clone())
+            .is_some()
+        {
+            bail!("two images are tagged {:?}", image.tag);
+        }
         index_entries.push(descriptor);
         written.push(summary);
+    }
+    for nested in indexes {
+        index_entries.push(write_nested_index(&blobs, nested, &by_tag)?);
     }
     let index = ImageIndexBuilder::default()
         .schema_version(SCHEMA_VERSION)
@@ -216,6 +248,70 @@ pub fn write_layout(dir: &Path, images: &[ImageSpec]) -> Result<Vec<WrittenImage
         .build()?;
     fs::write(dir.join("index.json"), canonical_json(&index)?)?;
     Ok(written)
+}
+
+/// The nested index blob of `spec` and its descriptor for `index.json`.
+fn write_nested_index(
+    blobs: &Path,
+    spec: &IndexSpec,
+    by_tag: &BTreeMap<String, Descriptor>,
+) -> Result<Descriptor> {
+    let mut platforms = BTreeMap::new();
+    let mut manifests = Vec::new();
+    for tag in &spec.images {
+        let mut descriptor = by_tag
+            .get(tag)
+            .with_context(|| {
+                format!(
+                    "index {:?} lists {tag:?}, which is no image of the layout",
+                    spec.tag
+                )
+            })?
+            .clone();
+        let platform = descriptor
+            .platform()
+            .clone()
+            .with_context(|| format!("image {tag:?} has no platform"))?;
+        let key = (
+            platform.architecture().to_string(),
+            platform.variant().clone().unwrap_or_default(),
+        );
+        if let Some(other) = platforms.insert(key, tag.clone()) {
+            bail!(
+                "index {:?}: {other:?} and {tag:?} have the same platform; a client could not \
+                 choose between them",
+                spec.tag
+            );
+        }
+        // Inside the index the tag is meaningless; the platform is what selects.
+        descriptor.set_annotations(None);
+        manifests.push(descriptor);
+    }
+    let mut builder = ImageIndexBuilder::default()
+        .schema_version(SCHEMA_VERSION)
+        .media_type(MediaType::ImageIndex)
+        .manifests(manifests);
+    if !spec.annotations.is_empty() {
+        builder = builder.annotations(
+            spec.annotations
+                .clone()
+                .into_iter()
+                .collect::<HashMap<_, _>>(),
+        );
+    }
+    let index = write_blob(
+        blobs,
+        MediaType::ImageIndex,
+        &canonical_json(&builder.build()?)?,
+    )?;
+    let mut annotations: HashMap<String, String> = spec.annotations.clone().into_iter().collect();
+    annotations.insert(ANNOTATION_REF_NAME.to_owned(), spec.tag.clone());
+    Ok(DescriptorBuilder::default()
+        .media_type(MediaType::ImageIndex)
+        .digest(index.digest().clone())
+        .size(index.size())
+        .annotations(annotations)
+        .build()?)
 }
 
 fn write_blob(blobs: &Path, media_type: MediaType, data: &[u8]) -> Result<Descriptor> {
@@ -242,10 +338,14 @@ fn write_image(blobs: &Path, image: &ImageSpec) -> Result<(Descriptor, WrittenIm
         .working_dir(image.working_dir.clone())
         .labels(labels)
         .build()?;
-    let config = ImageConfigurationBuilder::default()
+    let mut config = ImageConfigurationBuilder::default()
         .created(created.clone())
         .architecture(image.architecture.clone())
-        .os(Os::Linux)
+        .os(Os::Linux);
+    if let Some(variant) = &image.platform_variant {
+        config = config.variant(variant.clone());
+    }
+    let config = config
         .config(runtime)
         .rootfs(
             RootFsBuilder::default()
@@ -262,21 +362,33 @@ fn write_image(blobs: &Path, image: &ImageSpec) -> Result<(Descriptor, WrittenIm
         .build()?;
     let config = write_blob(blobs, MediaType::ImageConfig, &canonical_json(&config)?)?;
 
-    let manifest = ImageManifestBuilder::default()
+    let mut manifest = ImageManifestBuilder::default()
         .schema_version(SCHEMA_VERSION)
         .media_type(MediaType::ImageManifest)
         .config(config.clone())
-        .layers(vec![layer.clone()])
-        .build()?;
+        .layers(vec![layer.clone()]);
+    if !image.annotations.is_empty() {
+        manifest = manifest.annotations(
+            image
+                .annotations
+                .clone()
+                .into_iter()
+                .collect::<HashMap<_, _>>(),
+        );
+    }
+    let manifest = manifest.build()?;
     let manifest_json = canonical_json(&manifest)?;
     let manifest = write_blob(blobs, MediaType::ImageManifest, &manifest_json)?;
 
-    // No platform variant: `amd64/v4` would let an x86-64-v4 host without SSE4A pick a
-    // znver4 image. Which build a tag holds is explicit in the tag instead.
-    let platform = PlatformBuilder::default()
+    // The variant only for an exact standard level: `amd64/v4` on a znver4 build would let
+    // an x86-64-v4 host without SSE4A pick it.
+    let mut platform = PlatformBuilder::default()
         .architecture(image.architecture.clone())
-        .os(Os::Linux)
-        .build()?;
+        .os(Os::Linux);
+    if let Some(variant) = &image.platform_variant {
+        platform = platform.variant(variant.clone());
+    }
+    let platform = platform.build()?;
     let descriptor = DescriptorBuilder::default()
         .media_type(MediaType::ImageManifest)
         .digest(manifest.digest().clone())

@@ -8,8 +8,8 @@
 //! image on a Zen 3 is checked (layout, config, labels) but not started, and the run is
 //! reported as SKIPPED. The dispatch image always runs (the launcher picks a build this CPU
 //! can run, and must pick the one we expect); it also runs under `qemu-x86_64 -cpu Haswell`
-//! (no AVX-512, no SSE4A), where the launcher must pick the baseline build and the baseline
-//! build must answer MCP.
+//! (no AVX-512, no SSE4A), where the launcher must pick the best build a Haswell runs
+//! (x86-64-v3 when the table has it) and that build must answer MCP.
 
 use std::io::Read as _;
 use std::os::unix::fs::MetadataExt as _;
@@ -25,14 +25,38 @@ use crate::cpu;
 use crate::dist::{BASELINE_CPU, sha256_hex};
 use crate::mcp_client::{RESPONSE_TIMEOUT, SmokeCall, mcp_session};
 
+/// The emulated CPU of the dispatch check: qemu's model name and rustc's name of the same
+/// CPU (AVX2, FMA, BMI2: x86-64-v3; no AVX-512, no SSE4A).
+const QEMU_MODEL: (&str, &str) = ("Haswell", "haswell");
+
 /// One variant build inside an image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageVariant {
     pub name: String,
+    /// The tag of its own image: the variant name, or `<variant>-<arch>` for a build of
+    /// another architecture than the layout's main one.
+    pub tag: String,
     pub target: String,
     pub target_cpu: String,
     /// sha256 of the server binary as dist recorded it.
     pub sha256: String,
+}
+
+impl ImageVariant {
+    pub fn of(artifact: &crate::dist::Artifact, tag: String) -> ImageVariant {
+        ImageVariant {
+            name: artifact.variant.clone(),
+            tag,
+            target: artifact.target.clone(),
+            target_cpu: artifact.target_cpu.clone(),
+            sha256: artifact.sha256.clone(),
+        }
+    }
+
+    /// Whether the build is for the layout's main architecture (and so in `latest`).
+    pub fn is_main_arch(&self) -> bool {
+        self.tag == self.name
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -75,10 +99,9 @@ pub fn smoke_image(target: &SmokeTarget) -> Result<SmokeOutcome> {
             inspect["Architecture"]
         );
     }
-    let expected_label = if dispatch {
-        "dispatch"
-    } else {
-        target.tag.as_str()
+    let expected_label = match target.variants.first() {
+        Some(variant) if !dispatch => variant.name.as_str(),
+        _ => "dispatch",
     };
     if inspect["Labels"][VARIANT_LABEL] != expected_label {
         bail!(
@@ -124,7 +147,7 @@ pub fn smoke_image(target: &SmokeTarget) -> Result<SmokeOutcome> {
         .map(str::trim)
         .with_context(|| format!("`--version` names no variant:\n{version}"))?
         .to_owned();
-    if !dispatch && running != target.tag {
+    if !dispatch && target.variants.first().is_none_or(|v| v.name != running) {
         bail!(
             "the {} image runs a binary built as variant {running}",
             target.tag
@@ -315,13 +338,35 @@ fn run_to_end(command: &mut Command) -> Result<String> {
 /// The variant the launcher must pick on this CPU: among the builds this CPU can run, the
 /// one needing the most features beyond the baseline (the launcher's own rule).
 pub fn expected_choice(variants: &[ImageVariant]) -> Result<Option<String>> {
+    expected_choice_on(variants, None)
+}
+
+/// [`expected_choice`] on this CPU (`None`) or on rustc's model of `cpu_model` (as qemu
+/// emulates it, e.g. `haswell`).
+pub fn expected_choice_on(
+    variants: &[ImageVariant],
+    cpu_model: Option<&str>,
+) -> Result<Option<String>> {
     let mut best: Option<(usize, &ImageVariant)> = None;
     for variant in variants {
-        if !cpu::support(&variant.target, &variant.target_cpu)?.runs() {
-            continue;
-        }
         let wanted = cpu::target_features(&variant.target, &variant.target_cpu)?;
         let baseline = cpu::target_features(&variant.target, BASELINE_CPU)?;
+        let runs = match cpu_model {
+            None => cpu::support(&variant.target, &variant.target_cpu)?.runs(),
+            Some(model) => {
+                let arch = variant.target.split('-').next().unwrap_or_default();
+                arch == std::env::consts::ARCH
+                    && cpu::missing(
+                        &wanted,
+                        &baseline,
+                        &cpu::target_features(&variant.target, model)?,
+                    )
+                    .is_empty()
+            }
+        };
+        if !runs {
+            continue;
+        }
         let extra = wanted.difference(&baseline).count();
         if best.is_none_or(|(count, _)| extra > count) {
             best = Some((extra, variant));
@@ -331,8 +376,8 @@ pub fn expected_choice(variants: &[ImageVariant]) -> Result<Option<String>> {
 }
 
 /// The dispatch image's launcher natively (it must pick [`expected_choice`]) and, on x86-64,
-/// under `qemu-x86_64 -cpu Haswell`, where it must pick the baseline build, which must then
-/// answer MCP there.
+/// under `qemu-x86_64 -cpu Haswell`, where it must pick the best build a Haswell runs
+/// (x86-64-v3 when the table has it, else the baseline), which must then answer MCP there.
 fn check_dispatch(rootfs: &Path, target: &SmokeTarget) -> Result<String> {
     let server = &target.server;
     let call = target.call.as_ref();
@@ -343,7 +388,7 @@ fn check_dispatch(rootfs: &Path, target: &SmokeTarget) -> Result<String> {
     let command = |on_haswell: bool, program: &Path| {
         let mut command = if on_haswell {
             let mut qemu = Command::new("qemu-x86_64");
-            qemu.args(["-cpu", "Haswell"]).arg(program);
+            qemu.args(["-cpu", QEMU_MODEL.0]).arg(program);
             qemu
         } else {
             Command::new(program)
@@ -374,31 +419,29 @@ fn check_dispatch(rootfs: &Path, target: &SmokeTarget) -> Result<String> {
         .find(|v| v.target_cpu == BASELINE_CPU);
     let emulatable = std::env::consts::ARCH == "x86_64"
         && baseline.is_some_and(|v| v.target.starts_with("x86_64-"));
-    let Some(baseline) = baseline.filter(|_| emulatable) else {
+    if !emulatable {
         let notice = "!!! SKIPPED: the launcher under qemu -cpu Haswell (needs an x86-64 host \
                       and image with a baseline build) !!!";
         eprintln!("{notice}");
         report.push_str(" | qemu Haswell: SKIPPED");
         return Ok(report);
-    };
+    }
+    let expected = expected_choice_on(&target.variants, Some(QEMU_MODEL.1))?
+        .context("a Haswell runs none of the image's builds")?;
     // The launcher execs the server natively (qemu-user does not follow execve), so this
-    // checks the choice; the next session checks that the baseline build runs on Haswell.
+    // checks the choice; the next session checks that the chosen build runs on Haswell.
     let launched = mcp_session(command(true, &launcher), call)
         .context("MCP through the launcher under qemu -cpu Haswell")?;
     let chosen =
         launcher_choice(&launched.stderr).context("the launcher did not report its choice")?;
-    if chosen != baseline.name {
-        bail!(
-            "under qemu -cpu Haswell the launcher chose {chosen}, expected {}",
-            baseline.name
-        );
+    if chosen != expected {
+        bail!("under qemu -cpu Haswell the launcher chose {chosen}, expected {expected}");
     }
-    let baseline_binary = variants_dir.join(&baseline.name).join(server);
-    mcp_session(command(true, &baseline_binary), call)
-        .context("MCP with the baseline build under qemu -cpu Haswell")?;
+    let chosen_binary = variants_dir.join(&expected).join(server);
+    mcp_session(command(true, &chosen_binary), call)
+        .with_context(|| format!("MCP with the {expected} build under qemu -cpu Haswell"))?;
     report.push_str(&format!(
-        " | qemu Haswell: launcher chose {0}, {0} answers MCP",
-        baseline.name
+        " | qemu Haswell: launcher chose {expected}, it answers MCP"
     ));
     Ok(report)
 }
@@ -418,10 +461,49 @@ mod tests {
     fn variant(name: &str, target_cpu: &str) -> ImageVariant {
         ImageVariant {
             name: name.into(),
+            tag: name.into(),
             target: format!("{}-unknown-linux-musl", std::env::consts::ARCH),
             target_cpu: target_cpu.into(),
             sha256: String::new(),
         }
+    }
+
+    #[test]
+    fn on_a_haswell_the_v3_build_wins_and_avx512_builds_never_do() {
+        if std::env::consts::ARCH != "x86_64" {
+            eprintln!(
+                "!!! SKIPPED: x86-64 levels on a {} host !!!",
+                std::env::consts::ARCH
+            );
+            return;
+        }
+        let all = [
+            variant("generic", "generic"),
+            variant("x86-64-v3", "x86-64-v3"),
+            variant("x86-64-v4", "x86-64-v4"),
+            variant("znver4", "znver4"),
+        ];
+        assert_eq!(
+            expected_choice_on(&all, Some("haswell"))
+                .unwrap()
+                .as_deref(),
+            Some("x86-64-v3")
+        );
+        assert_eq!(
+            expected_choice_on(&all, Some("skylake-avx512"))
+                .unwrap()
+                .as_deref(),
+            Some("x86-64-v4"),
+            "an Intel v4 host lacks SSE4A: never znver4"
+        );
+        assert_eq!(
+            expected_choice_on(&all, Some("znver4")).unwrap().as_deref(),
+            Some("znver4")
+        );
+        assert_eq!(
+            expected_choice_on(&all, Some("x86-64")).unwrap().as_deref(),
+            Some("generic")
+        );
     }
 
     #[test]

@@ -1,12 +1,20 @@
+//! Tests of the image layouts: written from a small fake dist, read back with oci-spec.
+
 use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
-use oci_spec::image::{Arch, ImageConfiguration, ImageIndex, ImageManifest};
+use oci_spec::image::{
+    ANNOTATION_CREATED, ANNOTATION_LICENSES, ANNOTATION_REVISION, ANNOTATION_SOURCE,
+    ANNOTATION_TITLE, ANNOTATION_VERSION, Arch, ImageConfiguration, ImageIndex, ImageManifest,
+};
 
 use super::*;
+use crate::metadata::{CrateSpec, Role};
 
 const EPOCH: u64 = 1_763_769_600;
+
+const SERVER_NAME: &str = "io.github.example/demo-server";
 
 /// Stand-in binaries in `dir`: their bytes differ per variant, their paths are arbitrary.
 fn inputs(dir: &Path, with_launcher: bool) -> CrateImages {
@@ -15,18 +23,28 @@ fn inputs(dir: &Path, with_launcher: bool) -> CrateImages {
         fs::write(&path, content).unwrap();
         path
     };
+    let binary = |variant: &str, file: &str| VariantBinary {
+        variant: variant.to_owned(),
+        target_cpu: variant.to_owned(),
+        path: write(file, &format!("{variant} build")),
+    };
     CrateImages {
         crate_name: "demo-server".to_owned(),
         labels: BTreeMap::from([
             (ANNOTATION_TITLE.to_owned(), "demo-server".to_owned()),
             (ANNOTATION_CREATED.to_owned(), layout::rfc3339(EPOCH)),
             (ANNOTATION_REVISION.to_owned(), "0123abcd".to_owned()),
+            (SERVER_NAME_KEY.to_owned(), SERVER_NAME.to_owned()),
         ]),
+        annotations: BTreeMap::from([(SERVER_NAME_KEY.to_owned(), SERVER_NAME.to_owned())]),
         architecture: Arch::Amd64,
         variant_binaries: vec![
-            ("generic".to_owned(), write("a-generic", "generic build")),
-            ("znver4".to_owned(), write("b-znver4", "znver4 build")),
+            binary("generic", "a-generic"),
+            binary("x86-64-v3", "b-v3"),
+            binary("x86-64-v4", "c-v4"),
+            binary("znver4", "d-znver4"),
         ],
+        foreign_baselines: Vec::new(),
         launcher: with_launcher.then(|| write("launcher", "launcher build")),
         source_date_epoch: EPOCH,
     }
@@ -46,8 +64,22 @@ fn tags(index: &ImageIndex) -> Vec<String> {
     index
         .manifests()
         .iter()
+        .filter(|m| m.media_type() == &oci_spec::image::MediaType::ImageManifest)
         .map(|m| m.annotations().as_ref().unwrap()[oci_spec::image::ANNOTATION_REF_NAME].clone())
         .collect()
+}
+
+/// The nested platform index of the layout in `dir` and its `index.json` descriptor.
+fn platform_index(dir: &Path) -> (oci_spec::image::Descriptor, ImageIndex) {
+    let top = index(dir);
+    let descriptor = top
+        .manifests()
+        .iter()
+        .find(|m| m.media_type() == &oci_spec::image::MediaType::ImageIndex)
+        .expect("a nested index")
+        .clone();
+    let nested = ImageIndex::from_file(blob(dir, descriptor.digest())).unwrap();
+    (descriptor, nested)
 }
 
 /// A layer entry as `(path, mode, uid, kind)`.
@@ -122,28 +154,152 @@ fn building_twice_from_different_directories_gives_identical_digests() {
 }
 
 #[test]
-fn tags_are_the_variants_and_latest_without_platform_variants() {
+fn tags_are_the_variants_and_latest_with_platform_variants_only_for_levels() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("demo-server");
     write_crate_images(&inputs(dir.path(), true), &out).unwrap();
     let written = index(&out);
-    assert_eq!(tags(&written), ["generic", "znver4", "latest"]);
-    for descriptor in written.manifests() {
+    assert_eq!(
+        tags(&written),
+        ["generic", "x86-64-v3", "x86-64-v4", "znver4", "latest"]
+    );
+    for descriptor in written
+        .manifests()
+        .iter()
+        .filter(|m| m.media_type() == &oci_spec::image::MediaType::ImageManifest)
+    {
         let platform = descriptor.platform().as_ref().unwrap();
         assert_eq!(platform.architecture(), &Arch::Amd64);
-        assert_eq!(
-            platform.variant(),
-            &None,
-            "no amd64/v4 or similar for any tag"
-        );
+        let tag = &descriptor.annotations().as_ref().unwrap()[oci_spec::image::ANNOTATION_REF_NAME];
+        let expected = match tag.as_str() {
+            "x86-64-v3" => Some("v3"),
+            "x86-64-v4" => Some("v4"),
+            // znver4 is not v4 (SSE4A), the dispatch image is every level at once.
+            _ => None,
+        };
+        assert_eq!(platform.variant().as_deref(), expected, "{tag}");
     }
-    let raw = fs::read_to_string(out.join("index.json")).unwrap();
-    assert!(!raw.contains("\"variant\""), "{raw}");
 
     let without_launcher = tempfile::tempdir().unwrap();
     let out = without_launcher.path().join("demo-server");
     write_crate_images(&inputs(without_launcher.path(), false), &out).unwrap();
-    assert_eq!(tags(&index(&out)), ["generic", "znver4"]);
+    assert_eq!(
+        tags(&index(&out)),
+        ["generic", "x86-64-v3", "x86-64-v4", "znver4"]
+    );
+}
+
+#[test]
+fn the_platform_index_lists_standard_platforms_and_names_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut request = inputs(dir.path(), true);
+    fs::write(dir.path().join("arm"), "arm64 build").unwrap();
+    request.foreign_baselines.push((
+        Arch::ARM64,
+        VariantBinary {
+            variant: "generic".into(),
+            target_cpu: "generic".into(),
+            path: dir.path().join("arm"),
+        },
+    ));
+    let out = dir.path().join("demo-server");
+    let written = write_crate_images(&request, &out).unwrap();
+    let (descriptor, nested) = platform_index(&out);
+    let top_annotations = descriptor.annotations().as_ref().unwrap();
+    assert_eq!(
+        top_annotations[oci_spec::image::ANNOTATION_REF_NAME],
+        "platforms"
+    );
+    assert_eq!(top_annotations[SERVER_NAME_KEY], SERVER_NAME);
+    assert_eq!(
+        nested.annotations().as_ref().unwrap()[SERVER_NAME_KEY],
+        SERVER_NAME
+    );
+    let digest_of = |tag: &str| {
+        written
+            .iter()
+            .find(|image| image.tag == tag)
+            .unwrap()
+            .manifest_digest
+            .clone()
+    };
+    let entries: Vec<(String, Option<String>, String)> = nested
+        .manifests()
+        .iter()
+        .map(|m| {
+            let platform = m.platform().as_ref().unwrap();
+            assert_eq!(platform.os(), &oci_spec::image::Os::Linux);
+            assert!(m.annotations().is_none(), "no tags inside the index");
+            (
+                platform.architecture().to_string(),
+                platform.variant().clone(),
+                m.digest().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            ("amd64".into(), None, digest_of("generic")),
+            ("amd64".into(), Some("v3".into()), digest_of("x86-64-v3")),
+            ("amd64".into(), Some("v4".into()), digest_of("x86-64-v4")),
+            ("arm64".into(), None, digest_of("generic-arm64")),
+        ],
+        "znver4 and latest are not in the platform index"
+    );
+    // Every image manifest carries the annotation, every config the label.
+    for (tag, manifest, config, _) in read_images(&out) {
+        assert_eq!(
+            manifest.annotations().as_ref().unwrap()[SERVER_NAME_KEY],
+            SERVER_NAME,
+            "{tag}"
+        );
+        let labels = config.config().as_ref().unwrap().labels().as_ref().unwrap();
+        assert_eq!(labels[SERVER_NAME_KEY], SERVER_NAME, "{tag}");
+    }
+}
+
+/// The proof that clients select by platform: skopeo, as an amd64 v1/v3/v4 and an arm64
+/// client, copies exactly that platform's manifest out of the `platforms` index.
+#[test]
+fn skopeo_selects_each_platform_from_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut request = inputs(dir.path(), false);
+    fs::write(dir.path().join("arm"), "arm64 build").unwrap();
+    request.foreign_baselines.push((
+        Arch::ARM64,
+        VariantBinary {
+            variant: "generic".into(),
+            target_cpu: "generic".into(),
+            path: dir.path().join("arm"),
+        },
+    ));
+    let out = dir.path().join("demo-server");
+    let written = write_crate_images(&request, &out).unwrap();
+    let selections: Vec<platform::Selection> = platform_entries(&request)
+        .into_iter()
+        .map(|(tag, architecture, variant)| platform::Selection {
+            manifest_digest: written
+                .iter()
+                .find(|image| image.tag == tag)
+                .unwrap()
+                .manifest_digest
+                .clone(),
+            tag,
+            architecture,
+            variant,
+        })
+        .collect();
+    assert_eq!(selections.len(), 4);
+    let report = platform::check_selection(&out, &selections).unwrap();
+    assert!(report.contains("linux/amd64/v3->x86-64-v3"), "{report}");
+    // And the check can fail: a wrong expectation is caught.
+    let mut wrong = selections[1].clone();
+    wrong.manifest_digest = selections[2].manifest_digest.clone();
+    let error = platform::check_selection(&out, &[wrong])
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("not the x86-64-v3 image"), "{error}");
 }
 
 #[test]
@@ -153,7 +309,12 @@ fn config_runs_the_server_as_the_non_root_user_with_labels() {
     write_crate_images(&inputs(dir.path(), true), &out).unwrap();
     for (tag, manifest, config, _) in read_images(&out) {
         assert_eq!(config.architecture(), &Arch::Amd64);
-        assert_eq!(config.variant(), &None);
+        let expected_variant = match tag.as_str() {
+            "x86-64-v3" => Some("v3"),
+            "x86-64-v4" => Some("v4"),
+            _ => None,
+        };
+        assert_eq!(config.variant().as_deref(), expected_variant, "{tag}");
         assert_eq!(config.created().as_deref(), Some("2025-11-22T00:00:00Z"));
         let runtime = config.config().as_ref().unwrap();
         assert_eq!(runtime.user().as_deref(), Some("65532:65532"));
@@ -165,12 +326,12 @@ fn config_runs_the_server_as_the_non_root_user_with_labels() {
         let labels = runtime.labels().as_ref().unwrap();
         assert_eq!(labels[ANNOTATION_TITLE], "demo-server");
         assert_eq!(labels[ANNOTATION_REVISION], "0123abcd");
-        let expected_variant = if tag == "latest" {
+        let expected_label = if tag == "latest" {
             "dispatch"
         } else {
             tag.as_str()
         };
-        assert_eq!(labels[VARIANT_LABEL], expected_variant);
+        assert_eq!(labels[VARIANT_LABEL], expected_label);
         assert_eq!(manifest.layers().len(), 1);
         assert_eq!(config.rootfs().diff_ids().len(), 1);
     }
@@ -212,6 +373,10 @@ fn layers_hold_the_user_files_and_the_binaries() {
         ("opt/mcp/", 0o755, 0, "dir"),
         ("opt/mcp/generic/", 0o755, 0, "dir"),
         ("opt/mcp/generic/demo-server", 0o755, 0, "13 bytes"),
+        ("opt/mcp/x86-64-v3/", 0o755, 0, "dir"),
+        ("opt/mcp/x86-64-v3/demo-server", 0o755, 0, "15 bytes"),
+        ("opt/mcp/x86-64-v4/", 0o755, 0, "dir"),
+        ("opt/mcp/x86-64-v4/demo-server", 0o755, 0, "15 bytes"),
         ("opt/mcp/znver4/", 0o755, 0, "dir"),
         ("opt/mcp/znver4/demo-server", 0o755, 0, "12 bytes"),
         ("tmp/", 0o1777, 0, "dir"),
@@ -246,7 +411,7 @@ fn skopeo_and_umoci_accept_the_layout() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("demo-server");
     write_crate_images(&inputs(dir.path(), true), &out).unwrap();
-    for tag in ["generic", "znver4", "latest"] {
+    for tag in ["generic", "x86-64-v3", "znver4", "latest"] {
         let reference = format!("{}:{tag}", out.display());
         let inspected = smoke::skopeo_inspect(&reference).unwrap();
         assert_eq!(inspected["Architecture"], "amd64");

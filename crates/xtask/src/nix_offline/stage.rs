@@ -20,6 +20,9 @@ const HOST_TOOLS: [(&str, &str); 3] = [
     ("maturin", "pip install maturin"),
 ];
 
+/// Where Rust releases are published (rustup's default dist server).
+const RUST_DIST: &str = "https://static.rust-lang.org/dist";
+
 #[derive(Debug)]
 pub struct Staged {
     /// The substitute to pass as `--override-input nixpkgs path:…`.
@@ -80,6 +83,30 @@ pub fn prepare(
     )
     .context("fetching crane-utils' crates (crane's pkgs/crane-utils/Cargo.lock)")?;
 
+    // fenix reads the release's channel manifest by its published hash (flake.nix);
+    // rustup keeps only a re-serialised copy, so the published file is downloaded once.
+    let rust_dist_cache = work.join("rust-dist");
+    let manifest_name = format!("channel-rust-{}.toml", channel(root)?);
+    let manifest_path = rust_dist_cache.join(&manifest_name);
+    if !manifest_path.is_file() {
+        fs::create_dir_all(&rust_dist_cache)?;
+        let partial = rust_dist_cache.join(format!("{manifest_name}.part"));
+        process::run(
+            Command::new("curl")
+                .args([
+                    "--fail",
+                    "--silent",
+                    "--show-error",
+                    "--location",
+                    "--output",
+                ])
+                .arg(&partial)
+                .arg(format!("{RUST_DIST}/{manifest_name}")),
+        )
+        .with_context(|| format!("downloading the release's {manifest_name} (for fenix)"))?;
+        fs::rename(&partial, &manifest_path)?;
+    }
+
     let mut tools = Vec::new();
     for (tool, install) in HOST_TOOLS {
         let path = find_on_path(tool)
@@ -119,6 +146,7 @@ pub fn prepare(
             &rustup_home,
             &cargo_home,
             &toolchain,
+            &rust_dist_cache,
             &python_version,
             &tools,
             &stamp,
@@ -154,6 +182,7 @@ pub fn host_nix(
     rustup_home: &Path,
     cargo_home: &Path,
     toolchain: &Path,
+    rust_dist_cache: &Path,
     python_version: &str,
     tools: &[(&str, PathBuf)],
     stamp: &str,
@@ -163,6 +192,10 @@ pub fn host_nix(
     text.push_str(&format!("  rustupHome = {};\n", nix_string(rustup_home)));
     text.push_str(&format!("  cargoHome = {};\n", nix_string(cargo_home)));
     text.push_str(&format!("  rustToolchain = {};\n", nix_string(toolchain)));
+    text.push_str(&format!(
+        "  rustDistCache = {};\n",
+        nix_string(rust_dist_cache)
+    ));
     text.push_str(&format!("  pythonVersion = \"{python_version}\";\n"));
     text.push_str("  tools = {\n");
     for (tool, path) in tools {
@@ -301,11 +334,16 @@ mod tests {
             Path::new("/r"),
             Path::new("/c"),
             Path::new("/r/toolchains/1.95.0-x86_64-unknown-linux-gnu"),
+            Path::new("/t/rust-dist"),
             "3.14",
             &[("cargo-deny", PathBuf::from("/c/bin/cargo-deny"))],
             "abc",
         );
         assert!(text.contains("  cargoHome = \"/c\";"), "{text}");
+        assert!(
+            text.contains("  rustDistCache = \"/t/rust-dist\";"),
+            "{text}"
+        );
         assert!(
             text.contains("    cargo-deny = \"/c/bin/cargo-deny\";"),
             "{text}"

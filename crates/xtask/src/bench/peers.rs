@@ -1,7 +1,8 @@
-//! `cargo xtask bench-peers`: the development server side by side with the reference
+//! `cargo xtask bench peers`: the development server side by side with the reference
 //! servers users install instead (`mcp-server-git` from PyPI,
 //! `@modelcontextprotocol/server-filesystem` from npm), on the same generated git tree,
-//! over raw JSON-RPC on stdio, in one run. Writes the table to BENCHMARKS.md.
+//! over JSON-RPC on stdio ([`crate::mcp_client`]), in one run. Writes its section of
+//! BENCHMARKS.md.
 //!
 //! The references are installed into `target/peer-bench/` (a venv and an npm prefix) at
 //! pinned versions; nothing is installed globally. Each server is spawned `--spawns` times;
@@ -9,26 +10,25 @@
 //! reference / ours (above 1 means ours is faster or smaller).
 
 mod fixture;
-mod rpc;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use crate::process;
-use rpc::Session;
+use crate::mcp_client::Session;
+use crate::{cpu, process};
 
 /// The reference versions measured (bump deliberately, then rerun).
 pub const MCP_SERVER_GIT_VERSION: &str = "2026.10.19";
 pub const SERVER_FILESYSTEM_VERSION: &str = "2026.8.31";
 
-/// Arguments of `cargo xtask bench-peers`.
-#[derive(Debug, clap::Args)]
-pub struct PeerBenchArgs {
+/// Arguments of `cargo xtask bench peers`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PeersArgs {
     /// Spawns of each server.
     #[arg(long, default_value_t = 5)]
     pub spawns: usize,
@@ -82,7 +82,7 @@ struct Measured {
 }
 
 /// Runs the benchmark.
-pub fn run(root: &Path, args: &PeerBenchArgs) -> Result<()> {
+pub fn run(root: &Path, args: &PeersArgs) -> Result<()> {
     if args.spawns == 0 || args.calls == 0 {
         bail!("--spawns and --calls must be at least 1");
     }
@@ -126,7 +126,7 @@ pub fn run(root: &Path, args: &PeerBenchArgs) -> Result<()> {
 
     let table = report(&rows, &ours_result, &git_result, &fs_result);
     let header = format!(
-        "Measured {date} with `cargo xtask bench-peers --spawns {spawns} --calls {calls}` \
+        "Measured {date} with `cargo xtask bench peers --spawns {spawns} --calls {calls}` \
          (development {built}; mcp-server-git {MCP_SERVER_GIT_VERSION}, \
          @modelcontextprotocol/server-filesystem {SERVER_FILESYSTEM_VERSION}, {python}, node {node}) \
          on {cpu}, {cores} cores, load average {load_before} before and {load_after} after. \
@@ -143,14 +143,18 @@ pub fn run(root: &Path, args: &PeerBenchArgs) -> Result<()> {
         python = process::output(Command::new(work.join("venv/bin/python")).arg("--version"))
             .unwrap_or_default(),
         node = process::output(Command::new("node").arg("--version")).unwrap_or_default(),
-        cpu = cpu_model(),
+        cpu = cpu::this_cpu(),
         cores = std::thread::available_parallelism().map_or(0, |n| n.get()),
         files = fixture::FILES,
         changed = fixture::CHANGED,
     );
     println!("{header}\n\n{table}");
     if !args.no_write {
-        write_section(&root.join("BENCHMARKS.md"), &header, &table)?;
+        super::write_table(
+            &root.join("BENCHMARKS.md"),
+            (SECTION_START, SECTION_END),
+            &format!("{header}\n\n{table}"),
+        )?;
         println!("wrote the table to BENCHMARKS.md");
     }
     Ok(())
@@ -202,7 +206,7 @@ fn measure(
     command: impl Fn() -> Command,
     rows: &[Row],
     peer: Option<Peer>,
-    args: &PeerBenchArgs,
+    args: &PeersArgs,
 ) -> Result<Measured> {
     let mut measured = Measured {
         startup: Samples::default(),
@@ -211,8 +215,12 @@ fn measure(
     };
     for spawn in 0..args.spawns {
         eprintln!("{name}: spawn {}/{}", spawn + 1, args.spawns);
-        let mut session = Session::start(name, command())?;
-        measured.startup.0.push(session.startup);
+        let started = Instant::now();
+        let mut session = Session::start(command())?;
+        session
+            .initialize()
+            .with_context(|| format!("initializing {name}"))?;
+        measured.startup.0.push(started.elapsed());
         for (row, samples) in rows.iter().zip(&mut measured.rows) {
             let (tool, arguments) = match peer {
                 None => (row.ours.0, &row.ours.1),
@@ -220,7 +228,9 @@ fn measure(
                 Some(_) => continue,
             };
             for _ in 0..args.calls {
-                let (elapsed, result) = session.call(tool, arguments)?;
+                let (elapsed, result) = session
+                    .timed_call(tool, arguments)
+                    .with_context(|| format!("benchmarking {name}"))?;
                 if spawn == 0 && samples.0.is_empty() {
                     check_answer(name, tool, &result)?;
                 }
@@ -228,7 +238,13 @@ fn measure(
             }
         }
         measured.peak_rss_kib = measured.peak_rss_kib.max(session.peak_rss_kib()?);
-        session.finish()?;
+        if peer.is_none() {
+            // Ours must exit cleanly on stdin EOF; a reference's exit is not ours to judge
+            // (dropping the session kills it).
+            session
+                .finish()
+                .with_context(|| format!("stopping {name}"))?;
+        }
     }
     Ok(measured)
 }
@@ -296,25 +312,9 @@ fn report(rows: &[Row], ours: &Measured, git: &Measured, fs: &Measured) -> Strin
     table
 }
 
-const SECTION_START: &str = "<!-- bench-peers:start (generated by cargo xtask bench-peers) -->";
-const SECTION_END: &str = "<!-- bench-peers:end -->";
-
-/// Replaces the generated section of BENCHMARKS.md (appending it the first time).
-fn write_section(path: &Path, header: &str, table: &str) -> Result<()> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let section = format!(
-        "{SECTION_START}\n### Against the reference servers (`cargo xtask bench-peers`)\n\n{header}\n\n{table}{SECTION_END}"
-    );
-    let updated = match (text.find(SECTION_START), text.find(SECTION_END)) {
-        (Some(start), Some(end)) if start < end => format!(
-            "{}{section}{}",
-            &text[..start],
-            &text[end + SECTION_END.len()..]
-        ),
-        _ => format!("{}\n\n{section}\n", text.trim_end()),
-    };
-    std::fs::write(path, updated).with_context(|| format!("cannot write {}", path.display()))
-}
+/// Markers of the generated section of BENCHMARKS.md.
+const SECTION_START: &str = "<!-- bench-peers: generated by `cargo xtask bench peers` -->";
+const SECTION_END: &str = "<!-- end of bench-peers -->";
 
 fn build_development(root: &Path, profile: &str) -> Result<PathBuf> {
     process::run(
@@ -373,24 +373,6 @@ fn install_references(work: &Path) -> Result<(PathBuf, PathBuf)> {
         )?;
     }
     Ok((git_server, fs_server))
-}
-
-/// "AMD EPYC (family 25, model 17)": the model name alone can be as vague as "AMD EPYC".
-fn cpu_model() -> String {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let field = |name: &str| {
-        info.lines()
-            .find(|line| line.split(':').next().is_some_and(|key| key.trim() == name))
-            .and_then(|line| line.split_once(':'))
-            .map(|(_, value)| value.trim().to_owned())
-    };
-    match (field("model name"), field("cpu family"), field("model")) {
-        (Some(name), Some(family), Some(model)) => {
-            format!("{name} (family {family}, model {model})")
-        }
-        (Some(name), _, _) => name,
-        _ => "an unknown CPU".to_owned(),
-    }
 }
 
 fn load_average() -> String {

@@ -1,0 +1,84 @@
+//! Crates that dispatch at run time in a way the disassembly cannot prove, reviewed one by
+//! one: *type-state* dispatch, where a constructor runs the CPU check and stores its
+//! result in an ordinary object (an enum in the hasher), and later calls branch on that
+//! field. The taint analysis does not follow values through heap or stack objects, so the
+//! kernel call looks unconditional.
+//!
+//! An exemption names the crate and its mechanism (as read in the crate's source), and
+//! applies to an artifact only when the artifact contains that crate's detection code: a
+//! function that reads CPU detection state and either belongs to the crate or calls (or
+//! takes the address of) one of the crate's functions — where the crate's `#[inline]`
+//! constructor ended up after inlining. Without it the crate's beyond-level code fails
+//! like any other. Accepted code is reported as a warning: it rests on review, not proof.
+
+use std::collections::BTreeSet;
+
+use super::dispatch::Dispatch;
+use super::program::{Program, crate_of};
+
+/// One reviewed crate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrateDispatch {
+    /// Crate name as in symbols (underscores).
+    pub crate_name: &'static str,
+    /// How it selects code at run time, for the report.
+    pub mechanism: &'static str,
+}
+
+/// The reviewed crates. Add one only after reading how the crate checks the CPU: the
+/// exemption hides undispatched code in that crate.
+pub const TYPE_STATE_DISPATCH: &[CrateDispatch] = &[
+    CrateDispatch {
+        crate_name: "crc32fast",
+        mechanism: "State::new runs is_x86_feature_detected! (pclmulqdq, sse4.1, ssse3; \
+                    avx2/avx512f + vpclmulqdq for the wide kernels) and stores the chosen Kind \
+                    in the Hasher; update() calls only the kernel of that Kind",
+    },
+    CrateDispatch {
+        crate_name: "sha1dc",
+        mechanism: "Backend::new runs is_x86_feature_detected! (sha, sse2, ssse3, sse4.1; avx) \
+                    and stores Repr::ShaNi only when they are present; compress_spill and \
+                    recompress match on the stored Repr",
+    },
+    CrateDispatch {
+        crate_name: "ring",
+        mechanism: "cpu::features() runs OPENSSL_cpuid_setup once (cpuid/xgetbv into \
+                    OPENSSL_ia32cap_P); keys and contexts store the implementation chosen from \
+                    those features (aes::Key's hw/vpaes/nohw, the GCM and ChaCha20 variants) and \
+                    the perlasm routines test OPENSSL_ia32cap_P bits before their \
+                    AVX2/ADX/BMI2/VAES/SHA paths; local assembly labels count as ring's when \
+                    only ring's functions reference them",
+    },
+];
+
+/// The function showing `crate_name`'s detection code, if the artifact has one.
+pub fn detection_evidence(
+    program: &Program,
+    dispatch: &Dispatch,
+    crate_name: &str,
+) -> Option<String> {
+    let crate_functions: BTreeSet<u64> = program
+        .functions
+        .iter()
+        .filter(|f| crate_of(&f.name) == crate_name)
+        .map(|f| f.address)
+        .collect();
+    let detecting = || {
+        dispatch
+            .detecting_functions
+            .iter()
+            .map(|&index| &program.functions[index])
+    };
+    let references_crate = |function: &&super::program::Function| {
+        function.references.iter().any(|reference| {
+            program
+                .function_at(reference.target)
+                .is_some_and(|target| crate_functions.contains(&program.functions[target].address))
+        })
+    };
+    // The crate's own function first, then one its inlined constructor landed in.
+    detecting()
+        .find(|function| crate_of(&function.name) == crate_name)
+        .or_else(|| detecting().find(references_crate))
+        .map(|function| function.name.clone())
+}

@@ -1,0 +1,594 @@
+//! An x86-64 ELF file as the audit needs it: its functions (from the symbol table), what
+//! instructions each one uses, and every reference between code and data — direct calls and
+//! jumps, addresses taken, memory operands, and function pointers stored in data — so that
+//! [`super::dispatch`] can ask how each function can be reached.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::{Context, Result, bail};
+use iced_x86::{CpuidFeature, Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind};
+use object::{
+    Object, ObjectKind, ObjectSection, ObjectSymbol, RelocationTarget, SectionKind, SymbolKind,
+};
+
+use super::features::{is_architectural, runs_on_baseline};
+
+/// Name given to code that no function symbol covers.
+pub const NO_SYMBOL: &str = "<no symbol>";
+
+/// One decoded ELF file.
+#[derive(Debug)]
+pub struct Program<'data> {
+    /// Sorted by address, non-overlapping; code no symbol covers is a `<no symbol>` function.
+    pub functions: Vec<Function>,
+    /// Non-code sections that can hold pointers, sorted by address.
+    pub data_sections: Vec<DataSection>,
+    /// Pointers stored in data, to code or to data: `(slot address, target address)`,
+    /// sorted by slot.
+    pub data_pointers: Vec<(u64, u64)>,
+    /// Data symbols (statics), `(address, size, demangled name)`, sorted by address.
+    pub data_symbols: Vec<(u64, u64, String)>,
+    /// Where execution starts: the ELF entry point and the exported functions.
+    pub entry_points: Vec<u64>,
+    code: Vec<CodeSection<'data>>,
+}
+
+#[derive(Debug)]
+struct CodeSection<'data> {
+    address: u64,
+    bytes: &'data [u8],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataSection {
+    pub name: String,
+    pub address: u64,
+    pub end: u64,
+    /// `.init_array` and friends: the loader calls every pointer in them.
+    pub called_by_loader: bool,
+}
+
+/// One function symbol's code (or a stretch of code without a symbol).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Function {
+    /// Demangled, without the hash suffix.
+    pub name: String,
+    pub address: u64,
+    pub end: u64,
+    pub instructions: u64,
+    /// Instructions that need a feature beyond the architectural baseline, with those
+    /// features (iced's list for the instruction).
+    pub extended: Vec<(u64, &'static [CpuidFeature])>,
+    /// References from this function's code to other code or to data.
+    pub references: Vec<Reference>,
+    /// Executes `cpuid` or `xgetbv`: asks the CPU (or OS) what it supports.
+    pub queries_cpu: bool,
+}
+
+impl Function {
+    pub fn contains(&self, address: u64) -> bool {
+        (self.address..self.end).contains(&address)
+    }
+}
+
+/// A reference from the instruction at `site` to `target`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reference {
+    pub site: u64,
+    pub target: u64,
+    pub kind: ReferenceKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReferenceKind {
+    Call,
+    /// A jump leaving the function (a tail call), conditional or not.
+    Jump,
+    /// An address materialized (`lea`, or an immediate in a non-PIE file).
+    Address,
+    /// A memory operand reads or writes `target`.
+    Memory,
+}
+
+/// The parts of an ELF file the audit reads; [`Program::from_image`] decodes them. Tests
+/// build one directly from assembled code.
+#[derive(Debug, Default)]
+pub struct Image<'data> {
+    /// `(address, bytes)` of each code section.
+    pub code: Vec<(u64, &'data [u8])>,
+    /// `(address, size, raw name)` of each function symbol.
+    pub function_symbols: Vec<(u64, u64, String)>,
+    pub data_sections: Vec<DataSection>,
+    /// `(address, bytes)` of data sections with contents, scanned for raw pointers.
+    pub data_contents: Vec<(u64, &'data [u8])>,
+    /// `(address, size, raw name)` of each data symbol.
+    pub data_symbols: Vec<(u64, u64, String)>,
+    /// `(slot, target)` of every dynamic relocation that resolves to an address.
+    pub relocations: Vec<(u64, u64)>,
+    pub entry_points: Vec<u64>,
+    /// PIE or shared library: absolute addresses only appear through relocations.
+    pub position_independent: bool,
+}
+
+impl<'data> Image<'data> {
+    /// Reads an x86-64 ELF file.
+    pub fn parse(data: &'data [u8]) -> Result<Image<'data>> {
+        let file = object::File::parse(data).context("not an ELF/object file object can read")?;
+        if file.architecture() != object::Architecture::X86_64 {
+            bail!(
+                "instruction audit supports x86_64 only, this file is {:?}",
+                file.architecture()
+            );
+        }
+        let mut image = Image {
+            position_independent: file.kind() != ObjectKind::Executable,
+            ..Image::default()
+        };
+        for section in file.sections() {
+            let name = section.name().unwrap_or("").to_owned();
+            match section.kind() {
+                SectionKind::Text => image.code.push((
+                    section.address(),
+                    section.data().context("reading a code section")?,
+                )),
+                SectionKind::Data
+                | SectionKind::ReadOnlyData
+                | SectionKind::ReadOnlyDataWithRel
+                | SectionKind::UninitializedData
+                | SectionKind::Tls
+                | SectionKind::Other
+                | SectionKind::Unknown
+                    if section.address() != 0 && section.size() > 0 =>
+                {
+                    if let Ok(bytes) = section.data()
+                        && !bytes.is_empty()
+                    {
+                        image.data_contents.push((section.address(), bytes));
+                    }
+                    image.data_sections.push(DataSection {
+                        called_by_loader: matches!(
+                            name.as_str(),
+                            ".init_array" | ".fini_array" | ".preinit_array" | ".ctors" | ".dtors"
+                        ),
+                        address: section.address(),
+                        end: section.address() + section.size(),
+                        name,
+                    })
+                }
+                _ => {}
+            }
+        }
+        for symbol in file.symbols() {
+            if symbol.size() == 0 || symbol.section_index().is_none() {
+                continue;
+            }
+            let Ok(name) = symbol.name() else { continue };
+            let entry = (symbol.address(), symbol.size(), name.to_owned());
+            match symbol.kind() {
+                SymbolKind::Text => image.function_symbols.push(entry),
+                SymbolKind::Data | SymbolKind::Tls => image.data_symbols.push(entry),
+                _ => {}
+            }
+        }
+        if let Some(relocations) = file.dynamic_relocations() {
+            for (slot, relocation) in relocations {
+                let target = match relocation.target() {
+                    RelocationTarget::Absolute => relocation.addend() as u64,
+                    RelocationTarget::Symbol(index) => match file.symbol_by_index(index) {
+                        Ok(symbol) if symbol.address() != 0 => {
+                            symbol.address().wrapping_add(relocation.addend() as u64)
+                        }
+                        _ => continue,
+                    },
+                    _ => continue,
+                };
+                image.relocations.push((slot, target));
+            }
+        }
+        image.entry_points.push(file.entry());
+        if let Ok(exports) = file.exports() {
+            image
+                .entry_points
+                .extend(exports.filter_map(|export| match export.ok()?.target() {
+                    object::read::ExportTarget::Address { address } => Some(address),
+                    _ => None,
+                }));
+        }
+        image.entry_points.retain(|&address| address != 0);
+        Ok(image)
+    }
+}
+
+impl<'data> Program<'data> {
+    /// Decodes every function of an x86-64 ELF file. Needs the symbol table (audit before
+    /// stripping).
+    pub fn load(data: &'data [u8]) -> Result<Program<'data>> {
+        Program::from_image(Image::parse(data)?)
+    }
+
+    pub fn from_image(image: Image<'data>) -> Result<Program<'data>> {
+        let mut symbols: BTreeMap<u64, (String, u64)> = BTreeMap::new();
+        for (address, size, raw) in &image.function_symbols {
+            let name = demangle(raw);
+            // Aliases share code: keep the shortest name.
+            symbols
+                .entry(*address)
+                .and_modify(|existing| {
+                    if name.len() < existing.0.len() {
+                        existing.0 = name.clone();
+                    }
+                    existing.1 = existing.1.max(*size);
+                })
+                .or_insert((name, *size));
+        }
+        if symbols.is_empty() {
+            bail!("the file has no function symbols; audit the unstripped copy");
+        }
+        let mut code: Vec<CodeSection> = image
+            .code
+            .iter()
+            .map(|&(address, bytes)| CodeSection { address, bytes })
+            .collect();
+        code.sort_by_key(|c| c.address);
+        let pic = image.position_independent;
+
+        let mut functions = Vec::new();
+        for section in &code {
+            let end = section.address + section.bytes.len() as u64;
+            let mut covered_until = section.address;
+            for (&address, (name, size)) in symbols.range(section.address..end) {
+                let function_end = (address + size).min(end);
+                if function_end <= covered_until {
+                    continue; // inside the previous symbol
+                }
+                if address > covered_until {
+                    functions.push(section.decode(NO_SYMBOL, covered_until, address, pic));
+                }
+                let from = address.max(covered_until);
+                functions.push(section.decode(name, from, function_end, pic));
+                covered_until = function_end;
+            }
+            if covered_until < end {
+                functions.push(section.decode(NO_SYMBOL, covered_until, end, pic));
+            }
+        }
+
+        let mut data_sections = image.data_sections;
+        data_sections.sort_by_key(|d| d.address);
+        let mut data_symbols: Vec<(u64, u64, String)> = image
+            .data_symbols
+            .iter()
+            .map(|(address, size, raw)| (*address, *size, demangle(raw)))
+            .collect();
+        data_symbols.sort();
+        let mut program = Program {
+            functions,
+            data_sections,
+            data_pointers: Vec::new(),
+            data_symbols,
+            entry_points: image.entry_points,
+            code,
+        };
+        let raw_contents: &[(u64, &[u8])] = if pic { &[] } else { &image.data_contents };
+        program.data_pointers = program.pointers_in_data(&image.relocations, raw_contents);
+        Ok(program)
+    }
+
+    /// Index of the function whose code contains `address`.
+    pub fn function_at(&self, address: u64) -> Option<usize> {
+        let index = self
+            .functions
+            .partition_point(|f| f.address <= address)
+            .checked_sub(1)?;
+        self.functions[index].contains(address).then_some(index)
+    }
+
+    /// Whether `address` lies in a data section.
+    pub fn data_section_at(&self, address: u64) -> Option<&DataSection> {
+        let index = self
+            .data_sections
+            .partition_point(|s| s.address <= address)
+            .checked_sub(1)?;
+        let section = &self.data_sections[index];
+        (address < section.end).then_some(section)
+    }
+
+    /// The data symbol covering `address`, as `(start, end)`.
+    pub fn data_symbol_at(&self, address: u64) -> Option<(u64, u64)> {
+        let index = self
+            .data_symbols
+            .partition_point(|s| s.0 <= address)
+            .checked_sub(1)?;
+        let (start, size, _) = &self.data_symbols[index];
+        (address < start + size).then_some((*start, start + size))
+    }
+
+    /// Every instruction of `function`, decoded again (only the analyses that need
+    /// control flow ask for them, so pass one keeps no instruction lists).
+    pub fn instructions(&self, function: &Function) -> Vec<Instruction> {
+        let Some(section) = self
+            .code
+            .iter()
+            .find(|s| (s.address..s.address + s.bytes.len() as u64).contains(&function.address))
+        else {
+            return Vec::new();
+        };
+        let bytes = section.slice(function.address, function.end);
+        let mut decoder = Decoder::with_ip(64, bytes, function.address, DecoderOptions::NONE);
+        decoder.iter().filter(|i| !i.is_invalid()).collect()
+    }
+
+    /// Pointers stored in data: dynamic relocations (PIE and shared libraries), and in
+    /// `contents` (non-PIE executables, which have no relocations) aligned 8-byte values that
+    /// are a function's first byte or a data address.
+    fn pointers_in_data(
+        &self,
+        relocations: &[(u64, u64)],
+        contents: &[(u64, &[u8])],
+    ) -> Vec<(u64, u64)> {
+        let is_address = |address: u64| {
+            self.function_at(address).is_some() || self.data_section_at(address).is_some()
+        };
+        let mut pointers: Vec<(u64, u64)> = relocations
+            .iter()
+            .copied()
+            .filter(|&(_, target)| is_address(target))
+            .collect();
+        for &(base, bytes) in contents {
+            for (offset, chunk) in bytes.chunks_exact(8).enumerate() {
+                let value = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+                let slot = base + 8 * offset as u64;
+                let function_start = self
+                    .function_at(value)
+                    .is_some_and(|index| self.functions[index].address == value);
+                if function_start || self.data_section_at(value).is_some() {
+                    pointers.push((slot, value));
+                }
+            }
+        }
+        pointers.sort_unstable();
+        pointers.dedup();
+        pointers
+    }
+}
+
+impl<'data> CodeSection<'data> {
+    fn slice(&self, from: u64, to: u64) -> &'data [u8] {
+        &self.bytes[(from - self.address) as usize..(to - self.address) as usize]
+    }
+
+    /// Pass one over `[from, to)`: feature counts, references, CPU queries.
+    fn decode(&self, name: &str, from: u64, to: u64, position_independent: bool) -> Function {
+        let mut function = Function {
+            name: name.to_owned(),
+            address: from,
+            end: to,
+            ..Function::default()
+        };
+        let mut decoder = Decoder::with_ip(64, self.slice(from, to), from, DecoderOptions::NONE);
+        let mut instruction = Instruction::default();
+        while decoder.can_decode() {
+            decoder.decode_out(&mut instruction);
+            if instruction.is_invalid() {
+                // Data or padding inside .text (alignment) decodes as garbage; it executes
+                // nowhere, so it does not count.
+                continue;
+            }
+            function.instructions += 1;
+            function.record(&instruction, position_independent);
+        }
+        function
+    }
+}
+
+impl Function {
+    fn record(&mut self, instruction: &Instruction, position_independent: bool) {
+        let ip = instruction.ip();
+        if matches!(instruction.mnemonic(), Mnemonic::Cpuid | Mnemonic::Xgetbv) {
+            self.queries_cpu = true;
+        }
+        let features = instruction.cpuid_features();
+        if !runs_on_baseline(instruction.mnemonic())
+            && features.iter().any(|&f| !is_architectural(f))
+        {
+            self.extended.push((ip, features));
+        }
+        match instruction.flow_control() {
+            FlowControl::Call
+            | FlowControl::UnconditionalBranch
+            | FlowControl::ConditionalBranch
+                if is_near_branch(instruction) =>
+            {
+                let target = instruction.near_branch_target();
+                let kind = if instruction.flow_control() == FlowControl::Call {
+                    ReferenceKind::Call
+                } else {
+                    ReferenceKind::Jump
+                };
+                if kind == ReferenceKind::Call || !self.contains(target) {
+                    self.references.push(Reference {
+                        site: ip,
+                        target,
+                        kind,
+                    });
+                }
+            }
+            _ => {}
+        }
+        if instruction.is_ip_rel_memory_operand() {
+            let kind = if instruction.mnemonic() == Mnemonic::Lea {
+                ReferenceKind::Address
+            } else {
+                ReferenceKind::Memory
+            };
+            let target = instruction.ip_rel_memory_address();
+            self.references.push(Reference {
+                site: ip,
+                target,
+                kind,
+            });
+        } else if !position_independent {
+            // Absolute addresses: `[disp32]` operands and address-sized immediates.
+            for operand in 0..instruction.op_count() {
+                let target = match instruction.op_kind(operand) {
+                    OpKind::Memory
+                        if instruction.memory_base() == iced_x86::Register::None
+                            && instruction.memory_index() == iced_x86::Register::None =>
+                    {
+                        (instruction.memory_displacement64(), ReferenceKind::Memory)
+                    }
+                    OpKind::Immediate32to64 | OpKind::Immediate64 | OpKind::Immediate32 => {
+                        (instruction.immediate(operand), ReferenceKind::Address)
+                    }
+                    _ => continue,
+                };
+                if target.0 >= 0x1000 {
+                    self.references.push(Reference {
+                        site: ip,
+                        target: target.0,
+                        kind: target.1,
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn is_near_branch(instruction: &Instruction) -> bool {
+    matches!(
+        instruction.op0_kind(),
+        OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64
+    )
+}
+
+/// `memchr::arch::x86_64::avx2::memchr::One::find_raw` (no hash) for Rust symbols, the raw
+/// name otherwise.
+pub fn demangle(raw: &str) -> String {
+    format!("{:#}", rustc_demangle::demangle(raw))
+}
+
+/// The crate a demangled Rust function name belongs to: the first path segment, looking
+/// inside `<Type as Trait>` at the type. Non-Rust names (libc, assembly) are `<C>`.
+pub fn crate_of(function: &str) -> &str {
+    let name = function.trim_start_matches(['<', '&', '*', ' ']);
+    let name = name
+        .strip_prefix("mut ")
+        .or_else(|| name.strip_prefix("dyn "))
+        .or_else(|| name.strip_prefix("const "))
+        .unwrap_or(name)
+        .trim_start_matches(['<', '&', '*', ' ', '(', '[']);
+    // ring's C and assembly functions carry its own prefix (`ring_core_<version>__`).
+    if name.starts_with("ring_core_") {
+        return "ring";
+    }
+    match name.find("::") {
+        Some(end) if name[..end].chars().all(|c| c.is_alphanumeric() || c == '_') && end > 0 => {
+            &name[..end]
+        }
+        _ => "<C>",
+    }
+}
+
+/// The crate of each function of `program` (indexed like `functions`): [`crate_of`] its name,
+/// and for unattributed code (`<C>`: e.g. an assembly file's local labels such as
+/// `_aesni_encrypt4`), the one crate whose functions reference it, if there is exactly one
+/// besides other unattributed code (repeated, so a chain of local labels inherits its entry
+/// point's crate); unreferenced code, the crate of its neighbours on both sides.
+pub fn owning_crates(program: &Program) -> Vec<String> {
+    let mut owners: Vec<String> = program
+        .functions
+        .iter()
+        .map(|f| crate_of(&f.name).to_owned())
+        .collect();
+    let mut referrers: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); program.functions.len()];
+    for (from, function) in program.functions.iter().enumerate() {
+        for reference in &function.references {
+            if reference.kind == ReferenceKind::Memory {
+                continue;
+            }
+            if let Some(to) = program.function_at(reference.target)
+                && to != from
+            {
+                referrers[to].insert(from);
+            }
+        }
+    }
+    loop {
+        let mut changed = false;
+        for index in 0..owners.len() {
+            if owners[index] != "<C>" || referrers[index].is_empty() {
+                continue;
+            }
+            // Unattributed referrers (other local labels of the same file) do not vote.
+            let crates: BTreeSet<&str> = referrers[index]
+                .iter()
+                .map(|&r| owners[r].as_str())
+                .filter(|&c| c != "<C>")
+                .collect();
+            if crates.len() == 1
+                && let Some(&only) = crates.iter().next()
+            {
+                owners[index] = only.to_owned();
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    // Code nothing references (an assembly file's unused local routines) sits inside its
+    // object's code: it belongs to a crate when the nearest attributed functions on both
+    // sides do.
+    for index in 0..owners.len() {
+        if owners[index] != "<C>" || !referrers[index].is_empty() {
+            continue;
+        }
+        let before = owners[..index].iter().rev().find(|c| *c != "<C>");
+        let after = owners[index + 1..].iter().find(|c| *c != "<C>");
+        if let (Some(before), Some(after)) = (before, after)
+            && before == after
+        {
+            owners[index] = before.clone();
+        }
+    }
+    owners
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demangles_legacy_rust_symbols_without_hash() {
+        assert_eq!(
+            demangle("_ZN6memchr4arch6x86_644avx26memchr3One8find_raw17h0123456789abcdefE"),
+            "memchr::arch::x86_64::avx2::memchr::One::find_raw"
+        );
+        assert_eq!(demangle("PyInit_mcp_rust_core"), "PyInit_mcp_rust_core");
+    }
+
+    #[test]
+    fn crate_of_names() {
+        assert_eq!(crate_of("memchr::arch::x86_64::avx2::One::find"), "memchr");
+        assert_eq!(
+            crate_of("<aho_corasick::packed::teddy::Slim<2> as aho_corasick::SearcherT>::find"),
+            "aho_corasick"
+        );
+        assert_eq!(
+            crate_of("<&mut serde_json::Ser as core::fmt::Write>::f"),
+            "serde_json"
+        );
+        assert_eq!(crate_of("core::ptr::drop_in_place<mcp::X>"), "core");
+        assert_eq!(crate_of("memcpy"), "<C>");
+        assert_eq!(
+            crate_of("ring_core_0_17_14__aes_hw_ctr32_encrypt_blocks"),
+            "ring"
+        );
+        assert_eq!(crate_of(NO_SYMBOL), "<C>");
+    }
+
+    #[test]
+    fn rejects_files_that_are_not_elf() {
+        assert!(Program::load(b"definitely not an ELF file").is_err());
+    }
+}
