@@ -418,6 +418,7 @@ fn build_jobs(
                         &linked.section_bytes()?,
                     )?;
                     let repository = resolved
+                        .metadata
                         .workspace_packages()
                         .into_iter()
                         .find(|p| p.name.as_str() == spec.name)

@@ -3,26 +3,30 @@
 //! compressed JSON list in an ELF section named `.dep-v0`, which `cargo audit bin`, syft and
 //! trivy read), and a CycloneDX 1.5 SBOM file next to the artifact.
 //!
-//! Both come from cargo's resolution for the artifact's target and feature set (`cargo
-//! metadata --filter-platform <target>`, the python feature for the module), walked from the
-//! artifact's package along normal dependencies only: build scripts, proc-macros' own
-//! dependencies and dev-dependencies are not linked, and another target's dependencies are
-//! not in the graph. Proc-macros are left out too (they run in the compiler; cargo-auditable
-//! lists them). Otherwise this is what cargo-auditable records for a runtime-only list; the
-//! workspace-hack makes the workspace's feature unification equal to the build's.
+//! Both list what cargo builds into the artifact: `cargo tree` of its package alone for its
+//! target and features (the Python feature for the module), normal edges only — build
+//! scripts, dev-dependencies and other targets' dependencies are not linked, nor are
+//! proc-macros (they run in the compiler; cargo-auditable lists them) and what they depend
+//! on. Not the whole `Cargo.lock`, and not `cargo metadata`'s resolution either: that one
+//! unifies features over every workspace member, xtask's included, and lists crates the
+//! artifact does not link. The workspace-hack (cargo-hakari's `hakari-package`) keeps a
+//! package's features the same alone and in dist's joint build (`dist::isolation` checks
+//! it); it is an empty crate no code refers to, so rustc never loads it nor what it depends
+//! on, and the tree is pruned there (a crate it alone reaches is not linked). Sources come
+//! from `cargo metadata`.
 //!
 //! The list is embedded after stripping, with the toolchain's `rust-objcopy --add-section`, as
 //! a non-allocated section like cargo-auditable's: the code is untouched, and the bytes are a
 //! function of the sources (sorted, fixed compression level), so rebuilds stay bit-identical.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use auditable_serde::{DependencyKind, Package as AuditablePackage, Source, VersionInfo};
-use cargo_metadata::{CargoOpt, DependencyKind as CargoKind, Metadata, MetadataCommand, PackageId};
+use cargo_metadata::{CargoOpt, Metadata, MetadataCommand};
 use serde_json::{Value, json};
 
 use crate::process;
@@ -55,8 +59,36 @@ pub struct LinkedCrates {
     pub crates: Vec<LinkedCrate>,
 }
 
+/// cargo's resolution for one target and feature set: `cargo metadata` (sources and
+/// repositories of the packages) and what `cargo tree` needs to ask for one package.
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    pub metadata: Metadata,
+    /// cargo-hakari's `hakari-package` (`.config/hakari.toml`), when the workspace has one.
+    pub unifier: Option<String>,
+    root: PathBuf,
+    target: String,
+    features: Vec<String>,
+}
+
+/// The `hakari-package` of `root/.config/hakari.toml`, if there is one.
+pub fn feature_unifier(root: &Path) -> Result<Option<String>> {
+    let path = root.join(".config/hakari.toml");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let config: toml::Table =
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    Ok(config
+        .get("hakari-package")
+        .and_then(toml::Value::as_str)
+        .map(str::to_owned))
+}
+
 /// `cargo metadata` resolved for `target` with `features` (`package/feature`) enabled.
-pub fn resolve(root: &Path, target: &str, features: &[String]) -> Result<Metadata> {
+pub fn resolve(root: &Path, target: &str, features: &[String]) -> Result<Resolution> {
     let mut command = MetadataCommand::new();
     command.current_dir(root).other_options(vec![
         "--locked".to_owned(),
@@ -66,98 +98,61 @@ pub fn resolve(root: &Path, target: &str, features: &[String]) -> Result<Metadat
     if !features.is_empty() {
         command.features(CargoOpt::SomeFeatures(features.to_vec()));
     }
-    command.exec().with_context(|| {
+    let metadata = command.exec().with_context(|| {
         format!(
             "resolving the dependencies of {} for {target} (cargo metadata)",
             root.display()
         )
+    })?;
+    Ok(Resolution {
+        metadata,
+        unifier: feature_unifier(root)?,
+        root: root.to_owned(),
+        target: target.to_owned(),
+        features: features.to_vec(),
     })
 }
 
 impl LinkedCrates {
-    /// The crates reachable from `package` (a package name of the workspace) along normal
-    /// dependencies in `metadata`'s resolution.
-    pub fn of(metadata: &Metadata, package: &str) -> Result<LinkedCrates> {
-        let Some(root) = metadata
+    /// The crates linked into `package` (a package name of the workspace): cargo tree's
+    /// normal dependencies of a build of that package alone for the resolution's target and
+    /// features, outside proc-macros and the feature unifier (see the module documentation).
+    pub fn of(resolution: &Resolution, package: &str) -> Result<LinkedCrates> {
+        let metadata = &resolution.metadata;
+        if !metadata
             .workspace_packages()
-            .into_iter()
-            .find(|p| p.name.as_str() == package)
-            .map(|p| p.id.clone())
-        else {
+            .iter()
+            .any(|p| p.name.as_str() == package)
+        {
             bail!("`{package}` is not a package of the workspace");
-        };
-        let resolve = metadata
-            .resolve
-            .as_ref()
-            .context("cargo metadata printed no dependency resolution")?;
-        let nodes: BTreeMap<&PackageId, _> = resolve.nodes.iter().map(|n| (&n.id, n)).collect();
-        // Proc-macros run in the compiler and are not linked, nor are their dependencies.
-        let proc_macros: BTreeSet<&PackageId> = metadata
-            .packages
-            .iter()
-            .filter(|p| p.targets.iter().any(|t| t.is_proc_macro()))
-            .map(|p| &p.id)
-            .collect();
-        let edges = |id: &PackageId| -> Result<Vec<PackageId>> {
-            let node = nodes
-                .get(id)
-                .with_context(|| format!("{id} is missing from cargo's resolution"))?;
-            Ok(node
-                .deps
-                .iter()
-                .filter(|dep| dep.dep_kinds.iter().any(|k| k.kind == CargoKind::Normal))
-                .filter(|dep| !proc_macros.contains(&dep.pkg))
-                .map(|dep| dep.pkg.clone())
-                .collect())
-        };
-        let mut reached: BTreeSet<PackageId> = BTreeSet::from([root.clone()]);
-        let mut queue = vec![root.clone()];
-        while let Some(id) = queue.pop() {
-            for dep in edges(&id)? {
-                if reached.insert(dep.clone()) {
-                    queue.push(dep);
-                }
-            }
         }
-        let package_of = |id: &PackageId| {
-            metadata
-                .packages
-                .iter()
-                .find(|p| &p.id == id)
-                .with_context(|| format!("{id} is in the resolution but not in the packages"))
-        };
-        let mut listed = Vec::new();
-        for id in &reached {
-            let p = package_of(id)?;
-            listed.push((
-                (
-                    p.name.to_string(),
-                    p.version.to_string(),
-                    p.source.as_ref().map(|s| s.repr.clone()),
-                ),
-                id.clone(),
-            ));
+        let graph = tree::linked(resolution, package)?;
+        // Sources from the metadata: (name, version) → cargo's source id.
+        let mut sources: BTreeMap<(&str, String), Option<String>> = BTreeMap::new();
+        for p in &metadata.packages {
+            sources.insert(
+                (p.name.as_str(), p.version.to_string()),
+                p.source.as_ref().map(|s| s.repr.clone()),
+            );
         }
-        listed.sort();
-        let index: BTreeMap<&PackageId, usize> = listed
-            .iter()
-            .enumerate()
-            .map(|(i, (_, id))| (id, i))
-            .collect();
+        let keys: Vec<&tree::Key> = graph.keys().collect();
+        let index: BTreeMap<&tree::Key, usize> =
+            keys.iter().enumerate().map(|(i, k)| (*k, i)).collect();
         let mut crates = Vec::new();
-        for ((name, version, source), id) in &listed {
-            let mut dependencies: Vec<usize> = edges(id)?
-                .iter()
-                .filter_map(|dep| index.get(dep).copied())
-                .collect();
+        for key in &keys {
+            let (name, version) = key;
+            let source = sources
+                .get(&(name.as_str(), version.clone()))
+                .with_context(|| format!("{name} {version} is not in cargo metadata's packages"))?
+                .clone();
+            let mut dependencies: Vec<usize> = graph[*key].iter().map(|d| index[d]).collect();
             dependencies.sort_unstable();
-            dependencies.dedup();
             crates.push(LinkedCrate {
                 name: name.clone(),
                 version: version.clone(),
-                source: source.clone(),
+                source,
                 dependencies,
-                root: *id == root,
+                root: name == package,
             });
         }
         Ok(LinkedCrates { crates })
@@ -318,6 +313,8 @@ pub fn embed(objcopy: &Path, path: &Path, section: &[u8]) -> Result<()> {
     .with_context(|| format!("embedding the dependency list into {}", path.display()))?;
     Ok(())
 }
+
+mod tree;
 
 #[cfg(test)]
 mod tests;

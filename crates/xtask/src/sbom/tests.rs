@@ -1,6 +1,7 @@
 //! Tests of the linked-crate list against this workspace's real resolution, and of the
 //! embedded section read back with cargo-auditable's own reader (`auditable-info`).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::*;
@@ -30,13 +31,7 @@ fn a_server_lists_what_it_links_and_nothing_of_the_build_or_other_targets() {
     let linked = names(&devops);
     assert_eq!(devops.root().unwrap().name, "devops");
     assert_eq!(devops.crates.iter().filter(|c| c.root).count(), 1);
-    for expected in [
-        "tokio",
-        "rmcp",
-        "serde_json",
-        "mcp-server-runtime",
-        "workspace-hack",
-    ] {
+    for expected in ["tokio", "rmcp", "serde_json", "mcp-server-runtime"] {
         assert!(linked.contains(expected), "{expected} missing: {linked:?}");
     }
     // xtask's own dependencies, proc-macros, Windows-only and dev-only crates are not linked.
@@ -47,11 +42,13 @@ fn a_server_lists_what_it_links_and_nothing_of_the_build_or_other_targets() {
         "windows-sys",
         "tempfile",
         "xtask",
+        // Empty, and never loaded by rustc: see the module documentation.
+        "workspace-hack",
     ] {
         assert!(!linked.contains(absent), "{absent} listed: {linked:?}");
     }
     // Far fewer than the whole lock file.
-    assert!(devops.crates.len() < metadata.packages.len() / 2);
+    assert!(devops.crates.len() < metadata.metadata.packages.len() / 2);
     // Indices are in range and the format's own validation (one root, acyclic) passes.
     let info = devops.to_auditable().unwrap();
     assert_eq!(info.packages.len(), devops.crates.len());
@@ -70,9 +67,37 @@ fn a_server_lists_what_it_links_and_nothing_of_the_build_or_other_targets() {
 }
 
 #[test]
+fn each_servers_list_is_what_cargo_links_into_it_not_the_workspaces() {
+    let target = "x86_64-unknown-linux-musl";
+    let resolution = resolve(&workspace_root(), target, &[]).unwrap();
+    assert_eq!(resolution.unifier.as_deref(), Some("workspace-hack"));
+    let bash_god = LinkedCrates::of(&resolution, "bash-god").unwrap();
+    let devops = LinkedCrates::of(&resolution, "devops").unwrap();
+    // devops checks HTTPS endpoints (rustls with ring and webpki-roots); bash-god has no TLS.
+    // Both serve MCP over HTTP (axum, so hyper).
+    for tls in ["rustls", "ring", "webpki-roots", "rustls-webpki"] {
+        assert!(names(&devops).contains(tls), "devops lacks {tls}");
+        assert!(!names(&bash_god).contains(tls), "bash-god lists {tls}");
+    }
+    assert!(names(&bash_god).contains("hyper"));
+    // bash-god's sandbox (landlock, seccompiler) is not in devops.
+    for sandbox in ["landlock", "seccompiler", "exec-sandbox"] {
+        assert!(
+            names(&bash_god).contains(sandbox),
+            "bash-god lacks {sandbox}"
+        );
+        assert!(!names(&devops).contains(sandbox), "devops lists {sandbox}");
+    }
+    // Nothing only the workspace-hack reaches, nor the hack itself.
+    assert!(!names(&bash_god).contains("workspace-hack"));
+    // Every dependency index points into the list, and the format's checks pass.
+    bash_god.to_auditable().unwrap();
+}
+
+#[test]
 fn the_embedded_list_reads_back_with_cargo_auditables_reader_and_matches_the_sbom() {
-    let metadata = resolve(&workspace_root(), "x86_64-unknown-linux-musl", &[]).unwrap();
-    let list = LinkedCrates::of(&metadata, "devops").unwrap();
+    let resolution = resolve(&workspace_root(), "x86_64-unknown-linux-musl", &[]).unwrap();
+    let list = LinkedCrates::of(&resolution, "devops").unwrap();
     let dir = tempfile::tempdir().unwrap();
     // Any ELF file does: this test's own executable, stripped like a shipped artifact.
     let binary = dir.path().join("artifact");
