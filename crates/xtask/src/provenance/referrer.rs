@@ -7,17 +7,21 @@
 //! ref name (as `oras` and `skopeo copy` of a registry's referrers do); a registry's referrers
 //! API finds it by `subject` once the layout is pushed with referrers (`oras cp -r`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use oci_spec::image::{
-    Descriptor, ImageIndex, ImageManifestBuilder, MediaType, SCHEMA_VERSION, Sha256Digest,
+    ANNOTATION_TITLE, Descriptor, ImageIndex, ImageManifestBuilder, MediaType, SCHEMA_VERSION,
+    Sha256Digest,
 };
 
-use crate::dist::sha256_hex;
-use crate::image::layout::canonical_json;
+use crate::image::layout::{WrittenImage, canonical_json, write_blob};
+use crate::{provenance, sbom};
+
+/// Annotation of a referrer: the dist path of the artifact its document describes.
+pub const ARTIFACT_ANNOTATION: &str = "io.github.mcp-foundry.artifact";
 
 /// The empty JSON config of artifact manifests (image-spec 1.1, "Guidance for an Empty
 /// Descriptor").
@@ -105,11 +109,79 @@ pub fn attach(
     Ok(descriptor)
 }
 
+/// The records `cargo xtask dist` writes for each artifact, as referrer kinds:
+/// `(directory, suffix, media type)`.
+pub const RECORDS: [(&str, &str, &str); 2] = [
+    ("sbom", sbom::SBOM_SUFFIX, sbom::MEDIA_TYPE),
+    ("provenance", provenance::SUFFIX, provenance::MEDIA_TYPE),
+];
+
+/// Attaches to each image of `images` (written to the layout `layout`) the SBOM and the
+/// provenance of every dist artifact it holds: `artifacts[tag]` lists their dist paths
+/// (`generic/bin/devops`), read from `dist`. An image's referrers follow its artifacts' order.
+pub fn attach_dist_records(
+    layout: &Path,
+    dist: &Path,
+    images: &[WrittenImage],
+    artifacts: &BTreeMap<String, Vec<String>>,
+) -> Result<Vec<Descriptor>> {
+    let mut attached = Vec::new();
+    for image in images {
+        let Some(paths) = artifacts.get(&image.tag) else {
+            continue;
+        };
+        let digest: Sha256Digest = image
+            .manifest_digest
+            .trim_start_matches("sha256:")
+            .parse()
+            .with_context(|| format!("image {}: bad digest", image.tag))?;
+        let manifest = layout.join("blobs/sha256").join(digest.digest());
+        let size = fs::metadata(&manifest)
+            .with_context(|| format!("image {}: reading {}", image.tag, manifest.display()))?
+            .len();
+        let subject = Descriptor::new(MediaType::ImageManifest, size, digest);
+        for path in paths {
+            for (kind, suffix, media_type) in RECORDS {
+                let record = provenance::record_path(path, kind, suffix);
+                let file = dist.join(&record);
+                let content = fs::read(&file).with_context(|| {
+                    format!(
+                        "reading {} (the {kind} of {path} for image {}); rerun `cargo xtask dist`",
+                        file.display(),
+                        image.tag
+                    )
+                })?;
+                let title = record.rsplit('/').next().unwrap_or(&record).to_owned();
+                let annotations = HashMap::from([
+                    (ANNOTATION_TITLE.to_owned(), title),
+                    (ARTIFACT_ANNOTATION.to_owned(), path.clone()),
+                ]);
+                attached.push(attach(
+                    layout,
+                    &subject,
+                    &Attachment {
+                        artifact_type: media_type,
+                        media_type,
+                        content: &content,
+                        annotations,
+                    },
+                )?);
+            }
+        }
+    }
+    Ok(attached)
+}
+
 /// The referrers of `subject_digest` listed in the layout's `index.json`.
 pub fn referrers(layout: &Path, subject_digest: &str) -> Result<Vec<Descriptor>> {
     let index = ImageIndex::from_file(layout.join("index.json"))?;
     let mut found = Vec::new();
-    for descriptor in index.manifests() {
+    // Image indexes (the platform index) are never referrers here.
+    for descriptor in index
+        .manifests()
+        .iter()
+        .filter(|d| d.media_type() == &MediaType::ImageManifest)
+    {
         let Some(hex) = descriptor.as_digest_sha256() else {
             continue;
         };
@@ -126,106 +198,5 @@ pub fn referrers(layout: &Path, subject_digest: &str) -> Result<Vec<Descriptor>>
     Ok(found)
 }
 
-fn write_blob(blobs: &Path, media_type: MediaType, data: &[u8]) -> Result<Descriptor> {
-    let hex = sha256_hex(data);
-    let path = blobs.join(&hex);
-    if !path.exists() {
-        fs::write(&path, data).with_context(|| format!("writing blob {}", path.display()))?;
-    }
-    let digest: Sha256Digest = hex.parse()?;
-    Ok(Descriptor::new(media_type, data.len() as u64, digest))
-}
-
 #[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-    use std::process::Command;
-
-    use super::*;
-    use crate::image::layout::{EntryKind, ImageSpec, Layer, write_layout};
-
-    #[test]
-    fn an_sbom_attached_to_an_image_is_found_by_its_subject_and_the_image_still_reads() {
-        let dir = tempfile::tempdir().unwrap();
-        let layout = dir.path().join("oci");
-        let mut layer = Layer::default();
-        layer
-            .add(
-                "usr/local/bin/tool",
-                EntryKind::File(b"x".to_vec()),
-                0o755,
-                0,
-            )
-            .unwrap();
-        let written = write_layout(
-            &layout,
-            &[ImageSpec {
-                tag: "tool".into(),
-                layer,
-                architecture: oci_spec::image::Arch::Amd64,
-                entrypoint: vec!["/usr/local/bin/tool".into()],
-                env: vec![],
-                user: "65532".into(),
-                working_dir: "/".into(),
-                labels: BTreeMap::new(),
-                source_date_epoch: 1_700_000_000,
-            }],
-        )
-        .unwrap();
-        let index = ImageIndex::from_file(layout.join("index.json")).unwrap();
-        let subject = index.manifests()[0].clone();
-        assert_eq!(subject.digest().to_string(), written[0].manifest_digest);
-
-        let sbom = br#"{"bomFormat":"CycloneDX"}"#;
-        let attachment = Attachment {
-            artifact_type: crate::sbom::MEDIA_TYPE,
-            media_type: crate::sbom::MEDIA_TYPE,
-            content: sbom,
-            annotations: HashMap::from([(
-                "org.opencontainers.image.title".to_owned(),
-                "tool.cdx.json".to_owned(),
-            )]),
-        };
-        let referrer = attach(&layout, &subject, &attachment).unwrap();
-        assert_eq!(attach(&layout, &subject, &attachment).unwrap(), referrer);
-        let found = referrers(&layout, subject.digest().as_ref()).unwrap();
-        assert_eq!(found, std::slice::from_ref(&referrer));
-        let manifest = oci_spec::image::ImageManifest::from_file(
-            layout
-                .join("blobs/sha256")
-                .join(referrer.as_digest_sha256().unwrap()),
-        )
-        .unwrap();
-        assert_eq!(
-            manifest.artifact_type().as_ref().unwrap().to_string(),
-            crate::sbom::MEDIA_TYPE
-        );
-        assert_eq!(manifest.config().media_type(), &MediaType::EmptyJSON);
-        let layer_blob = layout
-            .join("blobs/sha256")
-            .join(manifest.layers()[0].as_digest_sha256().unwrap());
-        assert_eq!(fs::read(layer_blob).unwrap(), sbom);
-        // The tagged image is still what `tool` names, for a real OCI reader.
-        if let Ok(out) = Command::new("skopeo")
-            .args(["inspect", "--raw"])
-            .arg(format!("oci:{}:tool", layout.display()))
-            .output()
-        {
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            assert_eq!(sha256_hex(&out.stdout), subject.as_digest_sha256().unwrap());
-        }
-        // A subject that is not in the layout is refused.
-        let stranger = Descriptor::new(
-            MediaType::ImageManifest,
-            2,
-            sha256_hex(b"{}").parse::<Sha256Digest>().unwrap(),
-        );
-        let other = tempfile::tempdir().unwrap();
-        fs::create_dir_all(other.path().join("blobs/sha256")).unwrap();
-        assert!(attach(other.path(), &stranger, &attachment).is_err());
-    }
-}
+mod tests;
