@@ -7,6 +7,7 @@
 //! artifact, so two builders that agree on the artifact also agree on its provenance.
 //! Statements are unsigned here; `cargo xtask dist --sign-key` signs them with the SBOMs.
 
+pub mod check;
 pub mod referrer;
 
 use std::fs;
@@ -16,7 +17,7 @@ use std::process::Command;
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
-use crate::dist::{Artifact, ArtifactKind, SourceInfo, sha256_hex};
+use crate::dist::{Artifact, SourceInfo, sha256_hex};
 use crate::process;
 use crate::sbom::{self, LinkedCrates};
 
@@ -122,12 +123,7 @@ pub fn write_records<'a>(
 ) -> Result<Vec<String>> {
     let mut written = Vec::new();
     for artifact in artifacts {
-        if !matches!(
-            artifact.kind,
-            ArtifactKind::ServerBinary
-                | ArtifactKind::SharedLibrary
-                | ArtifactKind::PythonExtension
-        ) {
+        if !check::has_records(artifact.kind) {
             continue;
         }
         let sbom = to_file_bytes(&linked.cyclonedx(&artifact.path, &artifact.sha256)?)?;
