@@ -92,3 +92,53 @@ fn missing_keys_and_empty_dists_are_clear_errors() {
     let err = sign(&empty, &key).unwrap_err();
     assert!(err.to_string().contains("cargo xtask dist"), "{err}");
 }
+
+/// The shell block after the `verify-commands` marker in docs/supply-chain.md.
+fn documented_verify_commands() -> String {
+    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/supply-chain.md");
+    let text = fs::read_to_string(&doc).unwrap();
+    let (_, after) = text
+        .split_once("<!-- verify-commands:")
+        .expect("docs/supply-chain.md marks its verify commands");
+    let (_, block) = after.split_once("```sh\n").unwrap();
+    block.split_once("```").unwrap().0.to_owned()
+}
+
+#[test]
+fn the_documented_verify_commands_accept_a_signed_dist_and_refuse_a_changed_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let dist = small_dist(dir.path());
+    let (key, _) = throwaway_key(dir.path(), "release@example.org");
+    // The names the documentation uses: release_ed25519(.pub) next to dist/.
+    fs::copy(
+        dir.path().join("key.pub"),
+        dir.path().join("release_ed25519.pub"),
+    )
+    .unwrap();
+    sign(&dist, &key).unwrap();
+    let script = documented_verify_commands();
+    assert!(script.contains("ssh-keygen -Y verify"), "{script}");
+    let run = || {
+        Command::new("bash")
+            .args(["-euo", "pipefail", "-c", &script])
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let good = run();
+    assert!(
+        good.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&good.stdout),
+        String::from_utf8_lossy(&good.stderr)
+    );
+    assert!(String::from_utf8_lossy(&good.stdout).contains("Good \"mcp-foundry-dist\" signature"));
+    // A changed artifact: the signature still holds, sha256sum -c fails.
+    fs::write(dist.join("generic/bin/devops"), b"\x7fELF!!!").unwrap();
+    assert!(!run().status.success());
+    // Re-signed by another key: ssh-keygen -Y verify fails.
+    let other = tempfile::tempdir().unwrap();
+    let (other_key, _) = throwaway_key(other.path(), "release@example.org");
+    sign(&dist, &other_key).unwrap();
+    assert!(!run().status.success());
+}
