@@ -153,13 +153,13 @@ fn write(dir: &Path, relative: &str, bytes: &[u8]) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::dist::ArtifactKind;
     use crate::metadata::Role;
 
-    #[test]
-    fn the_statement_names_the_artifact_and_every_input() {
+    /// The build inputs and a server binary of `variant` at `path`, for tests.
+    pub(crate) fn sample(path: &str, variant: &str, sha256: &str) -> (SourceInfo, Artifact) {
         let source = SourceInfo {
             git_commit: "c0ffee".into(),
             git_dirty: false,
@@ -168,18 +168,19 @@ mod tests {
             cargo_lock_sha256: "10ck".into(),
             pyo3_python: "python3".into(),
         };
+        let crate_name = path.rsplit('/').next().unwrap_or_default().to_owned();
         let artifact = Artifact {
-            path: "znver4/bin/devops".into(),
+            path: path.into(),
             kind: ArtifactKind::ServerBinary,
-            crate_name: "devops".into(),
+            crate_name,
             crate_version: "0.1.0".into(),
             role: Role::Server,
-            variant: "znver4".into(),
+            variant: variant.into(),
             target: "x86_64-unknown-linux-musl".into(),
-            target_cpu: "znver4".into(),
-            rustflags: vec!["-C".into(), "target-cpu=znver4".into()],
+            target_cpu: variant.into(),
+            rustflags: vec!["-C".into(), format!("target-cpu={variant}")],
             profile: "audit".into(),
-            sha256: "abc".into(),
+            sha256: sha256.into(),
             size: 1,
             unstripped_path: None,
             unstripped_sha256: None,
@@ -187,6 +188,12 @@ mod tests {
             git_commit: source.git_commit.clone(),
             cargo_lock_sha256: source.cargo_lock_sha256.clone(),
         };
+        (source, artifact)
+    }
+
+    #[test]
+    fn the_statement_names_the_artifact_and_every_input() {
+        let (source, artifact) = sample("znver4/bin/devops", "znver4", "abc");
         let facts = BuildFacts {
             source: &source,
             rustc_verbose: "rustc 1.95.0\nLLVM version: 20",

@@ -317,4 +317,4 @@ pub fn embed(objcopy: &Path, path: &Path, section: &[u8]) -> Result<()> {
 mod tree;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -129,3 +129,113 @@ fn json(bytes: &[u8]) -> Result<Value> {
 fn text(value: &Value) -> String {
     value.as_str().unwrap_or_default().to_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provenance::{BuildFacts, write_records};
+    use crate::sbom::{LinkedCrate, LinkedCrates};
+
+    /// A dist holding one small real ELF (`/bin/true`) with an embedded list, and its records.
+    fn small_dist(dist: &Path) -> Artifact {
+        let linked = LinkedCrates {
+            crates: vec![
+                LinkedCrate {
+                    name: "demo".into(),
+                    version: "0.1.0".into(),
+                    source: None,
+                    dependencies: vec![1],
+                    root: true,
+                },
+                LinkedCrate {
+                    name: "serde".into(),
+                    version: "1.0.228".into(),
+                    source: Some("registry+https://github.com/rust-lang/crates.io-index".into()),
+                    dependencies: vec![],
+                    root: false,
+                },
+            ],
+        };
+        let section = linked.section_bytes().unwrap();
+        for copy in ["generic/bin/demo", "generic/unstripped/bin/demo"] {
+            let path = dist.join(copy);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::copy("/bin/true", &path).unwrap();
+            sbom::embed(&crate::sbom::tests::rust_objcopy(), &path, &section).unwrap();
+        }
+        let (source, mut artifact) =
+            crate::provenance::tests::sample("generic/bin/demo", "generic", "");
+        artifact.sha256 = hash_file(&dist.join("generic/bin/demo")).unwrap().0;
+        artifact.unstripped_path = Some("generic/unstripped/bin/demo".into());
+        let facts = BuildFacts {
+            source: &source,
+            rustc_verbose: "rustc 1.95.0",
+            repository: "https://example.org/r",
+            features: &[],
+        };
+        write_records(dist, [&artifact], &linked, &facts).unwrap();
+        artifact
+    }
+
+    #[test]
+    fn records_that_agree_pass_and_each_kind_of_disagreement_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let dist = dir.path();
+        let artifact = small_dist(dist);
+        check_artifact(dist, &artifact).unwrap();
+        assert_eq!(
+            embedded_crates(&dist.join("generic/bin/demo"))
+                .unwrap()
+                .len(),
+            2
+        );
+        let error = |dist: &Path| format!("{:#}", check_artifact(dist, &artifact).unwrap_err());
+
+        // An SBOM that lists a crate the binary does not carry.
+        let sbom_path = dist.join("generic/sbom/bin/demo.cdx.json");
+        let original = fs::read(&sbom_path).unwrap();
+        let mut bom: Value = serde_json::from_slice(&original).unwrap();
+        bom["components"][0]["version"] = "1.0.0".into();
+        fs::write(&sbom_path, serde_json::to_vec(&bom).unwrap()).unwrap();
+        assert!(error(dist).contains("another SBOM"), "{}", error(dist));
+        // Even with the provenance re-pointed at the edited SBOM, the lists differ.
+        let statement_path = dist.join("generic/provenance/bin/demo.intoto.json");
+        let mut statement: Value =
+            serde_json::from_slice(&fs::read(&statement_path).unwrap()).unwrap();
+        statement["predicate"]["runDetails"]["byproducts"][0]["digest"]["sha256"] =
+            sha256_hex(&fs::read(&sbom_path).unwrap()).into();
+        fs::write(&statement_path, serde_json::to_vec(&statement).unwrap()).unwrap();
+        assert!(error(dist).contains("differ"), "{}", error(dist));
+
+        // A changed binary no longer matches the provenance's subject.
+        let again = tempfile::tempdir().unwrap();
+        small_dist(again.path());
+        let binary = again.path().join("generic/bin/demo");
+        let mut bytes = fs::read(&binary).unwrap();
+        bytes.push(0);
+        fs::write(&binary, bytes).unwrap();
+        assert!(
+            error(again.path()).contains("subject"),
+            "{}",
+            error(again.path())
+        );
+
+        // An unstripped copy without the list.
+        let third = tempfile::tempdir().unwrap();
+        small_dist(third.path());
+        fs::copy(
+            "/bin/true",
+            third.path().join("generic/unstripped/bin/demo"),
+        )
+        .unwrap();
+        assert!(
+            error(third.path()).contains("unstripped"),
+            "{}",
+            error(third.path())
+        );
+
+        // A missing record.
+        fs::remove_file(third.path().join("generic/sbom/bin/demo.cdx.json")).unwrap();
+        assert!(error(third.path()).contains("rerun `cargo xtask dist`"));
+    }
+}
