@@ -5,7 +5,8 @@
 //!
 //! No time stamps and no host names: the statement is a function of the inputs, like the
 //! artifact, so two builders that agree on the artifact also agree on its provenance.
-//! Statements are unsigned here; `cargo xtask dist --sign-key` signs them with the SBOMs.
+//! Statements are unsigned here; `cargo xtask sign` signs them, with every other dist file,
+//! through `dist/SHA256SUMS` (crate::sign).
 
 pub mod check;
 pub mod referrer;
