@@ -289,6 +289,14 @@ fn run_ffi_tests(workspace: &Workspace) -> Result<()> {
     if ran == 0 {
         bail!("this CPU can run none of the Python module's variants; no FFI test ran");
     }
+    // The SBOMs against the official CycloneDX schema, the provenance's shape (issue 14).
+    eprintln!("--> supply-chain records of dist/ (tests/supply/check_records.py)");
+    process::run(
+        Command::new(&python)
+            .arg(workspace.root.join("tests/supply/check_records.py"))
+            .arg(&dist_dir),
+    )
+    .context("dist/'s SBOM or provenance records fail their formats")?;
     Ok(())
 }
 

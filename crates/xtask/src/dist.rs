@@ -42,6 +42,7 @@ pub use manifest::{
 use crate::metadata::{CrateSpec, Role, VariantSpec, Workspace};
 use crate::prereq;
 use crate::timing::{Steps, human};
+use crate::{provenance, sbom};
 
 /// The cargo profile of the Python module's dist builds (see the root Cargo.toml).
 pub const PYTHON_MODULE_PROFILE: &str = "audit";
@@ -344,6 +345,7 @@ fn build_jobs(
     steps: &mut Steps,
 ) -> Result<Vec<Built>> {
     let staging = request.out.join(".staging");
+    let rustc_verbose = provenance::rustc_verbose(&request.workspace.root)?;
     let progress = ProgressBar::new(jobs.len() as u64);
     progress.set_style(
         ProgressStyle::with_template(
@@ -395,12 +397,17 @@ fn build_jobs(
         steps.time(
             format!("stage {} × {}", job.variant.name, job.target),
             || {
+                // What each crate links, from cargo's resolution for this job's target and
+                // features: embedded in the artifact, and its SBOM (crate::sbom).
+                let features = job_features(job);
+                let resolved = sbom::resolve(&request.workspace.root, &job.target, &features)?;
                 for spec in &job.specs {
                     let crate_outputs = outputs
                         .get(&spec.manifest_path)
                         .cloned()
                         .unwrap_or_default();
-                    built.extend(collect::collect(
+                    let linked = sbom::LinkedCrates::of(&resolved, &spec.name)?;
+                    let items = collect::collect(
                         job,
                         spec,
                         toolchain,
@@ -408,7 +415,28 @@ fn build_jobs(
                         &staging,
                         &crate_outputs,
                         &invocation.log_path,
-                    )?);
+                        &linked.section_bytes()?,
+                    )?;
+                    let repository = resolved
+                        .metadata
+                        .workspace_packages()
+                        .into_iter()
+                        .find(|p| p.name.as_str() == spec.name)
+                        .and_then(|p| p.repository.clone())
+                        .unwrap_or_default();
+                    let facts = provenance::BuildFacts {
+                        source: &request.source,
+                        rustc_verbose: &rustc_verbose,
+                        repository: &repository,
+                        features: &features,
+                    };
+                    provenance::write_records(
+                        &staging,
+                        items.iter().map(|b| &b.artifact),
+                        &linked,
+                        &facts,
+                    )?;
+                    built.extend(items);
                 }
                 Ok(())
             },
@@ -417,6 +445,18 @@ fn build_jobs(
     }
     progress.finish_and_clear();
     Ok(built)
+}
+
+/// The cargo features a job enables (`package/feature`): the Python module's bindings.
+fn job_features(job: &Job<'_>) -> Vec<String> {
+    job.specs
+        .iter()
+        .filter(|spec| spec.role == Role::PythonModule)
+        .filter_map(|spec| {
+            let feature = spec.python_feature.as_deref()?;
+            Some(format!("{}/{feature}", spec.name))
+        })
+        .collect()
 }
 
 /// The final table: crate, variant, when it was ready within its job, shipped size.

@@ -25,5 +25,8 @@ pub mod nix_check;
 pub mod nix_offline;
 pub mod prereq;
 pub mod process;
+pub mod provenance;
+pub mod sbom;
+pub mod sign;
 pub mod timing;
 pub mod verify;

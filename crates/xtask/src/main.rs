@@ -22,6 +22,8 @@ enum Command {
     Verify(xtask::verify::VerifyArgs),
     /// OCI images of every server from dist/ (a tag per variant, `latest` dispatches by CPU).
     Image(xtask::image::ImageArgs),
+    /// Sign dist/ with an OpenSSH key (SHA256SUMS + SHA256SUMS.sig), or `--verify` it.
+    Sign(xtask::sign::SignArgs),
     /// Offline checks of the Nix flake: every .nix parses, lib and wiring tests, flake.lock.
     NixCheck,
     /// Build the flake with real Nix >= 2.31 offline (pinned inputs from CRANE_SRC etc.).
@@ -50,6 +52,10 @@ fn main() -> Result<()> {
             xtask::verify::run(&workspace, &args).map(drop)
         }
         Command::Image(args) => xtask::image::run(&workspace, &args),
+        Command::Sign(args) => {
+            prereq::ensure(&workspace.root, &Needs::new("sign", [prereq::Use::Sign]))?;
+            xtask::sign::run(&workspace.root.join("dist"), &args)
+        }
         Command::NixCheck => xtask::nix_check::run(&workspace.root),
         Command::NixOffline(args) => xtask::nix_offline::run(&workspace, &args),
         Command::Bench(args) => xtask::bench::run(&workspace, &args),

@@ -46,6 +46,8 @@ pub enum Use {
     Nix,
     /// The flake built with real Nix in a Debian sid chroot (`cargo xtask nix-offline`).
     NixOffline,
+    /// Signing a dist and checking its signature (`cargo xtask sign`).
+    Sign,
 }
 
 impl Use {
@@ -63,6 +65,7 @@ impl Use {
             Use::ImageSmoke => "image smoke test",
             Use::Nix => "Nix checks",
             Use::NixOffline => "Nix offline build",
+            Use::Sign => "signing",
         }
     }
 }
@@ -234,6 +237,13 @@ pub const PROGRAMS: &[Program] = &[
         debian: "curl",
         used_by: &[Use::NixOffline],
         why: "the Nix offline build downloads the Rust release's channel manifest fenix pins",
+    },
+    Program {
+        name: "ssh-keygen",
+        probe: Probe::OnPath("ssh-keygen"),
+        debian: "openssh-client",
+        used_by: &[Use::Sign, Use::Test],
+        why: "signs dist/SHA256SUMS with the user's key and verifies it (OpenSSH SSHSIG format)",
     },
 ];
 

@@ -105,6 +105,9 @@ pub fn run(workspace: &Workspace, args: &VerifyArgs) -> Result<Report> {
         .unwrap_or_else(|| workspace.root.join("dist"));
     let manifest = Manifest::load(&dist_dir)?;
     let mut report = audit(workspace, &dist_dir, &manifest)?;
+    // SBOM, provenance and embedded list agree with each binary (issue 14).
+    let records = crate::provenance::check::dist_records(&dist_dir, &manifest);
+    report.failures.extend(records);
     if args.rebuild {
         let reproducibility = rebuild::rebuild(
             workspace,

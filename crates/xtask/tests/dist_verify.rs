@@ -60,6 +60,9 @@ fn dist_and_verify_the_python_module_in_every_variant() {
     // The real artifacts pass every rule.
     let report = verify::audit(&workspace, out.path(), &manifest).unwrap();
     assert!(report.failures.is_empty(), "{:#?}", report.failures);
+    // Their SBOMs, provenance and embedded dependency lists agree (issue 14).
+    let records = xtask::provenance::check::dist_records(out.path(), &manifest);
+    assert!(records.is_empty(), "{records:#?}");
     let library = |variant: &str| {
         report
             .artifacts

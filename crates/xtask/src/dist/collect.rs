@@ -23,7 +23,12 @@ pub struct Built {
 }
 
 /// Copies one crate's outputs into `staging/<variant>/`: stripped into
-/// `bin/`/`lib/`/`python/`, unstripped into `unstripped/`.
+/// `bin/`/`lib/`/`python/`, unstripped into `unstripped/`. Both copies carry
+/// `dependency_list` (see [`crate::sbom`]).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site, in dist.rs; each argument is a distinct input of the copy"
+)]
 pub fn collect(
     job: &Job<'_>,
     spec: &CrateSpec,
@@ -32,6 +37,7 @@ pub fn collect(
     staging: &Path,
     outputs: &CargoOutputs,
     log_path: &Path,
+    dependency_list: &[u8],
 ) -> Result<Vec<Built>> {
     let variant_dir = staging.join(&job.variant.name);
     let mut placed: Vec<(ArtifactKind, PathBuf, Option<PathBuf>)> = Vec::new();
@@ -51,6 +57,7 @@ pub fn collect(
                 copy_file(built, &unstripped)?;
                 let shipped = variant_dir.join("bin").join(bin);
                 strip(toolchain, &unstripped, &shipped)?;
+                embed_both(toolchain, &[&unstripped, &shipped], dependency_list)?;
                 placed.push((ArtifactKind::ServerBinary, shipped, Some(unstripped)));
             }
         }
@@ -70,6 +77,7 @@ pub fn collect(
             copy_file(built, &unstripped)?;
             let shipped = variant_dir.join(format!("lib/lib{lib_name}.so"));
             strip(toolchain, &unstripped, &shipped)?;
+            embed_both(toolchain, &[&unstripped, &shipped], dependency_list)?;
             placed.push((
                 ArtifactKind::SharedLibrary,
                 shipped.clone(),
@@ -156,6 +164,14 @@ fn strip(toolchain: &Toolchain, input: &Path, output: &Path) -> Result<()> {
             .arg(output),
     )
     .map(drop)
+}
+
+/// Adds the dependency list after stripping (which would remove it: it is not loaded).
+fn embed_both(toolchain: &Toolchain, files: &[&Path], dependency_list: &[u8]) -> Result<()> {
+    for file in files {
+        crate::sbom::embed(&toolchain.objcopy, file, dependency_list)?;
+    }
+    Ok(())
 }
 
 fn copy_file(from: &Path, to: &Path) -> Result<()> {

@@ -154,6 +154,31 @@ pub fn build_images(
         };
         let dir = out.join(&server.name);
         let images = write_crate_images(&request, &dir)?;
+        // Each image's artifacts' SBOM and provenance, as OCI 1.1 referrers (issue 14).
+        let mut records: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (variant, artifact) in &artifacts {
+            records.insert((*variant).to_owned(), vec![artifact.path.clone()]);
+        }
+        for (arch, binary) in &request.foreign_baselines {
+            let path = binary.path.strip_prefix(dist).unwrap_or(&binary.path);
+            records.insert(
+                platform::foreign_tag(&binary.variant, arch),
+                vec![path.to_string_lossy().into_owned()],
+            );
+        }
+        if let Some(launcher) = &request.launcher {
+            let mut held: Vec<String> = artifacts.iter().map(|(_, a)| a.path.clone()).collect();
+            match launcher.strip_prefix(dist) {
+                Ok(path) => held.push(path.to_string_lossy().into_owned()),
+                Err(_) => eprintln!(
+                    "image: {}: `{DISPATCH_TAG}` gets no SBOM or provenance of --launcher {} (not from dist)",
+                    server.name,
+                    launcher.display()
+                ),
+            }
+            records.insert(DISPATCH_TAG.to_owned(), held);
+        }
+        crate::provenance::referrer::attach_dist_records(&dir, dist, &images, &records)?;
         let server_json = registry.write_server_json(server, &dist.join("mcp-registry"))?;
         built.push(BuiltLayout {
             crate_name: server.name.clone(),

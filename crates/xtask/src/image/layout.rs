@@ -314,7 +314,8 @@ fn write_nested_index(
         .build()?)
 }
 
-fn write_blob(blobs: &Path, media_type: MediaType, data: &[u8]) -> Result<Descriptor> {
+/// Writes `data` as a blob (once: blobs are content-addressed); returns its descriptor.
+pub(crate) fn write_blob(blobs: &Path, media_type: MediaType, data: &[u8]) -> Result<Descriptor> {
     let hex = sha256_hex(data);
     let path: PathBuf = blobs.join(&hex);
     if !path.exists() {
