@@ -1,0 +1,160 @@
+//! The Python wheel of `cargo xtask dist`: one abi3 wheel per architecture holding the
+//! baseline build of the extension module and the build of every faster variant, so that
+//! `import mcp_rust_core` can choose on the user's CPU (see the package's `__init__.py`).
+//!
+//! Layout (`<m>` is the module name):
+//!
+//! ```text
+//! <m>/__init__.py, __init__.pyi, py.typed     the package sources
+//! <m>/<m>.abi3.so                            the baseline variant (loads on any CPU)
+//! <m>/_variants/<variant>/<m>.abi3.so        every other variant of the architecture
+//! <name>-<version>.dist-info/{METADATA,WHEEL,RECORD}
+//! ```
+//!
+//! The platform tag comes from the modules themselves: the newest `GLIBC_2.N` symbol
+//! version any of them needs gives `manylinux_2_N` (PEP 600), and a module that needs a
+//! library outside the manylinux set (libpython above all) is an error, not a wheel that
+//! `auditwheel show` would reject.
+//!
+//! - [`metadata`]: name, version, tags, `METADATA`/`WHEEL` from `pyproject.toml`;
+//! - [`elf`]: what each module needs from the system;
+//! - [`archive`]: the reproducible zip and its `RECORD`;
+//! - [`install_test`]: the wheel installed into fresh venvs of the oldest and newest
+//!   supported Pythons, with the FFI tests and `auditwheel show` (`cargo xtask ci`).
+
+pub mod archive;
+pub mod elf;
+pub mod install_test;
+pub mod metadata;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use archive::Entry;
+use elf::Linkage;
+use metadata::Metadata;
+
+/// Everything a wheel is made of.
+#[derive(Debug, Clone)]
+pub struct WheelInputs {
+    /// The crate directory, holding `pyproject.toml`.
+    pub crate_dir: PathBuf,
+    pub crate_version: String,
+    /// The import name (`mcp_rust_core`).
+    pub module: String,
+    /// Rust's `target_arch` of the modules (`x86_64`), also the platform tag's suffix.
+    pub arch: String,
+    /// The package's Python files (`__init__.py`, stubs, `py.typed`).
+    pub sources: Vec<PathBuf>,
+    /// The baseline variant's extension module.
+    pub baseline: PathBuf,
+    /// The other variants' extension modules, by variant name.
+    pub variants: Vec<(String, PathBuf)>,
+}
+
+/// A written wheel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wheel {
+    pub path: PathBuf,
+    /// `cp39-abi3-manylinux_2_17_x86_64`, ...
+    pub tags: Vec<String>,
+    /// Paths inside the archive, in archive order.
+    pub files: Vec<String>,
+}
+
+/// `e_machine` of `arch`'s ELF files.
+fn elf_machine(arch: &str) -> Result<u16> {
+    match arch {
+        "x86_64" => Ok(object::elf::EM_X86_64.0),
+        "aarch64" => Ok(object::elf::EM_AARCH64.0),
+        other => bail!("no wheel platform tag is known for architecture {other}"),
+    }
+}
+
+/// Checks one extension module and returns the newest glibc minor version it needs.
+fn check_extension(path: &Path, module: &str, arch: &str) -> Result<u32> {
+    let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let check = || -> Result<u32> {
+        let linkage = Linkage::read(&data)?;
+        if linkage.machine != elf_machine(arch)? {
+            bail!("it is not an {arch} ELF file (e_machine {})", linkage.machine);
+        }
+        linkage.check_system_libraries()?;
+        let init = format!("PyInit_{module}");
+        if !linkage.exports.contains(&init) {
+            bail!("it does not export {init}, so Python cannot import it as {module}");
+        }
+        linkage.glibc_minor()
+    };
+    check().with_context(|| format!("extension module {}", path.display()))
+}
+
+/// Assembles the wheel into `out_dir` and returns it.
+pub fn build(inputs: &WheelInputs, out_dir: &Path) -> Result<Wheel> {
+    let metadata = Metadata::read(&inputs.crate_dir.join("pyproject.toml"), &inputs.crate_version)?;
+    let module = &inputs.module;
+    let extension = format!("{module}.abi3.so");
+
+    let mut glibc_minor = check_extension(&inputs.baseline, module, &inputs.arch)?;
+    let mut entries = Vec::new();
+    for source in &inputs.sources {
+        let name = source
+            .file_name()
+            .and_then(|n| n.to_str())
+            .with_context(|| format!("{} has no UTF-8 file name", source.display()))?;
+        let data = std::fs::read(source).with_context(|| format!("reading {}", source.display()))?;
+        entries.push(Entry::file(format!("{module}/{name}"), data));
+    }
+    let mut extensions = vec![(format!("{module}/{extension}"), &inputs.baseline)];
+    for (variant, path) in &inputs.variants {
+        glibc_minor = glibc_minor.max(check_extension(path, module, &inputs.arch)?);
+        extensions.push((format!("{module}/_variants/{variant}/{extension}"), path));
+    }
+    for (archive_path, path) in extensions {
+        let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        entries.push(Entry {
+            path: archive_path,
+            data,
+            executable: true,
+        });
+    }
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    if let Some(pair) = entries.windows(2).find(|pair| pair[0].path == pair[1].path) {
+        bail!("two files would be {} in the wheel", pair[0].path);
+    }
+
+    let python_tag = format!("cp3{}", metadata.python_minor);
+    let platforms = metadata::platform_tags(glibc_minor, &inputs.arch);
+    let tags: Vec<String> = platforms
+        .iter()
+        .map(|platform| format!("{python_tag}-abi3-{platform}"))
+        .collect();
+    let dist_info = metadata.dist_info();
+    entries.push(Entry::file(
+        format!("{dist_info}/METADATA"),
+        metadata.metadata_file(),
+    ));
+    entries.push(Entry::file(
+        format!("{dist_info}/WHEEL"),
+        metadata.wheel_file(&tags),
+    ));
+    let record_path = format!("{dist_info}/RECORD");
+    let record = archive::record(&entries, &record_path);
+    entries.push(Entry::file(record_path, record));
+
+    let file_name = format!(
+        "{}-{}-{python_tag}-abi3-{}.whl",
+        metadata.file_name(),
+        metadata.version,
+        platforms.join(".")
+    );
+    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let path = out_dir.join(file_name);
+    archive::write_zip(&path, &entries)?;
+    Ok(Wheel {
+        path,
+        tags,
+        files: entries.into_iter().map(|e| e.path).collect(),
+    })
+}
