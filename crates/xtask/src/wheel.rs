@@ -35,6 +35,13 @@ use archive::Entry;
 use elf::Linkage;
 use metadata::Metadata;
 
+use crate::dist::BASELINE_CPU;
+use crate::dist::manifest::Manifest;
+use crate::metadata::{CrateSpec, Role};
+
+/// Where `cargo xtask dist` puts the wheels, under its output directory.
+pub const WHEELS_DIR: &str = "wheels";
+
 /// Everything a wheel is made of.
 #[derive(Debug, Clone)]
 pub struct WheelInputs {
@@ -157,4 +164,73 @@ pub fn build(inputs: &WheelInputs, out_dir: &Path) -> Result<Wheel> {
         tags,
         files: entries.into_iter().map(|e| e.path).collect(),
     })
+}
+
+/// The wheels of a published `dist/` (`out`): one per Python-module crate in `crates`, made
+/// of the baseline variant's package and every other variant `manifest` lists. Replaces
+/// `out/wheels/`. No wheel (said loudly) when the baseline variant was not built, since a
+/// wheel without it would not import on every CPU its tag promises.
+pub fn from_dist(out: &Path, manifest: &Manifest, crates: &[&CrateSpec]) -> Result<Vec<Wheel>> {
+    let wheels_dir = out.join(WHEELS_DIR);
+    if wheels_dir.exists() {
+        std::fs::remove_dir_all(&wheels_dir)
+            .with_context(|| format!("removing stale {}", wheels_dir.display()))?;
+    }
+    let modules: Vec<&&CrateSpec> = crates
+        .iter()
+        .filter(|spec| spec.role == Role::PythonModule)
+        .collect();
+    if modules.is_empty() {
+        return Ok(Vec::new());
+    }
+    let Some(baseline) = manifest
+        .variants
+        .iter()
+        .find(|v| v.target_cpu == BASELINE_CPU)
+    else {
+        eprintln!(
+            "NOTE: no wheel: the baseline variant (target-cpu {BASELINE_CPU}) was not built in \
+             this run; run `cargo xtask dist` without --variant to get one"
+        );
+        return Ok(Vec::new());
+    };
+    let mut wheels = Vec::new();
+    for spec in modules {
+        let module = spec
+            .python_module
+            .clone()
+            .with_context(|| format!("crate `{}` has no python-module name", spec.name))?;
+        let extension = format!("{module}.abi3.so");
+        let package_of = |variant: &str| out.join(variant).join("python").join(&module);
+        let baseline_package = package_of(&baseline.name);
+        let mut sources = Vec::new();
+        for entry in std::fs::read_dir(&baseline_package)
+            .with_context(|| format!("reading {}", baseline_package.display()))?
+        {
+            let path = entry?.path();
+            if path.is_file() && !path.to_string_lossy().ends_with(".so") {
+                sources.push(path);
+            }
+        }
+        sources.sort();
+        let inputs = WheelInputs {
+            crate_dir: spec.dir().to_owned(),
+            crate_version: spec.version.clone(),
+            module: module.clone(),
+            arch: std::env::consts::ARCH.to_owned(),
+            sources,
+            baseline: baseline_package.join(&extension),
+            variants: manifest
+                .variants
+                .iter()
+                .filter(|v| v.name != baseline.name)
+                .map(|v| (v.name.clone(), package_of(&v.name).join(&extension)))
+                .collect(),
+        };
+        let wheel = build(&inputs, &wheels_dir)
+            .with_context(|| format!("building the wheel of `{}`", spec.name))?;
+        eprintln!("wrote {} ({})", wheel.path.display(), wheel.tags.join(", "));
+        wheels.push(wheel);
+    }
+    Ok(wheels)
 }
