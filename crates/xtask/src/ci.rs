@@ -286,7 +286,7 @@ fn run_ffi_tests(workspace: &Workspace) -> Result<()> {
     if ran == 0 {
         bail!("this CPU can run none of the Python module's variants; no FFI test ran");
     }
-    Ok(())
+    crate::wheel::install_test::run_dist(&workspace.root, &dist_dir, &workspace.target_dir)
 }
 
 /// `target/ffi-venv` with numpy, created on first use; returns its python.

@@ -85,7 +85,10 @@ fn check_extension(path: &Path, module: &str, arch: &str) -> Result<u32> {
     let check = || -> Result<u32> {
         let linkage = Linkage::read(&data)?;
         if linkage.machine != elf_machine(arch)? {
-            bail!("it is not an {arch} ELF file (e_machine {})", linkage.machine);
+            bail!(
+                "it is not an {arch} ELF file (e_machine {})",
+                linkage.machine
+            );
         }
         linkage.check_system_libraries()?;
         let init = format!("PyInit_{module}");
@@ -99,7 +102,10 @@ fn check_extension(path: &Path, module: &str, arch: &str) -> Result<u32> {
 
 /// Assembles the wheel into `out_dir` and returns it.
 pub fn build(inputs: &WheelInputs, out_dir: &Path) -> Result<Wheel> {
-    let metadata = Metadata::read(&inputs.crate_dir.join("pyproject.toml"), &inputs.crate_version)?;
+    let metadata = Metadata::read(
+        &inputs.crate_dir.join("pyproject.toml"),
+        &inputs.crate_version,
+    )?;
     let module = &inputs.module;
     let extension = format!("{module}.abi3.so");
 
@@ -110,7 +116,8 @@ pub fn build(inputs: &WheelInputs, out_dir: &Path) -> Result<Wheel> {
             .file_name()
             .and_then(|n| n.to_str())
             .with_context(|| format!("{} has no UTF-8 file name", source.display()))?;
-        let data = std::fs::read(source).with_context(|| format!("reading {}", source.display()))?;
+        let data =
+            std::fs::read(source).with_context(|| format!("reading {}", source.display()))?;
         entries.push(Entry::file(format!("{module}/{name}"), data));
     }
     let mut extensions = vec![(format!("{module}/{extension}"), &inputs.baseline)];

@@ -38,7 +38,11 @@ pub fn record(entries: &[Entry], record_path: &str) -> String {
     for entry in entries {
         let digest = Sha256::digest(&entry.data);
         let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
-        text.push_str(&format!("{},sha256={hash},{}\n", entry.path, entry.data.len()));
+        text.push_str(&format!(
+            "{},sha256={hash},{}\n",
+            entry.path,
+            entry.data.len()
+        ));
     }
     text.push_str(&format!("{record_path},,\n"));
     text
@@ -48,7 +52,8 @@ pub fn record(entries: &[Entry], record_path: &str) -> String {
 /// same timestamp (the zip format's epoch, 1980-01-01 00:00) and mode 0644, or 0755 when
 /// executable, so two builds of the same contents are the same bytes.
 pub fn write_zip(path: &Path, entries: &[Entry]) -> Result<()> {
-    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut zip = ZipWriter::new(std::io::BufWriter::new(file));
     for entry in entries {
         let options = SimpleFileOptions::default()
@@ -104,7 +109,10 @@ mod tests {
         assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
 
         let mut archive = zip::ZipArchive::new(std::fs::File::open(&a).unwrap()).unwrap();
-        let names: Vec<String> = archive.file_names().map(|n| n.unwrap().into_owned()).collect();
+        let names: Vec<String> = archive
+            .file_names()
+            .map(|n| n.unwrap().into_owned())
+            .collect();
         assert_eq!(names.len(), 2);
         let native = archive.by_name("pkg/native.so").unwrap();
         assert_eq!(native.unix_mode().map(|m| m & 0o777), Some(0o755));

@@ -145,11 +145,20 @@ mod tests {
 
     #[test]
     fn the_newest_glibc_version_wins_and_private_is_refused() {
-        let l = linkage(&["libc.so.6"], &["GLIBC_2.2.5", "GLIBC_2.17", "GLIBC_2.3.4"]);
+        let l = linkage(
+            &["libc.so.6"],
+            &["GLIBC_2.2.5", "GLIBC_2.17", "GLIBC_2.3.4"],
+        );
         assert_eq!(l.glibc_minor().unwrap(), 17);
         assert_eq!(linkage(&[], &[]).glibc_minor().unwrap(), 0);
         let private = linkage(&["libc.so.6"], &["GLIBC_PRIVATE"]);
-        assert!(private.glibc_minor().unwrap_err().to_string().contains("GLIBC_PRIVATE"));
+        assert!(
+            private
+                .glibc_minor()
+                .unwrap_err()
+                .to_string()
+                .contains("GLIBC_PRIVATE")
+        );
     }
 
     #[test]
@@ -160,20 +169,31 @@ mod tests {
         let error = python.check_system_libraries().unwrap_err().to_string();
         assert!(error.contains("PYO3_BUILD_EXTENSION_MODULE"), "{error}");
         let ssl = linkage(&["libssl.so.3"], &[]);
-        assert!(ssl.check_system_libraries().unwrap_err().to_string().contains("libssl"));
+        assert!(
+            ssl.check_system_libraries()
+                .unwrap_err()
+                .to_string()
+                .contains("libssl")
+        );
     }
 
     #[test]
     fn reads_the_linkage_of_a_real_shared_library() {
         // The C library of the machine running the test is a 64-bit ELF shared library
         // that needs the dynamic loader and defines versioned symbols.
-        let candidates = ["/lib/x86_64-linux-gnu/libm.so.6", "/lib/aarch64-linux-gnu/libm.so.6"];
+        let candidates = [
+            "/lib/x86_64-linux-gnu/libm.so.6",
+            "/lib/aarch64-linux-gnu/libm.so.6",
+        ];
         let Some(path) = candidates.iter().find(|p| std::path::Path::new(p).exists()) else {
             eprintln!("SKIPPED: no libm.so.6 at {candidates:?}");
             return;
         };
         let linkage = Linkage::read(&std::fs::read(path).unwrap()).unwrap();
-        assert!(linkage.needed.iter().any(|n| n == "libc.so.6"), "{linkage:?}");
+        assert!(
+            linkage.needed.iter().any(|n| n == "libc.so.6"),
+            "{linkage:?}"
+        );
         assert!(linkage.exports.iter().any(|s| s == "remainder"));
         // libm binds libc's GLIBC_PRIVATE symbols (it ships with libc), so only the
         // versions are checked here, not the manylinux refusal.

@@ -108,7 +108,13 @@ fn fresh_venv(python: &Path, dir: &Path, packages: &[&std::ffi::OsStr]) -> Resul
     let venv_python = dir.join("bin/python");
     process::run(
         Command::new(&venv_python)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
             .args(packages),
     )?;
     Ok(venv_python)
@@ -150,11 +156,41 @@ pub fn run(workspace_root: &Path, work_dir: &Path, wheel: &Path) -> Result<()> {
         for name in CLEARED_ENV {
             command.env_remove(name);
         }
-        process::run(&mut command)
-            .with_context(|| format!("the FFI tests failed against the wheel under Python {version}"))?;
+        process::run(&mut command).with_context(|| {
+            format!("the FFI tests failed against the wheel under Python {version}")
+        })?;
     }
     let (_, newest) = &pythons[pythons.len() - 1];
     auditwheel_show(newest, &work_dir.join("auditwheel"), wheel)
+}
+
+/// [`run`] for every wheel in `dist_dir/wheels/` (the FFI step of `cargo xtask ci`); the
+/// venvs live under `target_dir/wheel-test/`. No wheel is an error: `cargo xtask dist`
+/// writes one whenever it builds the baseline variant.
+pub fn run_dist(workspace_root: &Path, dist_dir: &Path, target_dir: &Path) -> Result<()> {
+    let wheels_dir = dist_dir.join(super::WHEELS_DIR);
+    let mut wheels: Vec<PathBuf> = std::fs::read_dir(&wheels_dir)
+        .with_context(|| {
+            format!(
+                "reading {}: run `cargo xtask dist` (with the baseline variant) first",
+                wheels_dir.display()
+            )
+        })?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "whl"))
+        .collect();
+    wheels.sort();
+    if wheels.is_empty() {
+        bail!(
+            "{} holds no wheel: run `cargo xtask dist` (with the baseline variant) first",
+            wheels_dir.display()
+        );
+    }
+    for wheel in &wheels {
+        eprintln!("--> wheel install test: {}", wheel.display());
+        run(workspace_root, &target_dir.join("wheel-test"), wheel)?;
+    }
+    Ok(())
 }
 
 /// Runs `auditwheel show` and checks it names the wheel's own platform tag.
@@ -179,7 +215,9 @@ fn auditwheel_show(python: &Path, venv: &Path, wheel: &Path) -> Result<()> {
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
-        .contains(&format!("consistent with the following platform tag: \"{platform}\""));
+        .contains(&format!(
+            "consistent with the following platform tag: \"{platform}\""
+        ));
     if !consistent {
         bail!("auditwheel does not confirm the wheel's platform tag {platform}:\n{report}");
     }
@@ -194,6 +232,11 @@ mod tests {
     fn a_missing_version_is_an_error_with_the_fix() {
         let found = candidates("3.99");
         assert!(found.iter().all(|p| p.ends_with("python3.99")));
-        assert!(find_python("3.99").unwrap_err().to_string().contains("pyenv install 3.99"));
+        assert!(
+            find_python("3.99")
+                .unwrap_err()
+                .to_string()
+                .contains("pyenv install 3.99")
+        );
     }
 }

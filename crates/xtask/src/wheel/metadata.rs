@@ -51,8 +51,7 @@ impl Metadata {
     pub fn read(pyproject: &Path, crate_version: &str) -> Result<Metadata> {
         let text = std::fs::read_to_string(pyproject)
             .with_context(|| format!("reading {}", pyproject.display()))?;
-        Metadata::parse(&text, crate_version)
-            .with_context(|| format!("in {}", pyproject.display()))
+        Metadata::parse(&text, crate_version).with_context(|| format!("in {}", pyproject.display()))
     }
 
     fn parse(text: &str, crate_version: &str) -> Result<Metadata> {
@@ -144,7 +143,11 @@ fn oldest_python_minor(requires_python: &str) -> Result<u32> {
 /// (cargo's `-alpha.1` has no unambiguous PEP 440 spelling here).
 fn pep440_version(version: &str) -> Result<String> {
     let parts: Vec<&str> = version.split('.').collect();
-    if parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+    if parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    {
         Ok(version.to_owned())
     } else {
         bail!("crate version {version:?} is not a plain X.Y.Z release, which the wheel needs")
@@ -202,14 +205,21 @@ dynamic = ["version"]
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../mcp-rust-core/pyproject.toml");
         let metadata = Metadata::read(&path, "1.2.3").unwrap();
         assert_eq!(metadata.file_name(), "mcp_rust_core");
-        assert!(metadata.requires_dist.iter().any(|d| d.starts_with("numpy")));
+        assert!(
+            metadata
+                .requires_dist
+                .iter()
+                .any(|d| d.starts_with("numpy"))
+        );
     }
 
     #[test]
     fn bad_versions_and_floors_are_errors() {
         assert!(Metadata::parse(PYPROJECT, "0.1.0-alpha.1").is_err());
         let no_floor = PYPROJECT.replace(">=3.9", "~=3.9");
-        assert!(format!("{:#}", Metadata::parse(&no_floor, "0.1.0").unwrap_err()).contains("floor"));
+        assert!(
+            format!("{:#}", Metadata::parse(&no_floor, "0.1.0").unwrap_err()).contains("floor")
+        );
         assert!(Metadata::parse("[tool.x]\n", "0.1.0").is_err());
     }
 
