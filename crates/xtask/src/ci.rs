@@ -286,6 +286,9 @@ fn run_ffi_tests(workspace: &Workspace) -> Result<()> {
     if ran == 0 {
         bail!("this CPU can run none of the Python module's variants; no FFI test ran");
     }
+    let crates: Vec<_> = workspace.shipped_crates().collect();
+    let rebuild = workspace.target_dir.join("wheel-test/rebuilt");
+    crate::wheel::check_reproducible(&dist_dir, &crates, &rebuild)?;
     crate::wheel::install_test::run_dist(&workspace.root, &dist_dir, &workspace.target_dir)
 }
 

@@ -12,17 +12,20 @@
 //! ```
 //!
 //! The platform tag comes from the modules themselves: the newest `GLIBC_2.N` symbol
-//! version any of them needs gives `manylinux_2_N` (PEP 600), and a module that needs a
+//! version any of them needs gives `manylinux_2_N` (PEP 600), musl gives `musllinux_1_2`
+//! (PEP 656), and a module that needs a
 //! library outside the manylinux set (libpython above all) is an error, not a wheel that
 //! `auditwheel show` would reject.
 //!
 //! - [`metadata`]: name, version, tags, `METADATA`/`WHEEL` from `pyproject.toml`;
 //! - [`elf`]: what each module needs from the system;
 //! - [`archive`]: the reproducible zip and its `RECORD`;
-//! - [`install_test`]: the wheel installed into fresh venvs of the oldest and newest
-//!   supported Pythons, with the FFI tests and `auditwheel show` (`cargo xtask ci`).
+//! - [`install_test`]: the wheel installed into fresh venvs of the host's Python and of the
+//!   oldest and newest supported ones, with the FFI tests and `auditwheel show`;
+//! - [`debian`]: those other Pythons, from cached Debian chroots.
 
 pub mod archive;
+pub mod debian;
 pub mod elf;
 pub mod install_test;
 pub mod metadata;
@@ -32,7 +35,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use archive::Entry;
-use elf::Linkage;
+use elf::{Libc, Linkage};
 use metadata::Metadata;
 
 use crate::dist::BASELINE_CPU;
@@ -79,10 +82,10 @@ fn elf_machine(arch: &str) -> Result<u16> {
     }
 }
 
-/// Checks one extension module and returns the newest glibc minor version it needs.
-fn check_extension(path: &Path, module: &str, arch: &str) -> Result<u32> {
+/// Checks one extension module and returns the C library (and glibc version) it needs.
+fn check_extension(path: &Path, module: &str, arch: &str) -> Result<Libc> {
     let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let check = || -> Result<u32> {
+    let check = || -> Result<Libc> {
         let linkage = Linkage::read(&data)?;
         if linkage.machine != elf_machine(arch)? {
             bail!(
@@ -95,7 +98,7 @@ fn check_extension(path: &Path, module: &str, arch: &str) -> Result<u32> {
         if !linkage.exports.contains(&init) {
             bail!("it does not export {init}, so Python cannot import it as {module}");
         }
-        linkage.glibc_minor()
+        linkage.libc()
     };
     check().with_context(|| format!("extension module {}", path.display()))
 }
@@ -109,7 +112,7 @@ pub fn build(inputs: &WheelInputs, out_dir: &Path) -> Result<Wheel> {
     let module = &inputs.module;
     let extension = format!("{module}.abi3.so");
 
-    let mut glibc_minor = check_extension(&inputs.baseline, module, &inputs.arch)?;
+    let mut libc = check_extension(&inputs.baseline, module, &inputs.arch)?;
     let mut entries = Vec::new();
     for source in &inputs.sources {
         let name = source
@@ -122,7 +125,20 @@ pub fn build(inputs: &WheelInputs, out_dir: &Path) -> Result<Wheel> {
     }
     let mut extensions = vec![(format!("{module}/{extension}"), &inputs.baseline)];
     for (variant, path) in &inputs.variants {
-        glibc_minor = glibc_minor.max(check_extension(path, module, &inputs.arch)?);
+        match (libc, check_extension(path, module, &inputs.arch)?) {
+            (Libc::Glibc { minor }, Libc::Glibc { minor: other }) => {
+                libc = Libc::Glibc {
+                    minor: minor.max(other),
+                }
+            }
+            (Libc::Musl, Libc::Musl) => {}
+            _ => bail!(
+                "{} and {} are linked against different C libraries (glibc and musl); one \
+                 wheel cannot hold both",
+                inputs.baseline.display(),
+                path.display()
+            ),
+        }
         extensions.push((format!("{module}/_variants/{variant}/{extension}"), path));
     }
     for (archive_path, path) in extensions {
@@ -139,7 +155,7 @@ pub fn build(inputs: &WheelInputs, out_dir: &Path) -> Result<Wheel> {
     }
 
     let python_tag = format!("cp3{}", metadata.python_minor);
-    let platforms = metadata::platform_tags(glibc_minor, &inputs.arch);
+    let platforms = metadata::platform_tags(libc, &inputs.arch);
     let tags: Vec<String> = platforms
         .iter()
         .map(|platform| format!("{python_tag}-abi3-{platform}"))
@@ -178,9 +194,54 @@ pub fn build(inputs: &WheelInputs, out_dir: &Path) -> Result<Wheel> {
 /// `out/wheels/`. No wheel (said loudly) when the baseline variant was not built, since a
 /// wheel without it would not import on every CPU its tag promises.
 pub fn from_dist(out: &Path, manifest: &Manifest, crates: &[&CrateSpec]) -> Result<Vec<Wheel>> {
-    let wheels_dir = out.join(WHEELS_DIR);
+    from_dist_into(out, manifest, crates, &out.join(WHEELS_DIR))
+}
+
+/// Builds the wheels of `dist_dir` again into `rebuild_dir` and fails unless each is the
+/// same bytes as the one in `dist_dir/wheels/` (`cargo xtask ci`: the wheel is a pure
+/// function of the published modules and sources, with no time or order in it).
+pub fn check_reproducible(
+    dist_dir: &Path,
+    crates: &[&CrateSpec],
+    rebuild_dir: &Path,
+) -> Result<()> {
+    let manifest = Manifest::load(dist_dir)?;
+    for wheel in from_dist_into(dist_dir, &manifest, crates, rebuild_dir)? {
+        let name = wheel.path.file_name().unwrap_or_default();
+        let published = dist_dir.join(WHEELS_DIR).join(name);
+        let (a, b) = (std::fs::read(&published), std::fs::read(&wheel.path));
+        match (a, b) {
+            (Ok(a), Ok(b)) if a == b => {
+                eprintln!(
+                    "--> wheel rebuilt byte for byte: {}",
+                    name.to_string_lossy()
+                )
+            }
+            (Ok(_), Ok(_)) => bail!(
+                "the wheel is not reproducible: {} and its rebuild {} differ",
+                published.display(),
+                wheel.path.display()
+            ),
+            (Err(error), _) => {
+                return Err(error).with_context(|| format!("reading {}", published.display()));
+            }
+            (_, Err(error)) => {
+                return Err(error).with_context(|| format!("reading {}", wheel.path.display()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`from_dist`], writing into `wheels_dir` (replaced).
+fn from_dist_into(
+    out: &Path,
+    manifest: &Manifest,
+    crates: &[&CrateSpec],
+    wheels_dir: &Path,
+) -> Result<Vec<Wheel>> {
     if wheels_dir.exists() {
-        std::fs::remove_dir_all(&wheels_dir)
+        std::fs::remove_dir_all(wheels_dir)
             .with_context(|| format!("removing stale {}", wheels_dir.display()))?;
     }
     let modules: Vec<&&CrateSpec> = crates
@@ -234,7 +295,7 @@ pub fn from_dist(out: &Path, manifest: &Manifest, crates: &[&CrateSpec]) -> Resu
                 .map(|v| (v.name.clone(), package_of(&v.name).join(&extension)))
                 .collect(),
         };
-        let wheel = build(&inputs, &wheels_dir)
+        let wheel = build(&inputs, wheels_dir)
             .with_context(|| format!("building the wheel of `{}`", spec.name))?;
         eprintln!("wrote {} ({})", wheel.path.display(), wheel.tags.join(", "));
         wheels.push(wheel);

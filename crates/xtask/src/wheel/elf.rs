@@ -23,6 +23,19 @@ const SYSTEM_LIBRARIES: &[&str] = &[
     "ld-linux-aarch64.so.1",
 ];
 
+/// musl's C library (and dynamic loader), by `NEEDED` name prefix: a module linking it is
+/// for musllinux (PEP 656), not manylinux.
+const MUSL_LIBC: &str = "libc.musl-";
+
+/// Which C library a module is linked against, as far as the platform tag cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Libc {
+    /// glibc, needing at least `2.<minor>` (0 when no symbol is versioned).
+    Glibc { minor: u32 },
+    /// musl (which versions no symbol: the tag takes the musl 1.2 floor).
+    Musl,
+}
+
 /// The dynamic linking facts of one ELF shared library.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Linkage {
@@ -98,14 +111,26 @@ impl Linkage {
         Ok(newest)
     }
 
-    /// Fails unless every needed library is a manylinux system library: no `libpython`
+    /// The C library the module is linked against, and the newest glibc it needs.
+    pub fn libc(&self) -> Result<Libc> {
+        if self.needed.iter().any(|name| name.starts_with(MUSL_LIBC)) {
+            return Ok(Libc::Musl);
+        }
+        Ok(Libc::Glibc {
+            minor: self.glibc_minor()?,
+        })
+    }
+
+    /// Fails unless every needed library is a manylinux/musllinux system library: no `libpython`
     /// (an extension module gets the interpreter's symbols from the process; linking
     /// libpython breaks statically linked interpreters and every other Python version).
     pub fn check_system_libraries(&self) -> Result<()> {
         let foreign: Vec<&String> = self
             .needed
             .iter()
-            .filter(|name| !SYSTEM_LIBRARIES.contains(&name.as_str()))
+            .filter(|name| {
+                !SYSTEM_LIBRARIES.contains(&name.as_str()) && !name.starts_with(MUSL_LIBC)
+            })
             .collect();
         if let Some(python) = foreign.iter().find(|n| n.starts_with("libpython")) {
             bail!(
@@ -159,6 +184,15 @@ mod tests {
                 .to_string()
                 .contains("GLIBC_PRIVATE")
         );
+    }
+
+    #[test]
+    fn musl_modules_are_told_apart_from_glibc_ones() {
+        let musl = linkage(&["libc.musl-x86_64.so.1"], &[]);
+        musl.check_system_libraries().unwrap();
+        assert_eq!(musl.libc().unwrap(), Libc::Musl);
+        let glibc = linkage(&["libc.so.6"], &["GLIBC_2.28"]);
+        assert_eq!(glibc.libc().unwrap(), Libc::Glibc { minor: 28 });
     }
 
     #[test]

@@ -1,24 +1,23 @@
 //! The wheel installed the way users install it: `pip install` into a fresh venv of the
-//! oldest CPython the abi3 tag promises and of the newest we support, then the FFI tests
-//! (`tests/ffi`: import, the variant choice on this CPU and on emulated ones, every kernel
-//! path, bad input) against the installed copy, and `auditwheel show` on the file.
+//! host's `python3` and of the oldest and newest CPython we support (from Debian chroots,
+//! see [`super::debian`]), then the FFI tests (`tests/ffi`: import, the variant choice on
+//! this CPU and on emulated ones, every kernel path, bad input) against the installed copy,
+//! and `auditwheel show` on the file.
 //!
-//! The interpreters come from `MCP_FOUNDRY_WHEEL_PYTHONS` (comma-separated paths), else
-//! `pythonX.Y` on PATH, else pyenv's versions directory. A missing one is an error that says
-//! how to install it: the test must not pass by testing less.
+//! Every interpreter gets the same work directory layout, copied in fresh: the wheel,
+//! `ffi/` (the tests), `venv/` and an empty `scratch/` the tests run from, so only the
+//! installed copy is importable. In a chroot, a static `qemu-x86_64` is put on PATH for the
+//! emulated-CPU tests (the host's may be dynamically linked against the host's libraries).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+use object::Endianness;
+use object::read::elf::{ElfFile64, ProgramHeader};
 
+use super::debian::{self, Chroot};
 use crate::process;
-
-/// Explicit interpreters to test with, comma-separated.
-pub const PYTHONS_ENV: &str = "MCP_FOUNDRY_WHEEL_PYTHONS";
-
-/// The CPython versions every wheel is installed into: the abi3 floor and the newest.
-pub const TESTED_VERSIONS: [&str; 2] = ["3.9", "3.13"];
 
 /// Environment variables of the FFI tests that would test something else than the wheel.
 const CLEARED_ENV: &[&str] = &[
@@ -30,84 +29,158 @@ const CLEARED_ENV: &[&str] = &[
     "MCP_RUST_CORE_KERNELS",
 ];
 
-/// `major.minor` of the interpreter at `python`, if it runs.
-fn version_of(python: &Path) -> Option<String> {
-    let output = Command::new(python)
-        .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
-        .output()
-        .ok()?;
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+/// Prints where the package was imported from and its `build_info()`, as JSON.
+const IMPORT_REPORT: &str = "import json, sys, mcp_rust_core\n\
+    print(json.dumps({'python': '%d.%d.%d' % sys.version_info[:3], \
+    'file': mcp_rust_core.__file__, 'info': mcp_rust_core.build_info()}))";
+
+/// One interpreter the wheel is installed into, and where it runs.
+struct Interpreter {
+    label: String,
+    /// `None`: the host.
+    chroot: Option<Chroot>,
+    /// The interpreter, as seen where it runs.
+    python: PathBuf,
+    /// The work directory, as seen where the interpreter runs.
+    work: PathBuf,
 }
 
-/// pyenv's versions directory: `$PYENV_ROOT/versions`, else `~/.pyenv/versions`.
-fn pyenv_versions() -> Option<PathBuf> {
-    std::env::var_os("PYENV_ROOT")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".pyenv")))
-        .map(|root| root.join("versions"))
-}
-
-/// Candidate interpreters for `version`, most explicit first.
-fn candidates(version: &str) -> Vec<PathBuf> {
-    let mut found: Vec<PathBuf> = std::env::var(PYTHONS_ENV)
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .collect();
-    let name = format!("python{version}");
-    if let Some(path) = std::env::var_os("PATH") {
-        found.extend(std::env::split_paths(&path).map(|dir| dir.join(&name)));
+impl Interpreter {
+    fn host_path(&self, path: &Path) -> PathBuf {
+        match &self.chroot {
+            Some(chroot) => chroot.host_path(path),
+            None => path.to_owned(),
+        }
     }
-    if let Some(versions) = pyenv_versions()
-        && let Ok(entries) = std::fs::read_dir(&versions)
-    {
-        let mut installs: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok())
-            .filter(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .strip_prefix(version)
-                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
-            })
-            .map(|e| e.path().join("bin").join(&name))
-            .collect();
-        installs.sort();
-        installs.reverse(); // the newest patch release first
-        found.extend(installs);
+
+    /// `program` run in `dir` (both as seen where the interpreter runs).
+    fn command(&self, dir: &Path, program: &Path) -> Command {
+        match &self.chroot {
+            Some(chroot) => chroot.command(dir, &[], program),
+            None => {
+                let mut command = Command::new(program);
+                command.current_dir(dir);
+                for name in CLEARED_ENV {
+                    command.env_remove(name);
+                }
+                command
+            }
+        }
     }
-    found
+
+    /// Copies the wheel and the tests into a fresh work directory; returns the wheel's
+    /// path as the interpreter sees it.
+    fn stage(&self, wheel: &Path, tests: &Path, qemu: Option<&Path>) -> Result<PathBuf> {
+        let work = self.host_path(&self.work);
+        if work.exists() {
+            std::fs::remove_dir_all(&work)
+                .with_context(|| format!("removing {}", work.display()))?;
+        }
+        std::fs::create_dir_all(work.join("scratch"))
+            .with_context(|| format!("creating {}", work.display()))?;
+        let name = wheel
+            .file_name()
+            .context("the wheel path has no file name")?;
+        copy(wheel, &work.join(name))?;
+        copy_dir(tests, &work.join("ffi"))?;
+        if let Some(qemu) = qemu {
+            let bin = self.host_path(Path::new("/usr/local/bin"));
+            std::fs::create_dir_all(&bin).with_context(|| format!("creating {}", bin.display()))?;
+            copy(qemu, &bin.join("qemu-x86_64"))?;
+        }
+        Ok(self.work.join(name))
+    }
 }
 
-/// An interpreter of CPython `version`, or an error saying how to get one.
-pub fn find_python(version: &str) -> Result<PathBuf> {
-    candidates(version)
-        .into_iter()
-        .find(|path| path.is_file() && version_of(path).as_deref() == Some(version))
-        .with_context(|| {
-            format!(
-                "no Python {version} found, which the wheel test needs (the wheel promises \
-                 CPython {} to {}); install it (`pyenv install {version}`, or your \
-                 distribution's python{version}) or list interpreters in {PYTHONS_ENV}",
-                TESTED_VERSIONS[0],
-                TESTED_VERSIONS[TESTED_VERSIONS.len() - 1]
-            )
-        })
+fn copy(from: &Path, to: &Path) -> Result<()> {
+    std::fs::copy(from, to)
+        .map(drop)
+        .with_context(|| format!("copying {} to {}", from.display(), to.display()))
 }
 
-/// A fresh venv of `python` at `dir` with `packages` installed; returns its python.
-fn fresh_venv(python: &Path, dir: &Path, packages: &[&std::ffi::OsStr]) -> Result<PathBuf> {
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+/// Copies the files of `from` (not its subdirectories: `tests/ffi` is flat) into `to`.
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let path = entry?.path();
+        if path.is_file() {
+            copy(&path, &to.join(path.file_name().unwrap_or_default()))?;
+        }
     }
-    process::run(Command::new(python).args(["-m", "venv"]).arg(dir))?;
-    let venv_python = dir.join("bin/python");
+    Ok(())
+}
+
+/// The interpreters to test with: the host's `python3`, then each Debian CPython (a loud
+/// skip, not a pass, when this process cannot make chroots).
+fn interpreters(target_dir: &Path) -> Result<Vec<Interpreter>> {
+    let test_dir = target_dir.join("wheel-test");
+    let mut found = vec![Interpreter {
+        label: "host python3".to_owned(),
+        chroot: None,
+        python: PathBuf::from("python3"),
+        work: test_dir.join("host"),
+    }];
+    if !debian::is_root() {
+        eprintln!(
+            "\n!!! wheel test under CPython {} SKIPPED: their Debian chroots need root !!!\n",
+            debian::PYTHONS
+                .iter()
+                .map(|p| p.version)
+                .collect::<Vec<_>>()
+                .join(" and ")
+        );
+        return Ok(found);
+    }
+    for python in debian::PYTHONS {
+        let chroot = Chroot::prepare(&target_dir.join("wheel-python"), *python)?;
+        found.push(Interpreter {
+            label: format!("CPython {} (Debian {})", python.version, python.suite),
+            chroot: Some(chroot),
+            python: PathBuf::from("/usr/bin/python3"),
+            work: PathBuf::from("/wheel-test"),
+        });
+    }
+    Ok(found)
+}
+
+/// Installs `wheel` under every interpreter and runs `tests/ffi` against it, then
+/// `auditwheel show`. Work directories live under `target_dir`.
+pub fn run(workspace_root: &Path, target_dir: &Path, wheel: &Path) -> Result<()> {
+    let tests = workspace_root.join("tests/ffi");
+    let interpreters = interpreters(target_dir)?;
+    let mut qemu = None;
+    for interpreter in &interpreters {
+        if interpreter.chroot.is_some() && qemu.is_none() {
+            qemu = Some(static_qemu(&target_dir.join("wheel-python"))?);
+        }
+        let label = &interpreter.label;
+        eprintln!("--> wheel test: {label}");
+        test_one(interpreter, wheel, &tests, qemu.as_deref())
+            .with_context(|| format!("the wheel test under {label} failed"))?;
+    }
+    auditwheel_show(&target_dir.join("wheel-test/auditwheel"), wheel)
+}
+
+fn test_one(
+    interpreter: &Interpreter,
+    wheel: &Path,
+    tests: &Path,
+    qemu: Option<&Path>,
+) -> Result<()> {
+    let staged = interpreter.stage(wheel, tests, qemu.filter(|_| interpreter.chroot.is_some()))?;
+    let work = &interpreter.work;
+    let venv = work.join("venv");
+    let python = venv.join("bin/python");
+    let scratch = work.join("scratch");
     process::run(
-        Command::new(&venv_python)
+        interpreter
+            .command(work, &interpreter.python)
+            .args(["-m", "venv"])
+            .arg(&venv),
+    )?;
+    process::run(
+        interpreter
+            .command(work, &python)
             .args([
                 "-m",
                 "pip",
@@ -115,58 +188,45 @@ fn fresh_venv(python: &Path, dir: &Path, packages: &[&std::ffi::OsStr]) -> Resul
                 "--quiet",
                 "--disable-pip-version-check",
             ])
-            .args(packages),
+            .arg(&staged)
+            .arg("-r")
+            .arg(work.join("ffi/requirements.txt")),
+    )
+    .context("pip install of the wheel and the tests' requirements")?;
+    let report = process::output(
+        interpreter
+            .command(&scratch, &python)
+            .args(["-c", IMPORT_REPORT]),
     )?;
-    Ok(venv_python)
-}
-
-/// Installs `wheel` under every tested Python and runs `tests/ffi` against it, then
-/// `auditwheel show`. `work_dir` holds the venvs (recreated each time).
-pub fn run(workspace_root: &Path, work_dir: &Path, wheel: &Path) -> Result<()> {
-    let tests = workspace_root.join("tests/ffi");
-    let requirements = tests.join("requirements.txt");
-    let pythons: Vec<(&str, PathBuf)> = TESTED_VERSIONS
-        .iter()
-        .map(|version| find_python(version).map(|python| (*version, python)))
-        .collect::<Result<_>>()?;
-    for (version, python) in &pythons {
-        eprintln!("--> wheel test: CPython {version} ({})", python.display());
-        let venv = work_dir.join(format!("py{version}"));
-        let venv_python = fresh_venv(
-            python,
-            &venv,
-            &[wheel.as_os_str(), "-r".as_ref(), requirements.as_os_str()],
-        )
-        .with_context(|| format!("installing {} under Python {version}", wheel.display()))?;
-        // Tests run from an empty directory so that only the installed copy is importable.
-        let scratch = tempfile::tempdir().context("creating a scratch directory")?;
-        let installed = process::output(
-            Command::new(&venv_python)
-                .args(["-c", "import mcp_rust_core; print(mcp_rust_core.__file__)"])
-                .current_dir(scratch.path()),
-        )?;
-        if !Path::new(installed.trim()).starts_with(&venv) {
-            bail!("Python {version} imported mcp_rust_core from {installed}, not from the venv");
-        }
-        let mut command = Command::new(&venv_python);
-        command
-            .args(["-m", "unittest", "discover", "-v", "-s"])
-            .arg(&tests)
-            .current_dir(scratch.path());
-        for name in CLEARED_ENV {
-            command.env_remove(name);
-        }
-        process::run(&mut command).with_context(|| {
-            format!("the FFI tests failed against the wheel under Python {version}")
-        })?;
+    let report: serde_json::Value = serde_json::from_str(report.trim())
+        .with_context(|| format!("reading the import report {report:?}"))?;
+    let file = report["file"].as_str().unwrap_or_default();
+    if !Path::new(file).starts_with(&venv) {
+        bail!(
+            "mcp_rust_core was imported from {file}, not from the venv {}",
+            venv.display()
+        );
     }
-    let (_, newest) = &pythons[pythons.len() - 1];
-    auditwheel_show(newest, &work_dir.join("auditwheel"), wheel)
+    let info = &report["info"];
+    eprintln!(
+        "--> Python {}: imported {file}\n    variant {} (runnable here {}, installed {}), kernels {}",
+        report["python"].as_str().unwrap_or("?"),
+        info["variant"],
+        info["variants_runnable"],
+        info["variants_installed"],
+        info["kernels"]
+    );
+    process::run(
+        interpreter
+            .command(&scratch, &python)
+            .args(["-m", "unittest", "discover", "-v", "-s"])
+            .arg(work.join("ffi")),
+    )
+    .context("the FFI tests failed against the installed wheel")
 }
 
-/// [`run`] for every wheel in `dist_dir/wheels/` (the FFI step of `cargo xtask ci`); the
-/// venvs live under `target_dir/wheel-test/`. No wheel is an error: `cargo xtask dist`
-/// writes one whenever it builds the baseline variant.
+/// [`run`] for every wheel in `dist_dir/wheels/` (the FFI step of `cargo xtask ci`). No
+/// wheel is an error: `cargo xtask dist` writes one whenever it builds the baseline variant.
 pub fn run_dist(workspace_root: &Path, dist_dir: &Path, target_dir: &Path) -> Result<()> {
     let wheels_dir = dist_dir.join(super::WHEELS_DIR);
     let mut wheels: Vec<PathBuf> = std::fs::read_dir(&wheels_dir)
@@ -188,38 +248,120 @@ pub fn run_dist(workspace_root: &Path, dist_dir: &Path, target_dir: &Path) -> Re
     }
     for wheel in &wheels {
         eprintln!("--> wheel install test: {}", wheel.display());
-        run(workspace_root, &target_dir.join("wheel-test"), wheel)?;
+        run(workspace_root, target_dir, wheel)?;
     }
     Ok(())
 }
 
-/// Runs `auditwheel show` and checks it names the wheel's own platform tag.
-fn auditwheel_show(python: &Path, venv: &Path, wheel: &Path) -> Result<()> {
-    let venv_python = fresh_venv(python, venv, &["auditwheel".as_ref()])?;
+/// Whether the ELF file at `path` runs without a dynamic loader.
+fn is_static(path: &Path) -> Result<bool> {
+    let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let file = ElfFile64::<Endianness>::parse(&*data)
+        .with_context(|| format!("{} is not a 64-bit ELF file", path.display()))?;
+    let endian = file.endian();
+    Ok(!file
+        .elf_program_headers()
+        .iter()
+        .any(|header| header.p_type(endian) == object::elf::PT_INTERP))
+}
+
+/// A statically linked `qemu-x86_64` to put into the chroots: the host's if it is static,
+/// else the one of Debian's `qemu-user-static`, downloaded once into `cache_dir` with the
+/// host's apt (from the same release as the host's `qemu-user`).
+fn static_qemu(cache_dir: &Path) -> Result<PathBuf> {
+    for name in ["qemu-x86_64-static", "qemu-x86_64"] {
+        if let Ok(path) =
+            process::output(Command::new("sh").args(["-c", &format!("command -v {name}")]))
+            && is_static(Path::new(&path)).unwrap_or(false)
+        {
+            return Ok(PathBuf::from(path));
+        }
+    }
+    let dir = cache_dir.join("qemu-user-static");
+    let binary = dir.join("usr/bin/qemu-x86_64-static");
+    if binary.is_file() {
+        return Ok(binary);
+    }
+    eprintln!("--> fetching Debian's qemu-user-static for the emulated-CPU tests in the chroots");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    process::run(
+        Command::new("apt-get")
+            .args(["download", "qemu-user-static"])
+            .current_dir(&dir),
+    )
+    .context(
+        "apt-get download qemu-user-static (the emulated-CPU tests need a static qemu-x86_64)",
+    )?;
+    let deb = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|e| e == "deb"))
+        .context("apt-get download wrote no .deb")?;
+    process::run(
+        Command::new("sh")
+            .arg("-c")
+            .arg(r#"dpkg-deb --fsys-tarfile "$1" | tar -x -C "$2" ./usr/bin/qemu-x86_64-static"#)
+            .args(["sh"])
+            .arg(&deb)
+            .arg(&dir),
+    )
+    .context("extracting qemu-x86_64-static")?;
+    std::fs::remove_file(&deb).ok();
+    if !is_static(&binary)? {
+        bail!("{} is not statically linked", binary.display());
+    }
+    Ok(binary)
+}
+
+/// Runs `auditwheel show` (from a venv of the host's `python3` at `venv`) and checks it
+/// names the wheel's own platform tag and finds nothing outside the policy.
+fn auditwheel_show(venv: &Path, wheel: &Path) -> Result<()> {
+    if !venv.join("bin/auditwheel").is_file() {
+        process::run(Command::new("python3").args(["-m", "venv"]).arg(venv))?;
+        process::run(Command::new(venv.join("bin/python")).args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "auditwheel",
+        ]))
+        .context("installing auditwheel")?;
+    }
     let report = process::output(
-        Command::new(venv_python.with_file_name("auditwheel"))
+        Command::new(venv.join("bin/auditwheel"))
             .arg("show")
             .arg(wheel),
     )
     .context("auditwheel show")?;
     eprintln!("--> auditwheel show {}:\n{report}", wheel.display());
     let name = wheel.file_name().unwrap_or_default().to_string_lossy();
-    let platform = name
+    check_auditwheel_report(&report, &platform_of(&name))
+}
+
+/// The first platform tag of a wheel file name.
+fn platform_of(file_name: &str) -> String {
+    file_name
         .trim_end_matches(".whl")
         .rsplit('-')
         .next()
         .and_then(|tags| tags.split('.').next())
         .unwrap_or_default()
-        .to_owned();
-    let consistent = report
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .contains(&format!(
-            "consistent with the following platform tag: \"{platform}\""
-        ));
-    if !consistent {
+        .to_owned()
+}
+
+/// `auditwheel show` must confirm `platform` and report no library outside the policy.
+fn check_auditwheel_report(report: &str, platform: &str) -> Result<()> {
+    let text = report.split_whitespace().collect::<Vec<_>>().join(" ");
+    if !text.contains(&format!(
+        "consistent with the following platform tag: \"{platform}\""
+    )) {
         bail!("auditwheel does not confirm the wheel's platform tag {platform}:\n{report}");
+    }
+    if text.contains("libpython") {
+        bail!("auditwheel reports a libpython dependency:\n{report}");
+    }
+    if !text.contains("system-provided shared libraries") {
+        bail!("auditwheel's report does not list the system libraries it checked:\n{report}");
     }
     Ok(())
 }
@@ -229,14 +371,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_missing_version_is_an_error_with_the_fix() {
-        let found = candidates("3.99");
-        assert!(found.iter().all(|p| p.ends_with("python3.99")));
-        assert!(
-            find_python("3.99")
-                .unwrap_err()
-                .to_string()
-                .contains("pyenv install 3.99")
+    fn the_platform_tag_is_read_from_the_file_name() {
+        assert_eq!(
+            platform_of("mcp_rust_core-0.1.0-cp39-abi3-manylinux_2_28_x86_64.whl"),
+            "manylinux_2_28_x86_64"
         );
+        assert_eq!(
+            platform_of("m-0.1.0-cp39-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"),
+            "manylinux_2_17_x86_64"
+        );
+    }
+
+    #[test]
+    fn an_auditwheel_report_must_confirm_the_tag() {
+        let report = "m.whl is consistent with the following platform tag:\n\
+            \"manylinux_2_28_x86_64\".\n\nThe wheel references external versioned symbols in\n\
+            system-provided shared libraries: libc.so.6 with versions {'GLIBC_2.28'}\n";
+        check_auditwheel_report(report, "manylinux_2_28_x86_64").unwrap();
+        assert!(check_auditwheel_report(report, "manylinux_2_17_x86_64").is_err());
+        let python = format!("{report}\nlibpython3.11.so.1.0\n");
+        assert!(check_auditwheel_report(&python, "manylinux_2_28_x86_64").is_err());
+    }
+
+    #[test]
+    fn this_test_binary_is_not_static_and_the_check_reads_it() {
+        let me = std::env::current_exe().unwrap();
+        // Test binaries link the C library dynamically on glibc hosts.
+        if cfg!(target_env = "gnu") {
+            assert!(!is_static(&me).unwrap());
+        }
+        assert!(is_static(Path::new("/nonexistent")).is_err());
     }
 }

@@ -6,6 +6,8 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
+use super::elf::Libc;
+
 #[derive(Debug, Deserialize)]
 struct PyProject {
     project: Project,
@@ -154,16 +156,22 @@ fn pep440_version(version: &str) -> Result<String> {
     }
 }
 
-/// The platform tags for a module needing glibc `2.<glibc_minor>` on `arch`: the PEP 600
-/// tag, plus the legacy PEP 599 alias old installers know, where one exists. glibc 2.17 is
-/// the floor: Rust's standard library needs it.
-pub fn platform_tags(glibc_minor: u32, arch: &str) -> Vec<String> {
-    let minor = glibc_minor.max(17);
-    let mut tags = vec![format!("manylinux_2_{minor}_{arch}")];
-    if minor == 17 {
-        tags.push(format!("manylinux2014_{arch}"));
+/// The platform tags for modules linked against `libc` on `arch`. glibc: the PEP 600 tag,
+/// plus the legacy PEP 599 alias old installers know, where one exists; glibc 2.17 is the
+/// floor (Rust's standard library needs it). musl: the PEP 656 tag at musl 1.2, the floor
+/// of Rust's musl targets.
+pub fn platform_tags(libc: Libc, arch: &str) -> Vec<String> {
+    match libc {
+        Libc::Glibc { minor } => {
+            let minor = minor.max(17);
+            let mut tags = vec![format!("manylinux_2_{minor}_{arch}")];
+            if minor == 17 {
+                tags.push(format!("manylinux2014_{arch}"));
+            }
+            tags
+        }
+        Libc::Musl => vec![format!("musllinux_1_2_{arch}")],
     }
-    tags
 }
 
 #[cfg(test)]
@@ -226,9 +234,16 @@ dynamic = ["version"]
     #[test]
     fn platform_tags_have_the_legacy_alias_only_at_2_17() {
         assert_eq!(
-            platform_tags(14, "x86_64"),
+            platform_tags(Libc::Glibc { minor: 14 }, "x86_64"),
             ["manylinux_2_17_x86_64", "manylinux2014_x86_64"]
         );
-        assert_eq!(platform_tags(28, "aarch64"), ["manylinux_2_28_aarch64"]);
+        assert_eq!(
+            platform_tags(Libc::Glibc { minor: 28 }, "aarch64"),
+            ["manylinux_2_28_aarch64"]
+        );
+        assert_eq!(
+            platform_tags(Libc::Musl, "x86_64"),
+            ["musllinux_1_2_x86_64"]
+        );
     }
 }
