@@ -111,6 +111,62 @@ impl Chroot {
         command
     }
 
+    /// `N` of the glibc `2.N` of the release (its `libc6` package, read from dpkg's
+    /// database without running anything inside: after [`Chroot::use_host_glibc`] it still
+    /// names the release's own, so the host's is put in again on each run).
+    pub fn glibc_minor(&self) -> Result<u32> {
+        let status = self.host_path(Path::new("/var/lib/dpkg/status"));
+        let text =
+            fs::read_to_string(&status).with_context(|| format!("reading {}", status.display()))?;
+        libc6_minor(&text).with_context(|| format!("no libc6 version in {}", status.display()))
+    }
+
+    /// Replaces the chroot's glibc with the host's (every file of the host's `libc6`
+    /// package, copied to the same path): for a wheel built here that needs a newer glibc
+    /// than the release that ships the wanted CPython. glibc runs older programs, so the
+    /// release's interpreter and packages keep working; pip then sees the host's glibc.
+    pub fn use_host_glibc(&self) -> Result<()> {
+        let files = process::output(Command::new("dpkg").args(["-L", "libc6"]))
+            .context("listing the host's libc6 files (dpkg -L libc6)")?;
+        let root = fs::canonicalize(&self.root)
+            .with_context(|| format!("resolving {}", self.root.display()))?;
+        for file in files.lines().map(Path::new) {
+            // Files, and links to files (the loader's /lib64 link): not directories or links
+            // to them (the merged /lib).
+            if !file.is_file() || !file.starts_with("/") {
+                continue;
+            }
+            let inside = self.host_path(file);
+            let parent = inside.parent().context("a libc6 file at the root")?;
+            fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            // The chroot's /lib is a relative link to usr/lib; an absolute one would lead
+            // the copy out of the chroot.
+            let resolved = fs::canonicalize(parent)
+                .with_context(|| format!("resolving {}", parent.display()))?;
+            if !resolved.starts_with(&root) {
+                bail!(
+                    "{} leads out of the chroot ({})",
+                    parent.display(),
+                    resolved.display()
+                );
+            }
+            // A new inode (never write through an old link), renamed over the old entry.
+            let staged = inside.with_extension("mcp-foundry-new");
+            if file.is_symlink() {
+                let target = fs::read_link(file)
+                    .with_context(|| format!("reading the link {}", file.display()))?;
+                std::os::unix::fs::symlink(&target, &staged)
+                    .with_context(|| format!("linking {}", staged.display()))?;
+            } else {
+                fs::copy(file, &staged)
+                    .with_context(|| format!("copying {} into the chroot", file.display()))?;
+            }
+            fs::rename(&staged, &inside)
+                .with_context(|| format!("replacing {}", inside.display()))?;
+        }
+        Ok(())
+    }
+
     /// `path` inside the chroot, as the host sees it.
     pub fn host_path(&self, path: &Path) -> PathBuf {
         self.root.join(path.strip_prefix("/").unwrap_or(path))
@@ -119,6 +175,20 @@ impl Chroot {
 
 fn stamp_text(python: DebianPython) -> String {
     format!("suite {}\npackages {}\n", python.suite, PACKAGES.join(" "))
+}
+
+/// `N` of the `Version: 2.N-...` of the `libc6` stanza of a dpkg status file.
+fn libc6_minor(status: &str) -> Option<u32> {
+    status
+        .split("\n\n")
+        .find(|stanza| stanza.lines().any(|line| line == "Package: libc6"))?
+        .lines()
+        .find_map(|line| line.strip_prefix("Version: "))?
+        .strip_prefix("2.")?
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// debootstrap into `root.partial`, then rename it to `root` with its stamp.
@@ -217,6 +287,14 @@ mod tests {
         );
         let stamps: Vec<String> = PYTHONS.iter().map(|p| stamp_text(*p)).collect();
         assert!(stamps.windows(2).all(|pair| pair[0] != pair[1]));
+    }
+
+    #[test]
+    fn glibc_versions_read() {
+        let status = "Package: libc-bin\nVersion: 2.30-1\n\nPackage: libc6\nStatus: install ok \
+                      installed\nVersion: 2.31-13+deb11u11\n\nPackage: zlib1g\nVersion: 1:1.2\n";
+        assert_eq!(libc6_minor(status), Some(31));
+        assert_eq!(libc6_minor("Package: zlib1g\nVersion: 1:1.2\n"), None);
     }
 
     #[test]

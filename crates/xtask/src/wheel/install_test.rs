@@ -148,6 +148,20 @@ fn interpreters(target_dir: &Path) -> Result<Vec<Interpreter>> {
 pub fn run(workspace_root: &Path, target_dir: &Path, wheel: &Path) -> Result<()> {
     let tests = workspace_root.join("tests/ffi");
     let interpreters = interpreters(target_dir)?;
+    let name = wheel.file_name().unwrap_or_default().to_string_lossy();
+    let needed = glibc_minor_of_tag(&platform_of(&name));
+    for chroot in interpreters.iter().filter_map(|i| i.chroot.as_ref()) {
+        let (have, suite) = (chroot.glibc_minor()?, chroot.python.suite);
+        if let Some(needed) = needed.filter(|needed| *needed > have) {
+            eprintln!(
+                "\n!!! NOTE: the wheel needs glibc 2.{needed} (the glibc it was built against), \
+                 Debian {suite} has 2.{have}: its CPython {} runs on the host's glibc, copied \
+                 into the chroot !!!\n",
+                chroot.python.version
+            );
+            chroot.use_host_glibc()?;
+        }
+    }
     let mut qemu = None;
     for interpreter in &interpreters {
         if interpreter.chroot.is_some() && qemu.is_none() {
@@ -349,6 +363,16 @@ fn platform_of(file_name: &str) -> String {
         .to_owned()
 }
 
+/// `N` of a `manylinux_2_N_<arch>` tag.
+fn glibc_minor_of_tag(platform: &str) -> Option<u32> {
+    platform
+        .strip_prefix("manylinux_2_")?
+        .split('_')
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// `auditwheel show` must confirm `platform` and report no library outside the policy.
 fn check_auditwheel_report(report: &str, platform: &str) -> Result<()> {
     let text = report.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -380,6 +404,8 @@ mod tests {
             platform_of("m-0.1.0-cp39-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"),
             "manylinux_2_17_x86_64"
         );
+        assert_eq!(glibc_minor_of_tag("manylinux_2_34_x86_64"), Some(34));
+        assert_eq!(glibc_minor_of_tag("musllinux_1_2_x86_64"), None);
     }
 
     #[test]
