@@ -81,10 +81,21 @@ class ExportTest(unittest.TestCase):
     """The shared library exports the module init function and nothing else of ours."""
 
     def test_only_pyinit_is_exported(self):
-        library = os.environ.get("MCP_FOUNDRY_CDYLIB") or native.__file__
+        # The given library, else every build of the module the package holds (an installed
+        # wheel has the baseline and each variant's).
+        cdylib = os.environ.get("MCP_FOUNDRY_CDYLIB")
+        package = pathlib.Path(mcp_rust_core.__file__).parent
+        libraries = [cdylib] if cdylib else sorted(map(str, package.glob("**/mcp_rust_core*.so")))
+        if not cdylib:
+            self.assertIn(native.__file__, libraries)
         nm = shutil.which("nm")
         if nm is None:
             self.fail("nm (binutils) is required for the export check")
+        for library in libraries:
+            with self.subTest(library=library):
+                self.check_exports(nm, library)
+
+    def check_exports(self, nm, library):
         output = subprocess.run(
             [nm, "-D", "--defined-only", library], check=True, capture_output=True, text=True
         ).stdout

@@ -297,7 +297,10 @@ fn run_ffi_tests(workspace: &Workspace) -> Result<()> {
             .arg(&dist_dir),
     )
     .context("dist/'s SBOM or provenance records fail their formats")?;
-    Ok(())
+    let crates: Vec<_> = workspace.shipped_crates().collect();
+    let rebuild = workspace.target_dir.join("wheel-test/rebuilt");
+    crate::wheel::check_reproducible(&dist_dir, &crates, &rebuild)?;
+    crate::wheel::install_test::run_dist(&workspace.root, &dist_dir, &workspace.target_dir)
 }
 
 /// `target/ffi-venv` with numpy, created on first use; returns its python.

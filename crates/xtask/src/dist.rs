@@ -288,6 +288,9 @@ pub fn build_with(
         collect::publish(&request.out, &staging, &manifest, &all_variants)
     })?;
     eprintln!("wrote {}", request.out.join(Manifest::FILE_NAME).display());
+    steps.time("wheel", || {
+        crate::wheel::from_dist(&request.out, &manifest, &request.crates)
+    })?;
     Ok(manifest)
 }
 

@@ -12,6 +12,7 @@
 //! - [`verify`]: instruction audit, exports check and reproducibility of `dist/`.
 //! - [`prereq`]: the one list of prerequisites, checked (and installed) before a task runs.
 //! - [`timing`]: per-step wall times, printed as a table when a task ends.
+//! - [`wheel`]: the Python wheel of `dist/` and its install test.
 
 pub mod bench;
 pub mod ci;
@@ -30,3 +31,4 @@ pub mod sbom;
 pub mod sign;
 pub mod timing;
 pub mod verify;
+pub mod wheel;

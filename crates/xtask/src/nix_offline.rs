@@ -17,7 +17,7 @@
 //! When the host's Nix is older (Debian 12 ships 2.8), it runs as root in a Debian sid
 //! chroot that it sets up itself ([`chroot`]), whose `nix-bin` is new enough.
 
-mod chroot;
+pub(crate) mod chroot;
 mod stage;
 
 use std::path::{Path, PathBuf};

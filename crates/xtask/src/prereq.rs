@@ -228,8 +228,9 @@ pub const PROGRAMS: &[Program] = &[
         name: "debootstrap",
         probe: Probe::OnPath("debootstrap"),
         debian: "debootstrap",
-        used_by: &[Use::NixOffline],
-        why: "the Nix offline build runs a current Nix (Debian sid's) in a chroot it bootstraps",
+        used_by: &[Use::NixOffline, Use::Ffi],
+        why: "the Nix offline build runs a current Nix (Debian sid's) in a chroot it bootstraps; \
+              the wheel test gets CPython 3.9 and 3.13 from Debian bullseye and trixie chroots",
     },
     Program {
         name: "curl",
