@@ -67,6 +67,7 @@ fn fixture() -> Fixture {
         variant_binaries: binaries,
         foreign_baselines: Vec::new(),
         launcher: Some(launcher),
+        programs: Vec::new(),
         source_date_epoch: 1_700_000_000,
     };
     let layout = dist.join("images/demo");
