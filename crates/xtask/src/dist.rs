@@ -62,6 +62,11 @@ pub struct DistArgs {
     /// Output directory (default: `<workspace>/dist`).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Build only for this architecture (repeatable; default: every architecture a selected
+    /// variant declares; other architectures than this machine's are cross-built, see
+    /// `crate::cross`).
+    #[arg(long = "arch", value_name = "ARCH")]
+    pub architectures: Vec<String>,
 }
 
 /// What one `dist` run builds and where.
@@ -70,6 +75,9 @@ pub struct DistRequest<'a> {
     pub workspace: &'a Workspace,
     pub variants: Vec<&'a VariantSpec>,
     pub crates: Vec<&'a CrateSpec>,
+    /// Architectures to build for (`x86_64`, `aarch64`), this machine's first; see
+    /// [`architectures`].
+    pub architectures: Vec<String>,
     pub out: PathBuf,
     /// The cargo target directory of dist builds, shared by every variant.
     pub target_base: PathBuf,
@@ -94,13 +102,15 @@ pub fn run(workspace: &Workspace, args: &DistArgs) -> Result<Manifest> {
 fn run_steps(workspace: &Workspace, args: &DistArgs, steps: &mut Steps) -> Result<Manifest> {
     let variants = workspace.select_variants(&args.variants)?;
     let crates = workspace.select_shipped_crates(&args.crates)?;
-    steps.time("prerequisites", || {
-        prereq::ensure(&workspace.root, &prereq::Needs::dist(&crates))
-    })?;
+    let architectures = architectures(&variants, &args.architectures)?;
+    let mut needs = prereq::Needs::dist(&crates);
+    needs.add_architectures(&architectures);
+    steps.time("prerequisites", || prereq::ensure(&workspace.root, &needs))?;
     let request = DistRequest {
         workspace,
         variants,
         crates,
+        architectures,
         out: args
             .out
             .clone()
@@ -117,6 +127,36 @@ pub fn build(request: &DistRequest<'_>) -> Result<Manifest> {
     let result = build_with(request, &BuildOptions::default(), &mut steps);
     eprintln!("\n{}", steps.table("dist steps:"));
     result
+}
+
+/// The architectures to build for: `requested` (each declared by a selected variant), or by
+/// default every architecture a selected variant declares; this machine's first, since
+/// foreign ones are cross-built and only their baseline is shipped.
+pub fn architectures(variants: &[&VariantSpec], requested: &[String]) -> Result<Vec<String>> {
+    let host = std::env::consts::ARCH;
+    let mut declared: Vec<String> = vec![host.to_owned()];
+    for variant in variants {
+        for arch in &variant.architectures {
+            if !declared.contains(arch) {
+                declared.push(arch.clone());
+            }
+        }
+    }
+    if requested.is_empty() {
+        return Ok(declared);
+    }
+    for arch in requested {
+        if !declared.contains(arch) {
+            bail!(
+                "--arch {arch}: no selected variant declares it; architectures: {}",
+                declared.join(", ")
+            );
+        }
+    }
+    Ok(declared
+        .into_iter()
+        .filter(|arch| requested.contains(arch))
+        .collect())
 }
 
 /// Target triple of a crate's shipped artifact on `arch`.
@@ -146,6 +186,8 @@ pub(crate) struct Job<'a> {
     pub variant: &'a VariantSpec,
     pub target: String,
     pub profile: &'static str,
+    /// Extra environment of the cargo invocation (a foreign target's C toolchain).
+    pub env: Vec<(String, String)>,
 }
 
 impl Job<'_> {
@@ -168,10 +210,29 @@ impl Job<'_> {
     }
 }
 
-/// The builds for `arch`: one per variant × target triple × profile. Variants not available
-/// on `arch` are skipped with a note.
-fn plan<'a>(variants: &[&'a VariantSpec], crates: &[&'a CrateSpec], arch: &str) -> Vec<Job<'a>> {
+/// The builds for `architectures`: one per variant × target triple × profile. Variants not
+/// available on an architecture are skipped with a note, and so is the Python module on
+/// other architectures than this machine's (it is a glibc shared object: cross-linking it
+/// needs that architecture's glibc, which the static-musl cross toolchain does not have).
+fn plan<'a>(
+    variants: &[&'a VariantSpec],
+    crates: &[&'a CrateSpec],
+    architectures: &[String],
+) -> Vec<Job<'a>> {
     let mut jobs: Vec<Job<'a>> = Vec::new();
+    for arch in architectures {
+        plan_arch(&mut jobs, variants, crates, arch);
+    }
+    jobs
+}
+
+fn plan_arch<'a>(
+    jobs: &mut Vec<Job<'a>>,
+    variants: &[&'a VariantSpec],
+    crates: &[&'a CrateSpec],
+    arch: &str,
+) {
+    let foreign = arch != std::env::consts::ARCH;
     for &variant in variants {
         if !variant.architectures.iter().any(|a| a == arch) {
             eprintln!(
@@ -187,6 +248,14 @@ fn plan<'a>(variants: &[&'a VariantSpec], crates: &[&'a CrateSpec], arch: &str) 
             if spec.role == Role::Launcher && variant.target_cpu != BASELINE_CPU {
                 continue;
             }
+            if spec.role == Role::PythonModule && foreign {
+                eprintln!(
+                    "note: `{}` is not cross-built for {arch} (a glibc shared object); build it \
+                     on an {arch} machine",
+                    spec.name
+                );
+                continue;
+            }
             let target = target_triple(spec.role, arch);
             let profile = profile_for(spec.role);
             match jobs.iter_mut().find(|job| {
@@ -198,11 +267,11 @@ fn plan<'a>(variants: &[&'a VariantSpec], crates: &[&'a CrateSpec], arch: &str) 
                     variant,
                     target,
                     profile,
+                    env: Vec::new(),
                 }),
             }
         }
     }
-    jobs
 }
 
 /// [`build`] with options, recording each step's wall time in `steps`.
@@ -211,12 +280,17 @@ pub fn build_with(
     options: &BuildOptions,
     steps: &mut Steps,
 ) -> Result<Manifest> {
-    let arch = std::env::consts::ARCH;
-    let jobs = plan(&request.variants, &request.crates, arch);
+    let mut jobs = plan(&request.variants, &request.crates, &request.architectures);
     if jobs.is_empty() {
         bail!(
-            "nothing to build: no selected variant supports this machine's architecture ({arch})"
+            "nothing to build: no selected variant supports the architectures {}",
+            request.architectures.join(", ")
         );
+    }
+    for job in &mut jobs {
+        if crate::cross::is_foreign(&job.target) {
+            job.env = crate::cross::cargo_env(&job.target)?;
+        }
     }
     for spec in &request.crates {
         check_buildable(spec)?;
@@ -479,7 +553,8 @@ mod tests {
             lib_target: Some("mcp_rust_core".into()),
             ..crate_spec("mcp-rust-core", Role::PythonModule)
         };
-        let jobs = plan(&[&generic, &znver4], &[&server, &launcher, &core], "x86_64");
+        let both = ["x86_64".to_owned(), "aarch64".to_owned()];
+        let jobs = plan(&[&generic, &znver4], &[&server, &launcher, &core], &both);
         let names: Vec<_> = jobs
             .iter()
             .map(|job| format!("{}/{}/{}", job.variant.name, job.crate_names(), job.target))
@@ -491,14 +566,45 @@ mod tests {
                 "generic/mcp-rust-core/x86_64-unknown-linux-gnu",
                 "znver4/bash-god/x86_64-unknown-linux-musl",
                 "znver4/mcp-rust-core/x86_64-unknown-linux-gnu",
+                // Cross-built: the baseline's static binaries only, no glibc Python module.
+                "generic/bash-god, mcp-launcher/aarch64-unknown-linux-musl",
             ]
+        );
+        assert!(
+            jobs.iter().all(|job| job.env.is_empty()),
+            "env is set by build_with"
         );
         for job in &jobs {
             assert!(job.specs.iter().all(|s| profile_for(s.role) == job.profile));
         }
-        let on_arm = plan(&[&generic, &znver4], &[&server], "aarch64");
+        let on_arm = plan(&[&generic, &znver4], &[&server], &["aarch64".to_owned()]);
         assert_eq!(on_arm.len(), 1);
         assert_eq!(on_arm[0].target, "aarch64-unknown-linux-musl");
+    }
+
+    #[test]
+    fn every_declared_architecture_is_built_by_default_this_machines_first() {
+        let host = std::env::consts::ARCH;
+        let generic = variant("generic", &[], &["aarch64", host]);
+        let znver4 = variant("znver4", &["-C", "target-cpu=znver4"], &[host]);
+        let mut expected = vec![host.to_owned()];
+        if host != "aarch64" {
+            expected.push("aarch64".to_owned());
+        }
+        assert_eq!(architectures(&[&generic, &znver4], &[]).unwrap(), expected);
+        // Only what the selected variants declare.
+        assert_eq!(architectures(&[&znver4], &[]).unwrap(), [host]);
+        assert_eq!(
+            architectures(&[&generic], &["aarch64".to_owned()]).unwrap(),
+            ["aarch64"]
+        );
+        let err = architectures(&[&znver4], &["riscv64".to_owned()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--arch riscv64") && err.contains(host),
+            "{err}"
+        );
     }
 
     #[test]
