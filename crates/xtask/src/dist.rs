@@ -159,6 +159,17 @@ pub fn architectures(variants: &[&VariantSpec], requested: &[String]) -> Result<
         .collect())
 }
 
+/// The directory of a variant's artifacts for `target`, relative to the dist directory:
+/// `<variant>`, or `<variant>/<arch>` for another architecture than this machine's (so a
+/// cross build never collides with the native one: `generic/aarch64/bin/<server>`).
+pub fn artifact_dir(variant: &str, target: &str) -> PathBuf {
+    let mut dir = PathBuf::from(variant);
+    if crate::cross::is_foreign(target) {
+        dir.push(crate::cross::target_arch(target));
+    }
+    dir
+}
+
 /// Target triple of a crate's shipped artifact on `arch`.
 pub fn target_triple(role: Role, arch: &str) -> String {
     match role {

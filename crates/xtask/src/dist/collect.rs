@@ -33,12 +33,7 @@ pub fn collect(
     outputs: &CargoOutputs,
     log_path: &Path,
 ) -> Result<Vec<Built>> {
-    let mut variant_dir = staging.join(&job.variant.name);
-    // Another architecture's builds of a variant go one level down (`generic/aarch64/bin`),
-    // so they never collide with this machine's.
-    if crate::cross::is_foreign(&job.target) {
-        variant_dir.push(crate::cross::target_arch(&job.target));
-    }
+    let variant_dir = staging.join(super::artifact_dir(&job.variant.name, &job.target));
     let mut placed: Vec<(ArtifactKind, PathBuf, Option<PathBuf>)> = Vec::new();
     match spec.role {
         Role::Server | Role::Launcher => {
