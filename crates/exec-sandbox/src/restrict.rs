@@ -255,6 +255,11 @@ fn denied_syscalls() -> Vec<i64> {
 /// System call numbers of the target, from the `libc` crate that `nix` re-exports.
 mod libc_numbers {
     pub use nix::libc::*;
+
+    /// Missing from the libc crate for aarch64 musl (0.2.191). aarch64 numbers its system
+    /// calls by the kernel's generic table, include/uapi/asm-generic/unistd.h: 294.
+    #[cfg(all(target_arch = "aarch64", target_env = "musl"))]
+    pub const SYS_kexec_file_load: c_long = 294;
 }
 
 fn seccomp_filters(network: bool) -> Result<Vec<BpfProgram>, RestrictError> {

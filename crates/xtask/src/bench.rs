@@ -241,6 +241,8 @@ fn build_profiles(workspace: &Workspace, args: &ProfilesArgs) -> Result<()> {
             workspace: &copied,
             variants: copied.select_variants(&args.variants)?,
             crates: copied.select_shipped_crates(&args.crates)?,
+            // Profile choices are measured on this machine's own builds.
+            architectures: vec![std::env::consts::ARCH.to_owned()],
             out: base.join(choice.name).join("dist"),
             target_base: base.join(choice.name).join("target"),
             source: source.clone(),

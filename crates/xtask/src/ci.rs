@@ -33,6 +33,8 @@ pub enum CiStep {
     Dist,
     /// `cargo xtask verify --rebuild` on the dist output
     Verify,
+    /// `cargo xtask emulate`: the cross-built (aarch64) binaries answer MCP under qemu-user
+    Emulate,
     /// tests/ffi against each variant's Python module this CPU can run
     Ffi,
     /// OCI images of every server and their smoke test
@@ -50,8 +52,9 @@ impl CiStep {
             CiStep::Clippy => "clippy (-D warnings)",
             CiStep::Hakari => "workspace-hack up to date",
             CiStep::Test => "tests",
-            CiStep::Dist => "dist (every shipped crate in every variant)",
+            CiStep::Dist => "dist (every shipped crate in every variant and architecture)",
             CiStep::Verify => "verify (audit, exports, reproducibility)",
+            CiStep::Emulate => "other architectures under qemu (MCP handshake)",
             CiStep::Ffi => "Python FFI tests per variant",
             CiStep::Images => "images + smoke test",
             CiStep::Nix => "Nix checks",
@@ -70,8 +73,13 @@ impl CiStep {
             CiStep::Dist | CiStep::Verify => {
                 let crates: Vec<_> = workspace.shipped_crates().collect();
                 needs.add_dist(&crates);
+                let variants: Vec<_> = workspace.variants.iter().collect();
+                if let Ok(architectures) = dist::architectures(&variants, &[]) {
+                    needs.add_architectures(&architectures);
+                }
                 true
             }
+            CiStep::Emulate => needs.uses.insert(Use::Emulate),
             CiStep::Ffi => needs.uses.insert(Use::Ffi),
             CiStep::Images => {
                 needs.uses.extend([Use::Image, Use::ImageSmoke]);
@@ -103,6 +111,11 @@ pub struct CiArgs {
     /// further one would cost another cold build of the whole dependency tree.
     #[arg(long = "repro-variant", value_name = "VARIANT")]
     pub repro_variants: Vec<String>,
+    /// Architectures the reproducibility rebuild covers (repeatable). Default: this
+    /// machine's. A cross build goes through the same cargo invocation (plus the C
+    /// toolchain's environment) and costs a cold build of the whole dependency tree again.
+    #[arg(long = "repro-arch", value_name = "ARCH")]
+    pub repro_architectures: Vec<String>,
 }
 
 impl CiArgs {
@@ -118,6 +131,14 @@ impl CiArgs {
             .chain(workspace.servers().take(1))
             .map(|c| c.name.clone())
             .collect()
+    }
+
+    fn repro_architectures(&self) -> Vec<String> {
+        if self.repro_architectures.is_empty() {
+            vec![std::env::consts::ARCH.to_owned()]
+        } else {
+            self.repro_architectures.clone()
+        }
     }
 
     fn repro_variants(&self, workspace: &Workspace) -> Vec<String> {
@@ -199,9 +220,11 @@ fn run_step(workspace: &Workspace, args: &CiArgs, step: CiStep) -> Result<()> {
                 rebuild: true,
                 rebuild_crates: args.repro_crates(workspace),
                 rebuild_variants: args.repro_variants(workspace),
+                rebuild_architectures: args.repro_architectures(),
             },
         )
         .map(drop),
+        CiStep::Emulate => crate::cross::emulate::run(workspace, &Default::default()).map(drop),
         CiStep::Ffi => run_ffi_tests(workspace),
         CiStep::Images => run_images(workspace),
         CiStep::Nix => crate::nix_check::run(&workspace.root),
@@ -392,6 +415,12 @@ mod tests {
         }
         let dist = CiStep::Dist.uses(&workspace).uses;
         assert!(dist.contains(&Use::DistMusl) && dist.contains(&Use::DistPython));
+        let foreign = workspace
+            .variants
+            .iter()
+            .flat_map(|v| &v.architectures)
+            .any(|arch| arch != std::env::consts::ARCH);
+        assert_eq!(dist.contains(&Use::DistCross), foreign);
     }
 
     #[test]
@@ -401,7 +430,9 @@ mod tests {
             skip: vec![],
             repro_crates: vec![],
             repro_variants: vec![],
+            repro_architectures: vec![],
         };
+        assert_eq!(args.repro_architectures(), [std::env::consts::ARCH]);
         let variants = args.repro_variants(&workspace);
         assert_eq!(variants.len(), 1);
         let baseline = workspace.variant(&variants[0]).unwrap();

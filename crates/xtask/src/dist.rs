@@ -17,12 +17,14 @@
 //! - [`collect`]: from cargo's outputs to the staged `dist/` and its atomic publication;
 //! - [`isolation`]: whether a crate's dependencies resolve the same alone and with others;
 //! - [`manifest`]: `manifest.json` and the source facts it records;
+//! - [`planning`]: the architectures and jobs of a run, and where their artifacts go;
 //! - [`sources`]: a copy of the sources in another directory (rebuilds, benchmarks).
 
 mod cargo;
 mod collect;
 pub mod isolation;
 pub mod manifest;
+mod planning;
 pub mod sources;
 
 use std::path::PathBuf;
@@ -38,6 +40,8 @@ pub use manifest::{
     Artifact, ArtifactKind, Manifest, ManifestVariant, SourceInfo, by_path, hash_file, human_size,
     sha256_hex,
 };
+use planning::plan;
+pub use planning::{architectures, artifact_dir};
 
 use crate::metadata::{CrateSpec, Role, VariantSpec, Workspace};
 use crate::prereq;
@@ -63,6 +67,11 @@ pub struct DistArgs {
     /// Output directory (default: `<workspace>/dist`).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Build only for this architecture (repeatable; default: every architecture a selected
+    /// variant declares; other architectures than this machine's are cross-built, see
+    /// `crate::cross`).
+    #[arg(long = "arch", value_name = "ARCH")]
+    pub architectures: Vec<String>,
 }
 
 /// What one `dist` run builds and where.
@@ -71,6 +80,9 @@ pub struct DistRequest<'a> {
     pub workspace: &'a Workspace,
     pub variants: Vec<&'a VariantSpec>,
     pub crates: Vec<&'a CrateSpec>,
+    /// Architectures to build for (`x86_64`, `aarch64`), this machine's first; see
+    /// [`architectures`].
+    pub architectures: Vec<String>,
     pub out: PathBuf,
     /// The cargo target directory of dist builds, shared by every variant.
     pub target_base: PathBuf,
@@ -95,13 +107,15 @@ pub fn run(workspace: &Workspace, args: &DistArgs) -> Result<Manifest> {
 fn run_steps(workspace: &Workspace, args: &DistArgs, steps: &mut Steps) -> Result<Manifest> {
     let variants = workspace.select_variants(&args.variants)?;
     let crates = workspace.select_shipped_crates(&args.crates)?;
-    steps.time("prerequisites", || {
-        prereq::ensure(&workspace.root, &prereq::Needs::dist(&crates))
-    })?;
+    let architectures = architectures(&variants, &args.architectures)?;
+    let mut needs = prereq::Needs::dist(&crates);
+    needs.add_architectures(&architectures);
+    steps.time("prerequisites", || prereq::ensure(&workspace.root, &needs))?;
     let request = DistRequest {
         workspace,
         variants,
         crates,
+        architectures,
         out: args
             .out
             .clone()
@@ -147,6 +161,8 @@ pub(crate) struct Job<'a> {
     pub variant: &'a VariantSpec,
     pub target: String,
     pub profile: &'static str,
+    /// Extra environment of the cargo invocation (a foreign target's C toolchain).
+    pub env: Vec<(String, String)>,
 }
 
 impl Job<'_> {
@@ -169,55 +185,23 @@ impl Job<'_> {
     }
 }
 
-/// The builds for `arch`: one per variant × target triple × profile. Variants not available
-/// on `arch` are skipped with a note.
-fn plan<'a>(variants: &[&'a VariantSpec], crates: &[&'a CrateSpec], arch: &str) -> Vec<Job<'a>> {
-    let mut jobs: Vec<Job<'a>> = Vec::new();
-    for &variant in variants {
-        if !variant.architectures.iter().any(|a| a == arch) {
-            eprintln!(
-                "note: variant `{}` is not available on {arch} (architectures: {}); skipped",
-                variant.name,
-                variant.architectures.join(", ")
-            );
-            continue;
-        }
-        for &spec in crates {
-            // The launcher picks the best variant on the user's CPU, so it must run on any
-            // CPU: it is built in the baseline variant only.
-            if spec.role == Role::Launcher && variant.target_cpu != BASELINE_CPU {
-                continue;
-            }
-            let target = target_triple(spec.role, arch);
-            let profile = profile_for(spec.role);
-            match jobs.iter_mut().find(|job| {
-                job.variant.name == variant.name && job.target == target && job.profile == profile
-            }) {
-                Some(job) => job.specs.push(spec),
-                None => jobs.push(Job {
-                    specs: vec![spec],
-                    variant,
-                    target,
-                    profile,
-                }),
-            }
-        }
-    }
-    jobs
-}
-
 /// [`build`] with options, recording each step's wall time in `steps`.
 pub fn build_with(
     request: &DistRequest<'_>,
     options: &BuildOptions,
     steps: &mut Steps,
 ) -> Result<Manifest> {
-    let arch = std::env::consts::ARCH;
-    let jobs = plan(&request.variants, &request.crates, arch);
+    let mut jobs = plan(&request.variants, &request.crates, &request.architectures);
     if jobs.is_empty() {
         bail!(
-            "nothing to build: no selected variant supports this machine's architecture ({arch})"
+            "nothing to build: no selected variant supports the architectures {}",
+            request.architectures.join(", ")
         );
+    }
+    for job in &mut jobs {
+        if crate::cross::is_foreign(&job.target) {
+            job.env = crate::cross::cargo_env(&job.target)?;
+        }
     }
     for spec in &request.crates {
         check_buildable(spec)?;
@@ -490,59 +474,8 @@ fn print_summary(built: &[Built]) {
 
 #[cfg(test)]
 mod tests {
+    use super::planning::tests::crate_spec;
     use super::*;
-
-    fn variant(name: &str, rustflags: &[&str], architectures: &[&str]) -> VariantSpec {
-        VariantSpec {
-            name: name.into(),
-            description: String::new(),
-            target_cpu: name.into(),
-            rustflags: rustflags.iter().map(|s| s.to_string()).collect(),
-            architectures: architectures.iter().map(|s| s.to_string()).collect(),
-        }
-    }
-
-    fn crate_spec(name: &str, role: Role) -> CrateSpec {
-        CrateSpec {
-            name: name.into(),
-            role,
-            manifest_path: PathBuf::from(format!("/ws/crates/{name}/Cargo.toml")),
-            bin_targets: vec![name.into()],
-            ..CrateSpec::default()
-        }
-    }
-
-    #[test]
-    fn plan_builds_the_launcher_for_the_baseline_only_and_skips_foreign_variants() {
-        let generic = variant("generic", &[], &["x86_64", "aarch64"]);
-        let znver4 = variant("znver4", &["-C", "target-cpu=znver4"], &["x86_64"]);
-        let server = crate_spec("bash-god", Role::Server);
-        let launcher = crate_spec("mcp-launcher", Role::Launcher);
-        let core = CrateSpec {
-            lib_target: Some("mcp_rust_core".into()),
-            ..crate_spec("mcp-rust-core", Role::PythonModule)
-        };
-        let jobs = plan(&[&generic, &znver4], &[&server, &launcher, &core], "x86_64");
-        let names: Vec<_> = jobs
-            .iter()
-            .map(|job| format!("{}/{}/{}", job.variant.name, job.crate_names(), job.target))
-            .collect();
-        assert_eq!(
-            names,
-            [
-                "generic/bash-god, mcp-launcher/x86_64-unknown-linux-musl",
-                "generic/mcp-rust-core/x86_64-unknown-linux-gnu",
-                "znver4/bash-god/x86_64-unknown-linux-musl",
-                "znver4/mcp-rust-core/x86_64-unknown-linux-gnu",
-            ]
-        );
-        for job in &jobs {
-            assert!(job.specs.iter().all(|s| profile_for(s.role) == job.profile));
-        }
-        let on_arm = plan(&[&generic, &znver4], &[&server], "aarch64");
-        assert_eq!(on_arm.len(), 1);
-        assert_eq!(on_arm[0].target, "aarch64-unknown-linux-musl");
-    }
 
     #[test]
     fn servers_are_musl_and_the_python_module_is_gnu() {

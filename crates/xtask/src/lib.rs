@@ -3,6 +3,8 @@
 //! - [`metadata`]: the workspace's crates and CPU variants, read from `cargo metadata`.
 //! - [`bench`]: build-profile choices, runtime numbers and the reference MCP servers, each
 //!   measured side by side (`cargo xtask bench`).
+//! - [`cross`]: builds for other architectures (aarch64 from x86_64) and their run under
+//!   qemu-user (`cargo xtask emulate`).
 //! - [`ci`]: the one test command (fmt, clippy, tests, dist, verify, FFI, images, Nix).
 //! - [`dist`]: every shipped crate in every CPU variant, collected into `dist/`.
 //! - [`image`]: reproducible OCI images of the servers and their smoke test.
@@ -17,6 +19,7 @@
 pub mod bench;
 pub mod ci;
 pub mod cpu;
+pub mod cross;
 pub mod dist;
 pub mod image;
 pub mod isa;

@@ -20,6 +20,9 @@ enum Command {
     Dist(xtask::dist::DistArgs),
     /// Audit dist/: instruction sets, exports, static linking; `--rebuild` for reproducibility.
     Verify(xtask::verify::VerifyArgs),
+    /// Run every foreign-architecture (cross-built) binary of dist/ under qemu-user: MCP
+    /// handshake of each server, the launcher's choice.
+    Emulate(xtask::cross::emulate::EmulateArgs),
     /// OCI images of every server from dist/ (a tag per variant, `latest` dispatches by CPU).
     Image(xtask::image::ImageArgs),
     /// Sign dist/ with an OpenSSH key (SHA256SUMS + SHA256SUMS.sig), or `--verify` it.
@@ -50,6 +53,13 @@ fn main() -> Result<()> {
                 prereq::ensure(&workspace.root, &needs)?;
             }
             xtask::verify::run(&workspace, &args).map(drop)
+        }
+        Command::Emulate(args) => {
+            prereq::ensure(
+                &workspace.root,
+                &Needs::new("emulate", [prereq::Use::Emulate]),
+            )?;
+            xtask::cross::emulate::run(&workspace, &args).map(drop)
         }
         Command::Image(args) => xtask::image::run(&workspace, &args),
         Command::Sign(args) => {

@@ -3,7 +3,8 @@
 //!
 //! What can be installed without asking is installed: the targets and components
 //! `rust-toolchain.toml` lists (rustup), the cargo tools below (`cargo install --locked`),
-//! and, as root on Debian or Ubuntu, the distribution packages (apt-get). Anything else that
+//! the pinned Python packages below (pip, into a venv of their own), and, as root on Debian
+//! or Ubuntu, the distribution packages (apt-get). Anything else that
 //! is missing fails the task with the exact fix; nothing is skipped silently. `.ci/run`
 //! installs through this same code (`cargo xtask setup`), and the README's list is this
 //! list (a test keeps them equal).
@@ -28,6 +29,10 @@ pub enum Use {
     DistMusl,
     /// The Python module's build.
     DistPython,
+    /// Static musl builds for another architecture than this machine's (cross C compiler).
+    DistCross,
+    /// Running those builds here under qemu-user (`cargo xtask emulate`).
+    Emulate,
     /// `cargo fmt --check`.
     Fmt,
     /// `cargo clippy`.
@@ -56,6 +61,8 @@ impl Use {
             Use::Dist => "dist",
             Use::DistMusl => "dist (servers)",
             Use::DistPython => "dist (Python module)",
+            Use::DistCross => "dist (other architectures)",
+            Use::Emulate => "emulate (other architectures)",
             Use::Fmt => "fmt",
             Use::Clippy => "clippy",
             Use::Test => "tests",
@@ -90,6 +97,16 @@ impl Needs {
         let mut needs = Needs::new("dist", [Use::Dist]);
         needs.add_dist(crates);
         needs
+    }
+
+    /// Adds the cross toolchain when `architectures` include another than this machine's.
+    pub fn add_architectures(&mut self, architectures: &[String]) {
+        if architectures
+            .iter()
+            .any(|arch| arch != std::env::consts::ARCH)
+        {
+            self.uses.insert(Use::DistCross);
+        }
     }
 
     /// Adds the build uses of a dist of `crates`.
@@ -138,6 +155,32 @@ pub struct CargoTool {
     pub why: &'static str,
 }
 
+/// A program from a pinned Python package, installed with pip into a venv of its own in the
+/// user's cache directory (no system package has it, and the venv leaves the system alone).
+#[derive(Debug, Clone, Copy)]
+pub struct PythonTool {
+    pub name: &'static str,
+    /// The package and its exact version (`pip install <package>==<version>`).
+    pub package: &'static str,
+    pub version: &'static str,
+    pub used_by: &'static [Use],
+    pub why: &'static str,
+    pub installed: fn() -> bool,
+    pub install: fn() -> anyhow::Result<()>,
+}
+
+/// Every pinned Python package a task may need.
+pub const PYTHON_TOOLS: &[PythonTool] = &[PythonTool {
+    name: "zig",
+    package: "ziglang",
+    version: crate::cross::ZIGLANG_VERSION,
+    used_by: &[Use::DistCross],
+    why: "its clang compiles the C code (tree-sitter, ring) of the cross-built aarch64 servers; \
+          rust-lld links them with Rust's own musl",
+    installed: crate::cross::zig_installed,
+    install: crate::cross::install_zig,
+}];
+
 /// Every system program a task may need.
 pub const PROGRAMS: &[Program] = &[
     Program {
@@ -165,15 +208,15 @@ pub const PROGRAMS: &[Program] = &[
         name: "python3",
         probe: Probe::OnPath("python3"),
         debian: "python3",
-        used_by: &[Use::DistPython, Use::Ffi],
+        used_by: &[Use::DistPython, Use::DistCross, Use::Ffi],
         why: "pyo3 configures the Python module against it; runs the FFI tests",
     },
     Program {
         name: "python3 venv",
         probe: Probe::Runs(&["python3", "-c", "import venv, ensurepip"]),
         debian: "python3-venv",
-        used_by: &[Use::Ffi],
-        why: "the FFI tests install numpy into target/ffi-venv",
+        used_by: &[Use::DistCross, Use::Ffi],
+        why: "the FFI tests install numpy into target/ffi-venv; the cross C compiler (zig) gets a venv",
     },
     Program {
         name: "nm",
@@ -202,6 +245,13 @@ pub const PROGRAMS: &[Program] = &[
         debian: "bash-static",
         used_by: &[Use::Image, Use::Test],
         why: "bash-god's images ship a static bash: `execute_command` runs `bash -c`",
+    },
+    Program {
+        name: "qemu-aarch64",
+        probe: Probe::OnPath("qemu-aarch64"),
+        debian: "qemu-user",
+        used_by: &[Use::Emulate],
+        why: "runs the cross-built aarch64 servers and launcher (MCP handshake) on this machine",
     },
     Program {
         name: "skopeo",
@@ -269,7 +319,7 @@ pub const CARGO_TOOLS: &[CargoTool] = &[
 ];
 
 /// The uses that need the toolchain's targets and components (rust-toolchain.toml).
-pub const TOOLCHAIN_USES: &[Use] = &[Use::Dist, Use::Fmt, Use::Clippy, Use::Test];
+pub const TOOLCHAIN_USES: &[Use] = &[Use::Dist, Use::DistCross, Use::Fmt, Use::Clippy, Use::Test];
 
 /// The README's table of prerequisites, generated from [`PROGRAMS`] and [`CARGO_TOOLS`].
 pub fn markdown_table() -> String {
@@ -286,24 +336,38 @@ pub fn markdown_table() -> String {
         "| targets and components of `rust-toolchain.toml` | rustup | dist, fmt, clippy, tests \
          | the pinned toolchain builds every crate for its target |\n",
     );
-    for program in PROGRAMS {
+    let mut row = |name: String, source: String, used_by: &[Use], why: &str| {
         text.push_str(&format!(
-            "| `{}` | Debian package `{}` | {} | {} |\n",
-            program.name,
-            program.debian,
-            uses(program.used_by),
-            program.why
+            "| `{name}` | {source} | {} | {why} |\n",
+            uses(used_by)
         ));
+    };
+    for program in PROGRAMS {
+        row(
+            program.name.to_owned(),
+            format!("Debian package `{}`", program.debian),
+            program.used_by,
+            program.why,
+        );
     }
     for tool in CARGO_TOOLS {
-        text.push_str(&format!(
-            "| `cargo {}` | `cargo install --locked {}@{}` | {} | {} |\n",
-            tool.subcommand,
-            tool.krate,
-            tool.version,
-            uses(tool.used_by),
-            tool.why
-        ));
+        row(
+            format!("cargo {}", tool.subcommand),
+            format!("`cargo install --locked {}@{}`", tool.krate, tool.version),
+            tool.used_by,
+            tool.why,
+        );
+    }
+    for tool in PYTHON_TOOLS {
+        row(
+            tool.name.to_owned(),
+            format!(
+                "Python package `{}=={}` (pip, own venv in the user's cache)",
+                tool.package, tool.version
+            ),
+            tool.used_by,
+            tool.why,
+        );
     }
     text
 }
@@ -336,6 +400,7 @@ mod tests {
         for u in <Use as clap::ValueEnum>::value_variants() {
             let used = PROGRAMS.iter().any(|p| p.used_by.contains(u))
                 || CARGO_TOOLS.iter().any(|t| t.used_by.contains(u))
+                || PYTHON_TOOLS.iter().any(|t| t.used_by.contains(u))
                 || TOOLCHAIN_USES.contains(u);
             assert!(used, "{u:?} has no prerequisite");
         }

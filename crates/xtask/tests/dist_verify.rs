@@ -20,6 +20,7 @@ fn dist_and_verify_the_python_module_in_every_variant() {
         workspace: &workspace,
         variants: workspace.variants.iter().collect(),
         crates: vec![module],
+        architectures: vec![std::env::consts::ARCH.to_owned()],
         out: out.path().to_owned(),
         target_base: workspace.target_dir.join("dist"),
         source: SourceInfo::collect(&workspace.root).unwrap(),

@@ -173,7 +173,8 @@ impl Invocation<'_> {
                 "SOURCE_DATE_EPOCH",
                 self.source.source_date_epoch.to_string(),
             )
-            .env("PYO3_PYTHON", &self.source.pyo3_python);
+            .env("PYO3_PYTHON", &self.source.pyo3_python)
+            .envs(job.env.iter().map(|(key, value)| (key, value)));
         command
     }
 
@@ -342,6 +343,7 @@ mod tests {
             variant: &variant,
             target: "x86_64-unknown-linux-musl".into(),
             profile: "dist-server",
+            env: vec![("CC_x86_64_unknown_linux_musl".into(), "/z/cc".into())],
         };
         let toolchain = Toolchain {
             objcopy: PathBuf::from("/t/rust-objcopy"),
@@ -382,6 +384,7 @@ mod tests {
         assert_eq!(env["CARGO_TARGET_DIR"], "/ws/target/dist");
         assert_eq!(env["SOURCE_DATE_EPOCH"], "7");
         assert_eq!(env["MCP_FOUNDRY_VARIANT"], "znver4");
+        assert_eq!(env["CC_x86_64_unknown_linux_musl"], "/z/cc");
         let flags: Vec<&str> = env["CARGO_ENCODED_RUSTFLAGS"].split('\x1f').collect();
         assert_eq!(&flags[..2], ["-C", "target-cpu=znver4"]);
         assert_eq!(

@@ -39,7 +39,7 @@ pub fn collect(
     log_path: &Path,
     dependency_list: &[u8],
 ) -> Result<Vec<Built>> {
-    let variant_dir = staging.join(&job.variant.name);
+    let variant_dir = staging.join(super::artifact_dir(&job.variant.name, &job.target));
     let mut placed: Vec<(ArtifactKind, PathBuf, Option<PathBuf>)> = Vec::new();
     match spec.role {
         Role::Server | Role::Launcher => {

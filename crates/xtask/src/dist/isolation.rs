@@ -21,7 +21,7 @@ use crate::process;
 /// feature lists it is resolved with (one, unless cargo tree shows two instances).
 type Resolution = BTreeMap<String, BTreeSet<String>>;
 
-/// For every dist job of this architecture with more than one crate, every dependency whose
+/// For every baseline dist job (of every architecture it declares) with more than one crate, every dependency whose
 /// features differ between building one crate alone and building the job's crates together,
 /// as readable lines. Empty: every artifact's dependencies are the same either way.
 pub fn differences(workspace: &Workspace) -> Result<Vec<String>> {
@@ -32,7 +32,8 @@ pub fn differences(workspace: &Workspace) -> Result<Vec<String>> {
         .filter(|v| v.target_cpu == BASELINE_CPU)
         .collect();
     let mut found = Vec::new();
-    for job in plan(&baseline, &crates, std::env::consts::ARCH) {
+    let architectures = super::architectures(&baseline, &[])?;
+    for job in plan(&baseline, &crates, &architectures) {
         if job.specs.len() < 2 {
             continue;
         }
@@ -218,7 +219,14 @@ mod tests {
         let dir = fixture(false);
         let workspace = Workspace::load_from(dir.path()).unwrap();
         let found = differences(&workspace).unwrap();
-        assert_eq!(found.len(), 2, "{found:#?}");
+        // Two per architecture the baseline declares: the cross build is checked too.
+        assert_eq!(found.len(), 4, "{found:#?}");
+        assert!(
+            found
+                .iter()
+                .any(|line| line.starts_with("two (aarch64-unknown-linux-musl)")),
+            "{found:#?}"
+        );
         assert!(
             found[0].starts_with("one (")
                 && found[0]

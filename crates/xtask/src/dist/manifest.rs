@@ -182,6 +182,39 @@ impl Manifest {
         Ok(restricted)
     }
 
+    /// The architectures of the manifest's artifacts, this machine's first.
+    pub fn architectures(&self) -> Vec<String> {
+        let mut architectures: Vec<String> = self
+            .artifacts
+            .iter()
+            .map(|a| crate::cross::target_arch(&a.target).to_owned())
+            .collect();
+        architectures.sort_by_key(|arch| (arch != std::env::consts::ARCH, arch.clone()));
+        architectures.dedup();
+        architectures
+    }
+
+    /// The same manifest with only the artifacts built for `architectures` (all when empty).
+    pub fn restricted_to_architectures(&self, architectures: &[String]) -> Result<Manifest> {
+        for arch in architectures {
+            if !self.architectures().contains(arch) {
+                bail!(
+                    "architecture `{arch}` is not in the manifest; its architectures: {}",
+                    self.architectures().join(", ")
+                );
+            }
+        }
+        let mut restricted = self.clone();
+        if !architectures.is_empty() {
+            restricted.artifacts.retain(|a| {
+                architectures
+                    .iter()
+                    .any(|arch| arch == crate::cross::target_arch(&a.target))
+            });
+        }
+        Ok(restricted)
+    }
+
     /// Crate names in the manifest, sorted, deduplicated.
     pub fn crate_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self

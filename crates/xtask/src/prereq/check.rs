@@ -8,7 +8,9 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
-use super::{CARGO_TOOLS, Needs, PROGRAMS, Probe, TOOLCHAIN_USES, Use, markdown_table};
+use super::{
+    CARGO_TOOLS, Needs, PROGRAMS, PYTHON_TOOLS, Probe, TOOLCHAIN_USES, Use, markdown_table,
+};
 use crate::process;
 
 /// `rust-toolchain.toml`'s `[toolchain]`.
@@ -50,6 +52,13 @@ pub enum Missing {
         krate: String,
         version: String,
         found: Option<String>,
+    },
+    /// A pinned Python package of [`PYTHON_TOOLS`], by its program's name.
+    PythonTool {
+        name: String,
+        package: String,
+        version: String,
+        why: String,
     },
 }
 
@@ -102,6 +111,16 @@ pub fn missing(root: &Path, needs: &Needs) -> Result<Vec<Missing>> {
                 krate: tool.krate.to_owned(),
                 version: tool.version.to_owned(),
                 found,
+            });
+        }
+    }
+    for tool in PYTHON_TOOLS {
+        if needed(tool.used_by, needs) && !(tool.installed)() {
+            missing.push(Missing::PythonTool {
+                name: tool.name.to_owned(),
+                package: tool.package.to_owned(),
+                version: tool.version.to_owned(),
+                why: tool.why.to_owned(),
             });
         }
     }
@@ -279,6 +298,22 @@ fn install(root: &Path, missing: &[Missing], manager: PackageManager) -> Result<
             eprintln!("warning: {error:#}");
         }
     }
+    // After the system packages: pip needs python3 and its venv module.
+    for item in missing {
+        let Missing::PythonTool { name, .. } = item else {
+            continue;
+        };
+        let Some(tool) = PYTHON_TOOLS.iter().find(|t| t.name == name) else {
+            continue;
+        };
+        eprintln!(
+            "==> installing: {}=={} (pip, into its own venv)",
+            tool.package, tool.version
+        );
+        if let Err(error) = (tool.install)() {
+            eprintln!("warning: {error:#}");
+        }
+    }
     Ok(())
 }
 
@@ -331,6 +366,20 @@ pub fn explain(task: &str, missing: &[Missing]) -> String {
                 };
                 text.push_str(&format!("  - {krate} {version}{found}\n"));
                 fixes.push(format!("cargo install --locked {krate}@{version}"));
+            }
+            Missing::PythonTool {
+                name,
+                package,
+                version,
+                why,
+            } => {
+                text.push_str(&format!(
+                    "  - {name} (Python package {package}=={version}): {why}\n"
+                ));
+                fixes.push(format!(
+                    "cargo xtask setup --for dist-cross   (pip-installs {package}=={version} \
+                     into its own venv; needs python3 with venv)"
+                ));
             }
         }
     }

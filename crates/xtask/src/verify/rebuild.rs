@@ -60,6 +60,7 @@ pub fn rebuild(
         workspace: &copy,
         variants: copy.select_variants(&variant_names)?,
         crates: copy.select_shipped_crates(&crate_names)?,
+        architectures: manifest.architectures(),
         out: base.join("dist"),
         // Cached between runs: only what changed is rebuilt, in the new directory.
         target_base: base.join("target-dist"),

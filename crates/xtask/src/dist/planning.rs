@@ -1,0 +1,204 @@
+//! What one dist run builds where: the architectures (this machine's and the cross-built
+//! ones), the jobs (one cargo invocation per variant × target triple × profile), and where a
+//! job's artifacts go in `dist/`.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+
+use super::{BASELINE_CPU, Job, profile_for, target_triple};
+use crate::metadata::{CrateSpec, Role, VariantSpec};
+
+/// The architectures to build for: `requested` (each declared by a selected variant), or by
+/// default every architecture a selected variant declares; this machine's first, since
+/// foreign ones are cross-built and only their baseline is shipped.
+pub fn architectures(variants: &[&VariantSpec], requested: &[String]) -> Result<Vec<String>> {
+    let host = std::env::consts::ARCH;
+    let mut declared: Vec<String> = vec![host.to_owned()];
+    for variant in variants {
+        for arch in &variant.architectures {
+            if !declared.contains(arch) {
+                declared.push(arch.clone());
+            }
+        }
+    }
+    if requested.is_empty() {
+        return Ok(declared);
+    }
+    for arch in requested {
+        if !declared.contains(arch) {
+            bail!(
+                "--arch {arch}: no selected variant declares it; architectures: {}",
+                declared.join(", ")
+            );
+        }
+    }
+    Ok(declared
+        .into_iter()
+        .filter(|arch| requested.contains(arch))
+        .collect())
+}
+
+/// The directory of a variant's artifacts for `target`, relative to the dist directory:
+/// `<variant>`, or `<variant>/<arch>` for another architecture than this machine's (so a
+/// cross build never collides with the native one: `generic/aarch64/bin/<server>`).
+pub fn artifact_dir(variant: &str, target: &str) -> PathBuf {
+    let mut dir = PathBuf::from(variant);
+    if crate::cross::is_foreign(target) {
+        dir.push(crate::cross::target_arch(target));
+    }
+    dir
+}
+
+/// The builds for `architectures`: one per variant × target triple × profile. Variants not
+/// available on an architecture are skipped with a note, and so is the Python module on
+/// other architectures than this machine's (it is a glibc shared object: cross-linking it
+/// needs that architecture's glibc, which the static-musl cross toolchain does not have).
+pub(crate) fn plan<'a>(
+    variants: &[&'a VariantSpec],
+    crates: &[&'a CrateSpec],
+    architectures: &[String],
+) -> Vec<Job<'a>> {
+    let mut jobs: Vec<Job<'a>> = Vec::new();
+    for arch in architectures {
+        plan_arch(&mut jobs, variants, crates, arch);
+    }
+    jobs
+}
+
+fn plan_arch<'a>(
+    jobs: &mut Vec<Job<'a>>,
+    variants: &[&'a VariantSpec],
+    crates: &[&'a CrateSpec],
+    arch: &str,
+) {
+    let foreign = arch != std::env::consts::ARCH;
+    for &variant in variants {
+        if !variant.architectures.iter().any(|a| a == arch) {
+            eprintln!(
+                "note: variant `{}` is not available on {arch} (architectures: {}); skipped",
+                variant.name,
+                variant.architectures.join(", ")
+            );
+            continue;
+        }
+        for &spec in crates {
+            // The launcher picks the best variant on the user's CPU, so it must run on any
+            // CPU: it is built in the baseline variant only.
+            if spec.role == Role::Launcher && variant.target_cpu != BASELINE_CPU {
+                continue;
+            }
+            if spec.role == Role::PythonModule && foreign {
+                eprintln!(
+                    "note: `{}` is not cross-built for {arch} (a glibc shared object); build it \
+                     on an {arch} machine",
+                    spec.name
+                );
+                continue;
+            }
+            let target = target_triple(spec.role, arch);
+            let profile = profile_for(spec.role);
+            match jobs.iter_mut().find(|job| {
+                job.variant.name == variant.name && job.target == target && job.profile == profile
+            }) {
+                Some(job) => job.specs.push(spec),
+                None => jobs.push(Job {
+                    specs: vec![spec],
+                    variant,
+                    target,
+                    profile,
+                    env: Vec::new(),
+                }),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+
+    fn variant(name: &str, rustflags: &[&str], architectures: &[&str]) -> VariantSpec {
+        VariantSpec {
+            name: name.into(),
+            description: String::new(),
+            target_cpu: name.into(),
+            rustflags: rustflags.iter().map(|s| s.to_string()).collect(),
+            architectures: architectures.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    pub(crate) fn crate_spec(name: &str, role: Role) -> CrateSpec {
+        CrateSpec {
+            name: name.into(),
+            role,
+            manifest_path: PathBuf::from(format!("/ws/crates/{name}/Cargo.toml")),
+            bin_targets: vec![name.into()],
+            ..CrateSpec::default()
+        }
+    }
+
+    #[test]
+    fn plan_builds_the_launcher_for_the_baseline_only_and_skips_foreign_variants() {
+        let generic = variant("generic", &[], &["x86_64", "aarch64"]);
+        let znver4 = variant("znver4", &["-C", "target-cpu=znver4"], &["x86_64"]);
+        let server = crate_spec("bash-god", Role::Server);
+        let launcher = crate_spec("mcp-launcher", Role::Launcher);
+        let core = CrateSpec {
+            lib_target: Some("mcp_rust_core".into()),
+            ..crate_spec("mcp-rust-core", Role::PythonModule)
+        };
+        let both = ["x86_64".to_owned(), "aarch64".to_owned()];
+        let jobs = plan(&[&generic, &znver4], &[&server, &launcher, &core], &both);
+        let names: Vec<_> = jobs
+            .iter()
+            .map(|job| format!("{}/{}/{}", job.variant.name, job.crate_names(), job.target))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "generic/bash-god, mcp-launcher/x86_64-unknown-linux-musl",
+                "generic/mcp-rust-core/x86_64-unknown-linux-gnu",
+                "znver4/bash-god/x86_64-unknown-linux-musl",
+                "znver4/mcp-rust-core/x86_64-unknown-linux-gnu",
+                // Cross-built: the baseline's static binaries only, no glibc Python module.
+                "generic/bash-god, mcp-launcher/aarch64-unknown-linux-musl",
+            ]
+        );
+        assert!(
+            jobs.iter().all(|job| job.env.is_empty()),
+            "env is set by build_with"
+        );
+        for job in &jobs {
+            assert!(job.specs.iter().all(|s| profile_for(s.role) == job.profile));
+        }
+        let on_arm = plan(&[&generic, &znver4], &[&server], &["aarch64".to_owned()]);
+        assert_eq!(on_arm.len(), 1);
+        assert_eq!(on_arm[0].target, "aarch64-unknown-linux-musl");
+    }
+
+    #[test]
+    fn every_declared_architecture_is_built_by_default_this_machines_first() {
+        let host = std::env::consts::ARCH;
+        let generic = variant("generic", &[], &["aarch64", host]);
+        let znver4 = variant("znver4", &["-C", "target-cpu=znver4"], &[host]);
+        let mut expected = vec![host.to_owned()];
+        if host != "aarch64" {
+            expected.push("aarch64".to_owned());
+        }
+        assert_eq!(architectures(&[&generic, &znver4], &[]).unwrap(), expected);
+        // Only what the selected variants declare.
+        assert_eq!(architectures(&[&znver4], &[]).unwrap(), [host]);
+        assert_eq!(
+            architectures(&[&generic], &["aarch64".to_owned()]).unwrap(),
+            ["aarch64"]
+        );
+        let err = architectures(&[&znver4], &["riscv64".to_owned()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--arch riscv64") && err.contains(host),
+            "{err}"
+        );
+    }
+}
