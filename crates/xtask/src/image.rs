@@ -122,8 +122,10 @@ pub struct CrateImages {
     pub foreign_baselines: Vec<(Arch, VariantBinary)>,
     /// With a launcher, the `latest` dispatch image is written too.
     pub launcher: Option<PathBuf>,
-    /// Programs the server runs, by the images' architecture (`image-programs`).
+    /// Programs the server runs (`image-programs`), in every image.
     pub programs: Vec<String>,
+    /// Where programs for other architectures are fetched to ([`programs::resolve`]).
+    pub program_cache: PathBuf,
     pub source_date_epoch: u64,
 }
 
@@ -199,7 +201,7 @@ pub fn image_specs(request: &CrateImages) -> Result<Vec<ImageSpec>> {
     };
     let with_programs = |architecture: &Arch| -> Result<Layer> {
         let mut layer = base_layer()?;
-        for program in programs::resolve(&request.programs, architecture)? {
+        for program in programs::resolve(&request.programs, architecture, &request.program_cache)? {
             layer.add(&program.image_path, EntryKind::File(program.data), 0o755, 0)?;
         }
         Ok(layer)

@@ -150,6 +150,7 @@ pub fn build_images(
             foreign_baselines,
             launcher,
             programs: server.image_programs.clone(),
+            program_cache: workspace.target_dir.join("image-programs"),
             source_date_epoch: manifest.source_date_epoch,
         };
         let dir = out.join(&server.name);

@@ -1,11 +1,15 @@
 //! Programs a server runs at run time (bash-god's `execute_command` runs `bash -c`), shipped
-//! in its images as statically linked binaries from this machine's distribution. A server
-//! names them in `[package.metadata.mcp-foundry] image-programs`; this table says where each
-//! comes from. Without them the image would start and answer MCP, but every execution would
-//! fail with "is bash installed?".
+//! in its images as statically linked binaries from Debian. A server names them in
+//! `[package.metadata.mcp-foundry] image-programs`; this table says where each comes from.
+//! Without them the image would start and answer MCP, but every execution would fail with
+//! "is bash installed?". For this machine's architecture the installed package is used (a
+//! prerequisite); for another one (arm64 images built on x86-64) the same package of that
+//! architecture is downloaded once with apt into a private cache and unpacked there, without
+//! touching the system's package state.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use object::read::elf::ProgramHeader as _;
@@ -20,6 +24,8 @@ pub struct StaticProgram {
     /// Where the distribution package installs the static build on this machine. Its
     /// package is in the prerequisites list ([`crate::prereq::PROGRAMS`]).
     pub host_path: &'static str,
+    /// The Debian package (fetched for other architectures).
+    pub debian: &'static str,
     /// Where the image has it: on the PATH the server gives the commands it runs.
     pub image_path: &'static str,
     /// How the image smoke test runs it inside the image, the way the server does, and
@@ -32,6 +38,7 @@ pub struct StaticProgram {
 pub const STATIC_PROGRAMS: &[StaticProgram] = &[StaticProgram {
     name: "bash",
     host_path: "/bin/bash-static",
+    debian: "bash-static",
     image_path: "usr/bin/bash",
     check_args: &["-c", "echo \"$((6 * 7)) $BASH_VERSION\""],
     check_output: "42 ",
@@ -46,8 +53,8 @@ pub struct ProgramFile {
 
 /// The files of `names` for an image of `architecture`, each checked to be a static ELF
 /// executable of that architecture (a dynamically linked one would not start in an image
-/// that has no libc).
-pub fn resolve(names: &[String], architecture: &Arch) -> Result<Vec<ProgramFile>> {
+/// that has no libc). `cache` holds the packages fetched for other architectures.
+pub fn resolve(names: &[String], architecture: &Arch, cache: &Path) -> Result<Vec<ProgramFile>> {
     names
         .iter()
         .map(|name| {
@@ -64,13 +71,91 @@ pub fn resolve(names: &[String], architecture: &Arch) -> Result<Vec<ProgramFile>
                             .join(", ")
                     )
                 })?;
-            let data = read_static(Path::new(program.host_path), architecture)?;
+            let path = if *architecture == host_architecture() {
+                PathBuf::from(program.host_path)
+            } else {
+                fetch_foreign(program, architecture, cache)?
+            };
+            let data = read_static(&path, architecture)?;
             Ok(ProgramFile {
                 image_path: program.image_path.to_owned(),
                 data,
             })
         })
         .collect()
+}
+
+fn host_architecture() -> Arch {
+    match std::env::consts::ARCH {
+        "x86_64" => Arch::Amd64,
+        "aarch64" => Arch::ARM64,
+        other => Arch::Other(other.to_owned()),
+    }
+}
+
+/// `program`'s file from its Debian package for `architecture`, downloaded and unpacked
+/// under `cache/<arch>/` on first use: apt with a private package list of that architecture
+/// only (the sources are the system's), then `dpkg-deb -x`.
+fn fetch_foreign(program: &StaticProgram, architecture: &Arch, cache: &Path) -> Result<PathBuf> {
+    let arch = architecture.to_string();
+    let dir = cache.join(&arch).join(program.debian);
+    let unpacked = dir.join("root");
+    let file = unpacked.join(program.host_path.trim_start_matches('/'));
+    if file.is_file() {
+        return Ok(file);
+    }
+    let apt_state = cache.join(&arch).join("apt");
+    for sub in ["lists/partial", "cache/archives/partial"] {
+        fs::create_dir_all(apt_state.join(sub))
+            .with_context(|| format!("creating {}", apt_state.join(sub).display()))?;
+    }
+    let download = dir.join("download");
+    let _ = fs::remove_dir_all(&download);
+    fs::create_dir_all(&download).with_context(|| format!("creating {}", download.display()))?;
+    let apt = |args: &[&str]| {
+        let mut command = Command::new("apt-get");
+        command
+            .arg("-q")
+            .arg(format!(
+                "-oDir::State::Lists={}",
+                apt_state.join("lists").display()
+            ))
+            .arg(format!(
+                "-oDir::Cache={}",
+                apt_state.join("cache").display()
+            ))
+            .arg(format!("-oAPT::Architectures::={arch}"))
+            // Private state: the system's lock is neither needed nor taken.
+            .arg("-oDebug::NoLocking=1")
+            .args(args)
+            .current_dir(&download)
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        command
+    };
+    let fix = format!(
+        "the {arch} image needs {} from the Debian package {}:{arch}; this needs apt-get with          the system's Debian sources and network access to the Debian archive",
+        program.name, program.debian
+    );
+    crate::process::run(&mut apt(&["update"])).with_context(|| fix.clone())?;
+    crate::process::run(&mut apt(&[
+        "download",
+        &format!("{}:{arch}", program.debian),
+    ]))
+    .with_context(|| fix.clone())?;
+    let deb = fs::read_dir(&download)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .find(|path| path.extension().is_some_and(|e| e == "deb"))
+        .with_context(|| format!("apt-get download left no .deb in {}", download.display()))?;
+    let partial = dir.join("root.partial");
+    let _ = fs::remove_dir_all(&partial);
+    crate::process::run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&partial))
+        .with_context(|| format!("unpacking {}", deb.display()))?;
+    fs::rename(&partial, &unpacked)
+        .with_context(|| format!("renaming {} to {}", partial.display(), unpacked.display()))?;
+    if !file.is_file() {
+        bail!("{} has no {}", deb.display(), program.host_path);
+    }
+    Ok(file)
 }
 
 /// Reads a static executable for `architecture`, or says why it is not one.
@@ -119,7 +204,8 @@ mod tests {
 
     #[test]
     fn unknown_programs_are_refused_with_the_known_ones() {
-        let err = resolve(&["zsh".to_owned()], &Arch::Amd64).unwrap_err();
+        let cache = tempfile::tempdir().unwrap();
+        let err = resolve(&["zsh".to_owned()], &Arch::Amd64, cache.path()).unwrap_err();
         assert!(format!("{err:#}").contains("known: bash"), "{err:#}");
     }
 
@@ -139,9 +225,47 @@ mod tests {
     }
 
     #[test]
+    fn an_image_of_the_other_architecture_gets_that_architectures_bash_and_it_runs() {
+        // Downloads Debian's bash-static of the other architecture (the test needs the
+        // Debian archive, as `cargo xtask image` does for arm64 images).
+        let (other, qemu) = match host_architecture() {
+            Arch::Amd64 => (Arch::ARM64, "qemu-aarch64"),
+            _ => (Arch::Amd64, "qemu-x86_64"),
+        };
+        let cache = tempfile::tempdir().unwrap();
+        let files = resolve(&["bash".to_owned()], &other, cache.path()).unwrap();
+        let fetched = cache
+            .path()
+            .join(other.to_string())
+            .join("bash-static/root/bin/bash-static");
+        assert_eq!(files[0].data, fs::read(&fetched).unwrap());
+        // The second resolve uses the cache (no download: the apt lists may go).
+        fs::remove_dir_all(cache.path().join(other.to_string()).join("apt")).unwrap();
+        assert_eq!(
+            resolve(&["bash".to_owned()], &other, cache.path()).unwrap(),
+            files
+        );
+        let out = Command::new(qemu)
+            .arg(&fetched)
+            .args(STATIC_PROGRAMS[0].check_args)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.starts_with(STATIC_PROGRAMS[0].check_output),
+            "{stdout:?} {out:?}"
+        );
+    }
+
+    #[test]
     fn the_static_bash_of_this_machine_is_accepted() {
         // A prerequisite of the tests too (`cargo xtask setup` installs it).
-        let files = resolve(&["bash".to_owned()], &Arch::Amd64).unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let files = resolve(&["bash".to_owned()], &host_architecture(), cache.path()).unwrap();
         assert_eq!(files[0].image_path, "usr/bin/bash");
+        assert_eq!(
+            files[0].data,
+            fs::read(STATIC_PROGRAMS[0].host_path).unwrap()
+        );
     }
 }

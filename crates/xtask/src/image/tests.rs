@@ -47,6 +47,7 @@ fn inputs(dir: &Path, with_launcher: bool) -> CrateImages {
         foreign_baselines: Vec::new(),
         launcher: with_launcher.then(|| write("launcher", "launcher build")),
         programs: Vec::new(),
+        program_cache: PathBuf::from("/nonexistent/image-programs"),
         source_date_epoch: EPOCH,
     }
 }

@@ -68,6 +68,7 @@ fn fixture() -> Fixture {
         foreign_baselines: Vec::new(),
         launcher: Some(launcher),
         programs: Vec::new(),
+        program_cache: PathBuf::from("/nonexistent/image-programs"),
         source_date_epoch: 1_700_000_000,
     };
     let layout = dist.join("images/demo");
