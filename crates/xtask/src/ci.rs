@@ -183,7 +183,22 @@ fn run_steps(workspace: &Workspace, args: &CiArgs, steps: &mut Steps) -> Result<
     }
     eprintln!("==> [ci] prerequisites");
     steps.time("prerequisites", || prereq::ensure(&workspace.root, &needs))?;
+    let mut wheel_chroots = (chosen.contains(&CiStep::Ffi) && crate::wheel::debian::is_root())
+        .then(|| {
+            eprintln!("==> [ci] the wheel test's Debian chroots are made in the background");
+            crate::wheel::debian::prepare_in_background(workspace.target_dir.join("wheel-python"))
+        });
     for step in CiStep::value_variants().iter().copied() {
+        if step == CiStep::Ffi
+            && let Some(handle) = wheel_chroots.take()
+        {
+            match handle.join() {
+                Ok(Ok(())) => {}
+                // The FFI step makes them itself and fails loudly if it cannot.
+                Ok(Err(error)) => eprintln!("warning: background chroot set-up: {error:#}"),
+                Err(_) => eprintln!("warning: the background chroot set-up panicked"),
+            }
+        }
         if !chosen.contains(&step) {
             eprintln!("\n==> [ci] {} SKIPPED (--skip)", step.title());
             steps.record(step.title(), Outcome::Skipped, Default::default());

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use xtask::dist::{self, Manifest};
 use xtask::image::ImageArgs;
 use xtask::metadata::{Role, Workspace};
+use xtask::provenance::{self, referrer};
 
 fn read_json(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
@@ -74,6 +75,17 @@ fn a_cross_built_baseline_becomes_the_indexs_arm64_entry() {
         let path = dist_dir.join(&relative);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, &bytes).unwrap();
+        // The SBOM and provenance `cargo xtask dist` writes beside each artifact, which the
+        // image attaches as referrers (stand-ins too).
+        for (kind, suffix, _) in referrer::RECORDS {
+            let record = dist_dir.join(provenance::record_path(
+                &relative.to_string_lossy(),
+                kind,
+                suffix,
+            ));
+            std::fs::create_dir_all(record.parent().unwrap()).unwrap();
+            std::fs::write(&record, format!("{{\"{kind}\": \"{crate_name}\"}}\n")).unwrap();
+        }
         artifacts.push(json!({
             "path": relative.to_string_lossy(), "kind": "server-binary",
             "crate": crate_name, "crate_version": "0.1.0", "role": role.as_str(),
