@@ -92,6 +92,10 @@ fn each_servers_list_is_what_cargo_links_into_it_not_the_workspaces() {
     assert!(!names(&bash_god).contains("workspace-hack"));
     // Every dependency index points into the list, and the format's checks pass.
     bash_god.to_auditable().unwrap();
+    // A package that does not depend on the workspace-hack (the launcher is std-only) is
+    // listed too: the full CI dist once failed on it.
+    let launcher = LinkedCrates::of(&resolution, "mcp-launcher").unwrap();
+    assert_eq!(names(&launcher), BTreeSet::from(["mcp-launcher"]));
 }
 
 #[test]

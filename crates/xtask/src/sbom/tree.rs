@@ -29,12 +29,12 @@ pub fn linked(resolution: &Resolution, package: &str) -> Result<BTreeMap<Key, BT
             command.args(["--features", feature]);
         }
     }
-    if let Some(unifier) = &resolution.unifier {
-        command.args(["--prune", unifier]);
-    }
+    // The feature unifier is cut out of the parsed tree, not with `--prune`: cargo refuses a
+    // `--prune` spec that matches nothing, which it does for a package that does not
+    // depend on the unifier (mcp-launcher, mcp-rust-core).
     let output = process::output(&mut command)
         .with_context(|| format!("listing what {package} links (cargo tree)"))?;
-    let graph = parse(&output)?;
+    let graph = parse(&output, resolution.unifier.as_deref())?;
     if graph.is_empty() {
         bail!("cargo tree printed nothing for {package}");
     }
@@ -42,8 +42,9 @@ pub fn linked(resolution: &Resolution, package: &str) -> Result<BTreeMap<Key, BT
 }
 
 /// Lines `2serde v1.0.228`, `0devops v0.1.0 (/path)`, `3quote v1.0.40 (proc-macro)`, with
-/// ` (*)` on repeated nodes. Proc-macros and everything below them are left out.
-pub fn parse(output: &str) -> Result<BTreeMap<Key, BTreeSet<Key>>> {
+/// ` (*)` on repeated nodes. Proc-macros, the crate named `cut` (the feature unifier), and
+/// everything below them are left out.
+pub fn parse(output: &str, cut: Option<&str>) -> Result<BTreeMap<Key, BTreeSet<Key>>> {
     let mut graph: BTreeMap<Key, BTreeSet<Key>> = BTreeMap::new();
     // The path from the root to the current line: (depth, crate, under a proc-macro).
     let mut path: Vec<(usize, Key, bool)> = Vec::new();
@@ -60,7 +61,9 @@ pub fn parse(output: &str) -> Result<BTreeMap<Key, BTreeSet<Key>>> {
         while path.last().is_some_and(|(d, ..)| *d >= depth) {
             path.pop();
         }
-        let host = line.contains("(proc-macro)") || path.last().is_some_and(|(.., host)| *host);
+        let host = line.contains("(proc-macro)")
+            || cut == Some(name)
+            || path.last().is_some_and(|(.., host)| *host);
         if !host {
             graph.entry(key.clone()).or_default();
             if let Some((_, parent, _)) = path.last() {
@@ -77,10 +80,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn edges_follow_depth_and_proc_macros_are_cut_with_their_subtrees() {
+    fn edges_follow_depth_and_proc_macros_and_the_unifier_are_cut_with_their_subtrees() {
         let graph = parse(
             "0app v0.1.0 (/ws/app)\n1serde v1.0.0\n2serde_derive v1.0.0 (proc-macro)\n\
-             3quote v1.0.0\n2serde_core v1.0.0\n1tokio v1.0.0\n2serde_core v1.0.0 (*)\n",
+             3quote v1.0.0\n2serde_core v1.0.0\n1tokio v1.0.0\n2serde_core v1.0.0 (*)\n\
+             1workspace-hack v0.1.0 (/ws/hack)\n2regex v1.0.0\n",
+            Some("workspace-hack"),
         )
         .unwrap();
         let key = |n: &str| (n.to_owned(), "1.0.0".to_owned());
@@ -92,6 +97,9 @@ mod tests {
         assert_eq!(graph[&app], BTreeSet::from([key("serde"), key("tokio")]));
         assert_eq!(graph[&key("serde")], BTreeSet::from([key("serde_core")]));
         assert_eq!(graph[&key("tokio")], BTreeSet::from([key("serde_core")]));
-        assert!(parse("no depth here").is_err());
+        assert!(parse("no depth here", None).is_err());
+        // Without a unifier to cut, it is a crate like any other.
+        let uncut = parse("0app v0.1.0\n1workspace-hack v0.1.0\n2regex v1.0.0\n", None).unwrap();
+        assert_eq!(uncut.len(), 3);
     }
 }
