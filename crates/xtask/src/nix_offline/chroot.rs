@@ -14,6 +14,30 @@ use anyhow::{Context, Result, bail};
 
 use crate::process;
 
+/// `program` run chrooted into `root`, in `dir` (a path inside), with a clean environment
+/// (HOME, LANG, a standard PATH) plus `env`: nothing of the caller's shell leaks in. Shared
+/// by the Nix chroot and the wheel test's Debian chroots.
+pub(crate) fn command_in_root(
+    root: &Path,
+    dir: &Path,
+    env: &[(&str, &str)],
+    program: impl AsRef<std::ffi::OsStr>,
+) -> Command {
+    let mut command = Command::new("chroot");
+    command
+        .arg(root)
+        .args(["/usr/bin/env", "-i", "HOME=/root", "LANG=C.UTF-8"])
+        .arg("PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin");
+    for (name, value) in env {
+        command.arg(format!("{name}={value}"));
+    }
+    command
+        .args(["/bin/sh", "-c", r#"cd "$0" && exec "$@""#])
+        .arg(dir)
+        .arg(program);
+    command
+}
+
 /// What the substitute's packages are made of, plus Nix itself (nix/offline/pkgs.nix).
 pub const DEBIAN_PACKAGES: &[&str] = &[
     "nix-bin",
@@ -109,19 +133,7 @@ impl Chroot {
     /// `program` run inside the chroot in `dir`, with a clean environment plus `env` (what
     /// Nix and the substitute see must not depend on the caller's shell).
     pub fn command_in(&self, dir: &Path, env: &[(&str, &str)], program: &str) -> Command {
-        let mut command = Command::new("chroot");
-        command
-            .arg(&self.root)
-            .args(["/usr/bin/env", "-i", "HOME=/root", "LANG=C.UTF-8"])
-            .arg("PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin");
-        for (name, value) in env {
-            command.arg(format!("{name}={value}"));
-        }
-        command
-            .args(["/bin/sh", "-c", r#"cd "$0" && exec "$@""#])
-            .arg(dir)
-            .arg(program);
-        command
+        command_in_root(&self.root, dir, env, program)
     }
 
     fn command(&self, program: &str) -> Command {

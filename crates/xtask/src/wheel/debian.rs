@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-use crate::nix_offline::chroot::debian_mirror;
+use crate::nix_offline::chroot::{command_in_root, debian_mirror};
 use crate::process;
 use crate::timing::human;
 
@@ -115,22 +115,13 @@ impl Chroot {
     /// `program args` run inside the chroot in the directory `dir` (a path inside), with a
     /// clean environment plus `env`, so nothing of the caller's Python setup leaks in.
     pub fn command(&self, dir: &Path, env: &[(&str, &str)], program: &Path) -> Command {
-        let mut command = Command::new("chroot");
-        command
-            .arg(&self.root)
-            .args(["/usr/bin/env", "-i", "HOME=/root", "LANG=C.UTF-8"])
-            .arg("PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin");
-        if let Some(bundle) = host_ca_bundle() {
-            command.arg(format!("PIP_CERT={}", bundle.display()));
-        }
-        for (name, value) in env {
-            command.arg(format!("{name}={value}"));
-        }
-        command
-            .args(["/bin/sh", "-c", r#"cd "$0" && exec "$@""#])
-            .arg(dir)
-            .arg(program);
-        command
+        let ca_bundle = host_ca_bundle().map(|bundle| bundle.display().to_string());
+        let mut all: Vec<(&str, &str)> = ca_bundle
+            .iter()
+            .map(|bundle| ("PIP_CERT", bundle.as_str()))
+            .collect();
+        all.extend_from_slice(env);
+        command_in_root(&self.root, dir, &all, program)
     }
 
     /// `N` of the glibc `2.N` of the release (its `libc6` package, read from dpkg's
