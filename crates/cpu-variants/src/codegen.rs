@@ -4,7 +4,27 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use crate::features::detection_macro;
+use crate::features::{RequiredFeatures, detection_macro};
+
+/// `pub const VARIANTS: &[VariantSpec]`: every variant of `required` (the target's
+/// architecture's, in the table's order) with the features it needs beyond the baseline.
+/// `VariantSpec` is [`crate::choice::VariantSpec`], in scope where the code is included.
+pub fn variants_const(required: &[RequiredFeatures]) -> String {
+    let mut code = String::from(
+        "/// Every variant of the workspace for this architecture, with the CPU features it\n\
+         /// needs beyond the architecture's baseline, in the table's order.\n\
+         pub const VARIANTS: &[VariantSpec] = &[\n",
+    );
+    for variant in required {
+        code.push_str(&format!(
+            "    VariantSpec {{ name: {:?}, required_features: {} }},\n",
+            variant.variant,
+            str_slice(&variant.features)
+        ));
+    }
+    code.push_str("];\n");
+    code
+}
 
 /// `pub fn cpu_has_feature(feature: &str) -> Option<bool>`: `Some(present)` for each of
 /// `detectable` (checked with the target's detection macro), `None` for any other name, so
@@ -50,6 +70,32 @@ pub fn str_slice(items: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn variants_const_lists_each_variant_with_its_features_in_table_order() {
+        let required = [
+            RequiredFeatures {
+                variant: "generic".to_owned(),
+                features: Vec::new(),
+            },
+            RequiredFeatures {
+                variant: "znver4".to_owned(),
+                features: vec!["avx2".to_owned(), "sse4a".to_owned()],
+            },
+        ];
+        let code = variants_const(&required);
+        let generic = code
+            .find(r#"VariantSpec { name: "generic", required_features: &[] },"#)
+            .expect(&code);
+        let znver4 = code
+            .find(r#"VariantSpec { name: "znver4", required_features: &["avx2", "sse4a"] },"#)
+            .expect(&code);
+        assert!(generic < znver4, "{code}");
+        assert!(
+            code.starts_with("/// Every variant") && code.ends_with("];\n"),
+            "{code}"
+        );
+    }
 
     #[test]
     fn x86_checks_each_detectable_feature_and_nothing_else() {

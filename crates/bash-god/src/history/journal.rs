@@ -16,9 +16,10 @@
 //! `MCPSTORE` snapshot) are read and converted.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use mcp_rust_core::durable::replace_file;
 use serde::{Deserialize, Serialize};
 
 use super::{HistoryError, RecordedOutcome};
@@ -191,42 +192,22 @@ impl Journal {
 /// Writes header + `lines` to a temporary file next to `path`, syncs it, renames it over
 /// `path` and syncs the directory; returns the new size.
 fn rewrite(path: &Path, lines: &[Vec<u8>]) -> Result<u64, HistoryError> {
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let temp = tempfile::Builder::new()
-        .prefix(".bash-god-history-")
-        .suffix(".tmp")
-        .tempfile_in(directory)
-        .map_err(io_error(path, "create a temporary file next to"))?;
     let header = serde_json::to_vec(&Header {
         format: FORMAT.to_owned(),
         version: VERSION,
     })
     .unwrap_or_default();
     let mut size = header.len() as u64 + 1;
-    {
-        let mut writer = BufWriter::new(temp.as_file());
-        let write = io_error(path, "write");
-        let result = writer
-            .write_all(&header)
-            .and_then(|()| writer.write_all(b"\n"))
-            .and_then(|()| {
-                lines.iter().try_for_each(|line| {
-                    size += line.len() as u64;
-                    writer.write_all(line)
-                })
-            })
-            .and_then(|()| writer.flush());
-        result.map_err(write)?;
-    }
-    temp.as_file().sync_all().map_err(io_error(path, "sync"))?;
-    temp.persist(path)
-        .map_err(|e| io_error(path, "rename the temporary file onto")(e.error))?;
-    // The rename must be on disk before anything is appended to the new file.
-    File::open(directory)
-        .and_then(|dir| dir.sync_all())
-        .map_err(io_error(path, "sync the directory of"))?;
+    // The rename is on disk before anything is appended to the new file.
+    replace_file(path, ".bash-god-history-", |out| {
+        out.write_all(&header)?;
+        out.write_all(b"\n")?;
+        for line in lines {
+            size += line.len() as u64;
+            out.write_all(line)?;
+        }
+        Ok(())
+    })
+    .map_err(|error| io_error(path, error.action)(error.source))?;
     Ok(size)
 }

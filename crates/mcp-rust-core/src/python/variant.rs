@@ -4,73 +4,37 @@
 //! The package's own module (the generic build in the wheel, loadable on any CPU of the
 //! architecture) answers `_select_variant()`, and `__init__.py` then loads the chosen
 //! variant's module by path. Nothing in Python names a variant.
-//!
-//! TODO(cpu-variants): `choose` repeats mcp-launcher's `choose_variant` rule; use the shared
-//! one once cpu-variants offers it in a form without run-time dependencies.
 
 use pyo3::exceptions::PyImportError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-/// A CPU variant and the target features (beyond the architecture's baseline) it needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct VariantSpec {
-    pub name: &'static str,
-    pub required_features: &'static [&'static str],
+// cpu-variants' choice code (written to OUT_DIR by build.rs, as for mcp-launcher), then the
+// generated table and feature check, which name `VariantSpec`.
+#[allow(dead_code)] // `choose` (one variant) is the launcher's; Python tries every candidate.
+mod shared {
+    include!(concat!(env!("OUT_DIR"), "/choice.rs"));
 }
-
+use shared::choice::{self, VariantRequest, VariantSpec, missing_features};
 include!(concat!(env!("OUT_DIR"), "/variants.rs"));
 
 /// The environment variable that forces a variant (`auto`, empty or unset: the best one).
 pub const VARIANT_ENV: &str = "MCP_RUST_CORE_VARIANT";
 
-/// The features of `variant` that `has_feature` does not confirm.
-fn missing_features(
-    variant: &VariantSpec,
-    has_feature: &impl Fn(&str) -> Option<bool>,
-) -> Vec<&'static str> {
-    variant
-        .required_features
-        .iter()
-        .copied()
-        .filter(|feature| has_feature(feature) != Some(true))
-        .collect()
-}
-
-/// The variants to try, best first: for `auto`, every variant this CPU runs, the one
-/// needing the most features first (so the baseline, which needs none, comes last); for a
-/// variant name, that variant alone, or an error saying what this CPU lacks.
+/// The variants to try for `request` (the value of [`VARIANT_ENV`]), best first, or the
+/// message of the `ImportError`, which names the variable when a variant was forced.
 fn choose(
     request: &str,
     variants: &[VariantSpec],
     has_feature: &impl Fn(&str) -> Option<bool>,
 ) -> Result<Vec<&'static str>, String> {
-    let request = request.trim();
-    if request.is_empty() || request.eq_ignore_ascii_case("auto") {
-        let mut runnable: Vec<&VariantSpec> = variants
-            .iter()
-            .filter(|v| missing_features(v, has_feature).is_empty())
-            .collect();
-        // Stable: equally specialized variants keep the table's order.
-        runnable.sort_by_key(|v| std::cmp::Reverse(v.required_features.len()));
-        return Ok(runnable.into_iter().map(|v| v.name).collect());
-    }
-    let Some(variant) = variants.iter().find(|v| v.name == request) else {
-        let known: Vec<&str> = variants.iter().map(|v| v.name).collect();
-        return Err(format!(
-            "{VARIANT_ENV}={request:?} names no variant of this build; use `auto` or one of: {}",
-            known.join(", ")
-        ));
-    };
-    let missing = missing_features(variant, has_feature);
-    if missing.is_empty() {
-        Ok(vec![variant.name])
-    } else {
-        Err(format!(
-            "{VARIANT_ENV}={request} needs CPU features this CPU lacks: {}; unset {VARIANT_ENV} \
-             (or set it to `auto`) to load the best build this CPU supports",
-            missing.join(", ")
-        ))
+    let parsed = choice::parse_request(Some(request));
+    match choice::candidates(&parsed, variants, has_feature) {
+        Ok(candidates) => Ok(candidates.into_iter().map(|v| v.name).collect()),
+        Err(error) => Err(match parsed {
+            VariantRequest::Auto => error.to_string(),
+            VariantRequest::Named(_) => format!("{VARIANT_ENV}={error}"),
+        }),
     }
 }
 
@@ -88,7 +52,10 @@ pub fn _select_variant(py: Python<'_>, request: Option<String>) -> PyResult<Boun
         .unwrap_or_default();
     let candidates = choose(&request, VARIANTS, &cpu_has_feature)
         .map_err(|message| PyImportError::new_err(format!("mcp_rust_core: {message}")))?;
-    let forced = !(request.trim().is_empty() || request.trim().eq_ignore_ascii_case("auto"));
+    let forced = matches!(
+        choice::parse_request(Some(&request)),
+        VariantRequest::Named(_)
+    );
     let variants = PyList::empty(py);
     for variant in VARIANTS {
         let entry = PyDict::new(py);

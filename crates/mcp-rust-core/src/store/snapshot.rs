@@ -13,7 +13,7 @@
 //! smaller store. Embeddings are raw `f32`s so they round-trip bit-exactly and load quickly.
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
@@ -55,38 +55,14 @@ impl MemoryStore {
             }
         };
         let body = self.encode_body();
-        let directory = match path.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent,
-            _ => Path::new("."),
-        };
-        let temp = tempfile::Builder::new()
-            .prefix(".mcpstore-")
-            .suffix(".tmp")
-            .tempfile_in(directory)
-            .map_err(io("create a temporary file next to"))?;
-        {
-            let mut writer = BufWriter::new(temp.as_file());
-            writer.write_all(MAGIC).map_err(io("write"))?;
-            writer
-                .write_all(&FORMAT_VERSION.to_le_bytes())
-                .map_err(io("write"))?;
-            writer
-                .write_all(&(body.len() as u64).to_le_bytes())
-                .map_err(io("write"))?;
-            writer
-                .write_all(&Sha256::digest(&body))
-                .map_err(io("write"))?;
-            writer.write_all(&body).map_err(io("write"))?;
-            writer.flush().map_err(io("write"))?;
-        }
-        temp.as_file().sync_all().map_err(io("fsync"))?;
-        temp.persist(path)
-            .map_err(|e| io("rename the temporary file onto")(e.error))?;
-        // Make the rename itself durable.
-        File::open(directory)
-            .and_then(|dir| dir.sync_all())
-            .map_err(io("fsync the directory of"))?;
-        Ok(())
+        crate::durable::replace_file(path, ".mcpstore-", |out| {
+            out.write_all(MAGIC)?;
+            out.write_all(&FORMAT_VERSION.to_le_bytes())?;
+            out.write_all(&(body.len() as u64).to_le_bytes())?;
+            out.write_all(&Sha256::digest(&body))?;
+            out.write_all(&body)
+        })
+        .map_err(|error| io(error.action)(error.source))
     }
 
     fn encode_body(&self) -> Vec<u8> {
