@@ -49,6 +49,10 @@ pub struct Variant {
     pub rustflags: Vec<String>,
     /// Rust `target_arch` values (`x86_64`, `aarch64`, …) the variant can be built for.
     pub architectures: Vec<String>,
+    /// `ci-crates`: the shipped crates `cargo xtask ci` builds in this variant (absent: every
+    /// one). It bounds CI time on 2 cores; `cargo xtask dist` always builds every crate.
+    #[serde(default)]
+    pub ci_crates: Option<Vec<String>>,
 }
 
 impl Variant {

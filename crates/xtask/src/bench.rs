@@ -249,6 +249,7 @@ fn build_profiles(workspace: &Workspace, args: &ProfilesArgs) -> Result<()> {
         };
         let options = BuildOptions {
             cargo_config: choice.cargo_config(),
+            ..BuildOptions::default()
         };
         let build = || dist::build_with(&request, &options, &mut Steps::new());
         let cold = if args.warm {
@@ -276,7 +277,9 @@ fn build_profiles(workspace: &Workspace, args: &ProfilesArgs) -> Result<()> {
             })
             .map(|a| (a.role, a.size))
             .collect();
-        let runtime = runtime::measure(&request.out, &copied, args.runs, &python)?;
+        // The servers run against the checkout itself: the copy has no .git, and the
+        // development server's git tools need one.
+        let runtime = runtime::measure(&request.out, workspace, args.runs, &python)?;
         results.push(ChoiceResult {
             choice,
             cold,

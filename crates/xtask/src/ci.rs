@@ -227,7 +227,14 @@ fn run_step(workspace: &Workspace, args: &CiArgs, step: CiStep) -> Result<()> {
         ])),
         CiStep::Hakari => check_workspace_hack(workspace),
         CiStep::Test => run_tests(workspace),
-        CiStep::Dist => dist::run(workspace, &DistArgs::default()).map(drop),
+        CiStep::Dist => dist::run(
+            workspace,
+            &DistArgs {
+                ci_matrix: true,
+                ..DistArgs::default()
+            },
+        )
+        .map(drop),
         CiStep::Verify => verify::run(
             workspace,
             &VerifyArgs {

@@ -72,6 +72,10 @@ pub struct DistArgs {
     /// `crate::cross`).
     #[arg(long = "arch", value_name = "ARCH")]
     pub architectures: Vec<String>,
+    /// Build each variant only for the crates its `ci-crates` lists in the root Cargo.toml
+    /// (all when it lists none), as `cargo xtask ci` does.
+    #[arg(long)]
+    pub ci_matrix: bool,
 }
 
 /// What one `dist` run builds and where.
@@ -94,6 +98,8 @@ pub struct DistRequest<'a> {
 pub struct BuildOptions {
     /// Passed to cargo as `--config VALUE` (profile experiments of `cargo xtask bench`).
     pub cargo_config: Vec<String>,
+    /// Build each variant only for its `ci-crates` ([`DistArgs::ci_matrix`]).
+    pub ci_matrix: bool,
 }
 
 /// `cargo xtask dist` with command-line arguments.
@@ -123,7 +129,11 @@ fn run_steps(workspace: &Workspace, args: &DistArgs, steps: &mut Steps) -> Resul
         target_base: workspace.target_dir.join("dist"),
         source: SourceInfo::collect(&workspace.root)?,
     };
-    build_with(&request, &BuildOptions::default(), steps)
+    let options = BuildOptions {
+        ci_matrix: args.ci_matrix,
+        ..BuildOptions::default()
+    };
+    build_with(&request, &options, steps)
 }
 
 /// Builds the request, then swaps the results into `request.out` in one step.
@@ -192,6 +202,9 @@ pub fn build_with(
     steps: &mut Steps,
 ) -> Result<Manifest> {
     let mut jobs = plan(&request.variants, &request.crates, &request.architectures);
+    if options.ci_matrix {
+        planning::keep_ci_crates(&mut jobs);
+    }
     if jobs.is_empty() {
         bail!(
             "nothing to build: no selected variant supports the architectures {}",

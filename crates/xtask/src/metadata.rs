@@ -169,6 +169,26 @@ impl Workspace {
             .map(crate_spec)
             .collect::<Result<Vec<_>>>()?;
         crates.sort_by(|a, b| a.name.cmp(&b.name));
+        for variant in &variants {
+            for name in variant.ci_crates.iter().flatten() {
+                if !crates
+                    .iter()
+                    .any(|c| &c.name == name && c.role.is_shipped())
+                {
+                    bail!(
+                        "variant `{}`: ci-crates names `{name}`, which is not a shipped crate; \
+                         shipped crates: {}",
+                        variant.name,
+                        join_names(
+                            crates
+                                .iter()
+                                .filter(|c| c.role.is_shipped())
+                                .map(|c| c.name.as_str())
+                        )
+                    );
+                }
+            }
+        }
 
         Ok(Workspace {
             root: metadata.workspace_root.into_std_path_buf(),

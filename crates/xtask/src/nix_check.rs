@@ -425,6 +425,7 @@ mod tests {
                 target_cpu: "znver4".to_owned(),
                 rustflags: vec!["-C".to_owned(), "target-cpu=znver4".to_owned()],
                 architectures: vec!["x86_64".to_owned()],
+                ci_crates: None,
             }],
             crates: vec![
                 crate_spec("bash-god", Role::Server),

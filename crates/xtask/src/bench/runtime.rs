@@ -132,8 +132,9 @@ pub fn startup(binary: &Path, root: &Path, runs: usize) -> Result<Duration> {
     Ok(median(&mut samples))
 }
 
-/// The two calls benchmarked: the declared smoke call, then read-only tools that need no
-/// arguments (called with `{}`, against the root), in `tools/list` order.
+/// The calls that may be benchmarked, in order of preference: the declared smoke call, then
+/// read-only tools whose schema requires no argument (called with `{}`, against the root),
+/// in `tools/list` order. [`tool_calls`] times the first two that answer without an error.
 pub fn pick_calls(tools: &[Value], declared: Option<&SmokeCall>) -> Vec<SmokeCall> {
     let argument_free = tools
         .iter()
@@ -149,13 +150,11 @@ pub fn pick_calls(tools: &[Value], declared: Option<&SmokeCall>) -> Vec<SmokeCal
             tool: name.to_owned(),
             arguments: json!({}),
         });
-    declared
-        .cloned()
-        .into_iter()
-        .chain(argument_free)
-        .take(2)
-        .collect()
+    declared.cloned().into_iter().chain(argument_free).collect()
 }
+
+/// How many calls each server is timed on.
+const CALLS_TIMED: usize = 2;
 
 /// p50 of `runs` calls of each picked call in one session (after one warm-up call each).
 pub fn tool_calls(
@@ -171,25 +170,37 @@ pub fn tool_calls(
         listed["tools"].as_array().map(Vec::as_slice).unwrap_or(&[]),
         declared,
     );
-    if calls.len() < 2 {
-        bail!(
-            "{} has fewer than two calls to time: declare one in \
-             [package.metadata.mcp-foundry.smoke-call] or add a read-only tool without \
-             required arguments",
-            binary.display()
-        );
-    }
     let mut results = Vec::new();
     for call in calls {
+        if results.len() == CALLS_TIMED {
+            break;
+        }
         let time = |session: &mut Session| -> Result<Duration> {
             Ok(session.timed_call(&call.tool, &call.arguments)?.0)
         };
-        time(&mut session)?;
+        // The warm-up call also shows whether `{}` is enough: a tool whose schema has no
+        // required field may still need one of several (devops' check_endpoint: a url, or
+        // host and port). The declared call must work.
+        if let Err(error) = time(&mut session) {
+            if declared.is_some_and(|d| d.tool == call.tool) {
+                return Err(error.context("the declared smoke call failed"));
+            }
+            eprintln!("      not timed: {} with {{}} ({error:#})", call.tool);
+            continue;
+        }
         let mut samples = Vec::new();
         for _ in 0..runs.max(1) {
             samples.push(time(&mut session)?);
         }
         results.push((call.tool, median(&mut samples)));
+    }
+    if results.len() < CALLS_TIMED {
+        bail!(
+            "{} has fewer than {CALLS_TIMED} calls to time: declare one in \
+             [package.metadata.mcp-foundry.smoke-call] or add a read-only tool that answers \
+             `{{}}`",
+            binary.display()
+        );
     }
     session.finish()?;
     Ok(results)
@@ -257,31 +268,36 @@ mod tests {
         ];
         let names =
             |calls: Vec<SmokeCall>| -> Vec<String> { calls.into_iter().map(|c| c.tool).collect() };
-        assert_eq!(names(pick_calls(&tools, None)), ["a", "b"]);
+        assert_eq!(names(pick_calls(&tools, None)), ["a", "b", "c"]);
         let declared = SmokeCall {
             tool: "needs".into(),
             arguments: json!({"path": "."}),
         };
         let picked = pick_calls(&tools, Some(&declared));
         assert_eq!(picked[0], declared);
-        assert_eq!(names(picked), ["needs", "a"]);
+        assert_eq!(names(picked), ["needs", "a", "b", "c"]);
         // A declared argument-free tool is not timed twice.
         let declared_a = SmokeCall {
             tool: "a".into(),
             arguments: json!({}),
         };
-        assert_eq!(names(pick_calls(&tools, Some(&declared_a))), ["a", "b"]);
+        assert_eq!(
+            names(pick_calls(&tools, Some(&declared_a))),
+            ["a", "b", "c"]
+        );
     }
 
     #[test]
     fn a_fake_server_is_timed_end_to_end() {
-        // A stand-in that answers initialize and two tools, any number of times.
+        // A stand-in that answers initialize and three tools, any number of times; `bad`
+        // answers `{}` with an error result, so the next tool is timed instead.
         let script = r#"
             while read line; do
               id=$(printf '%s' "$line" | sed -n 's/.*"id":\([0-9]*\).*/\1/p')
               case "$line" in
                 *'"initialize"'*) echo "{\"jsonrpc\":\"2.0\",\"id\":$id,\"result\":{\"serverInfo\":{\"name\":\"f\"}}}";;
-                *'"tools/list"'*) echo "{\"jsonrpc\":\"2.0\",\"id\":$id,\"result\":{\"tools\":[{\"name\":\"a\",\"annotations\":{\"readOnlyHint\":true},\"inputSchema\":{}},{\"name\":\"b\",\"annotations\":{\"readOnlyHint\":true},\"inputSchema\":{}}]}}";;
+                *'"tools/list"'*) echo "{\"jsonrpc\":\"2.0\",\"id\":$id,\"result\":{\"tools\":[{\"name\":\"bad\",\"annotations\":{\"readOnlyHint\":true},\"inputSchema\":{}},{\"name\":\"a\",\"annotations\":{\"readOnlyHint\":true},\"inputSchema\":{}},{\"name\":\"b\",\"annotations\":{\"readOnlyHint\":true},\"inputSchema\":{}}]}}";;
+                *'"tools/call"'*'"bad"'*) echo "{\"jsonrpc\":\"2.0\",\"id\":$id,\"result\":{\"content\":[],\"isError\":true}}";;
                 *'"tools/call"'*) echo "{\"jsonrpc\":\"2.0\",\"id\":$id,\"result\":{\"content\":[]}}";;
               esac
             done"#;

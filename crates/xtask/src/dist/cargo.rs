@@ -295,6 +295,7 @@ mod tests {
             target_cpu: "znver4".into(),
             rustflags: vec!["-C".into(), "target-cpu=znver4".into()],
             architectures: vec!["x86_64".into()],
+            ci_crates: None,
         }
     }
 

@@ -114,6 +114,34 @@ fn plan_arch<'a>(
     }
 }
 
+/// Narrows `jobs` to what `cargo xtask ci` builds: in a variant with `ci-crates`, only
+/// those crates. Says loudly what is left out, so nobody takes CI for the full matrix.
+pub(crate) fn keep_ci_crates(jobs: &mut Vec<Job<'_>>) {
+    for job in jobs.iter_mut() {
+        let Some(keep) = &job.variant.ci_crates else {
+            continue;
+        };
+        let (kept, left_out): (Vec<&CrateSpec>, Vec<&CrateSpec>) =
+            job.specs.iter().partition(|spec| keep.contains(&spec.name));
+        if !left_out.is_empty() {
+            let names: Vec<&str> = left_out.iter().map(|spec| spec.name.as_str()).collect();
+            eprintln!(
+                "!!! CI matrix: {} is built for {} only ({}: its `ci-crates`); NOT built here: \
+                 {}. `cargo xtask dist` builds every crate. !!!",
+                job.variant.name,
+                job.target,
+                kept.iter()
+                    .map(|spec| spec.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                names.join(", ")
+            );
+        }
+        job.specs = kept;
+    }
+    jobs.retain(|job| !job.specs.is_empty());
+}
+
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
@@ -125,6 +153,7 @@ pub(super) mod tests {
             target_cpu: name.into(),
             rustflags: rustflags.iter().map(|s| s.to_string()).collect(),
             architectures: architectures.iter().map(|s| s.to_string()).collect(),
+            ci_crates: None,
         }
     }
 
@@ -175,6 +204,46 @@ pub(super) mod tests {
         let on_arm = plan(&[&generic, &znver4], &[&server], &["aarch64".to_owned()]);
         assert_eq!(on_arm.len(), 1);
         assert_eq!(on_arm[0].target, "aarch64-unknown-linux-musl");
+    }
+
+    #[test]
+    fn the_ci_matrix_keeps_a_variants_ci_crates_and_every_crate_of_the_others() {
+        let generic = variant("generic", &[], &["x86_64"]);
+        let v3 = VariantSpec {
+            ci_crates: Some(vec!["bash-god".into(), "mcp-rust-core".into()]),
+            ..variant("x86-64-v3", &["-C", "target-cpu=x86-64-v3"], &["x86_64"])
+        };
+        let v4 = VariantSpec {
+            ci_crates: Some(vec!["mcp-rust-core".into()]),
+            ..variant("x86-64-v4", &["-C", "target-cpu=x86-64-v4"], &["x86_64"])
+        };
+        let server = crate_spec("bash-god", Role::Server);
+        let other = crate_spec("devops", Role::Server);
+        let core = CrateSpec {
+            lib_target: Some("mcp_rust_core".into()),
+            ..crate_spec("mcp-rust-core", Role::PythonModule)
+        };
+        let mut jobs = plan(
+            &[&generic, &v3, &v4],
+            &[&server, &other, &core],
+            &["x86_64".to_owned()],
+        );
+        keep_ci_crates(&mut jobs);
+        let names: Vec<_> = jobs
+            .iter()
+            .map(|job| format!("{}/{}", job.variant.name, job.crate_names()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "generic/bash-god, devops",
+                "generic/mcp-rust-core",
+                "x86-64-v3/bash-god",
+                "x86-64-v3/mcp-rust-core",
+                // v4's server job lists none of its ci-crates: it goes.
+                "x86-64-v4/mcp-rust-core",
+            ]
+        );
     }
 
     #[test]
