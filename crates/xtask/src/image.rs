@@ -145,6 +145,17 @@ pub fn run(workspace: &Workspace, args: &ImageArgs) -> Result<()> {
         prereq::Needs::new("image", [prereq::Use::Image])
     };
     prereq::ensure(&workspace.root, &needs)?;
+    if args.smoke {
+        // Optional: without a static qemu-user, other architectures' images are checked but
+        // not run, and the smoke test says so per image.
+        let emulated = prereq::Needs::new(
+            "image --smoke (other architectures)",
+            [prereq::Use::ImageSmokeEmulated],
+        );
+        if let Err(error) = prereq::ensure(&workspace.root, &emulated) {
+            eprintln!("!!! {error:#} !!!");
+        }
+    }
     let built = build_images(workspace, &dist, &out, args)?;
     print_sizes(&built);
     if args.smoke {

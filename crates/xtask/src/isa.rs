@@ -1,13 +1,15 @@
-//! Instruction-set audit of x86-64 ELF artifacts.
+//! Instruction-set audit of x86-64 and aarch64 ELF artifacts.
 //!
 //! The rule: an artifact may execute exactly the instructions its variant's `target-cpu`
 //! enables ([`Level`], derived from rustc), plus code that provably runs only after a
 //! runtime CPU-feature check ([`dispatch`]: proven from the disassembly, for dependencies
 //! and our own kernels alike — no list of names). Everything else beyond the level is a
 //! violation, except in the reviewed crates of [`exemption`] when the artifact shows their
-//! detection code (accepted with a warning).
+//! detection code (accepted with a warning). The rule and the reachability analysis are the
+//! same on both architectures; decoding and the per-function guard analysis are not.
 //!
-//! - [`features`]: iced's CPUID features, rustc's names for them, levels and classes.
+//! - [`features`]: iced's CPUID features (or aarch64's rustc features), rustc's names for
+//!   them, levels and classes.
 //! - [`program`]: the ELF file as functions, instructions and references.
 //! - `guard`: which instructions of a function run only behind a detection check.
 //! - [`dispatch`]: which functions can only be entered through such a check.
@@ -28,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 pub use dispatch::{Dispatch, Reach};
 pub use exemption::{CrateDispatch, TYPE_STATE_DISPATCH};
-pub use features::{IsaClass, Level, classify, feature_name};
+pub use features::{Arch, Feature, IsaClass, Level, classify, feature_name};
 pub use program::{Program, crate_of, demangle};
 
 /// The audit of one artifact against one level.
@@ -53,6 +55,13 @@ pub struct Audit {
     pub detection_state: Vec<String>,
     /// Functions that read detection state or query the CPU.
     pub detecting_functions: usize,
+    /// Words in code the decoder cannot read (aarch64 only: data in code, or encodings newer
+    /// than the decoder knows), so not audited.
+    #[serde(default)]
+    pub undecodable: u64,
+    /// The functions holding them, with their counts.
+    #[serde(default)]
+    pub undecodable_in: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,13 +119,20 @@ pub enum Evidence {
 /// underscores.
 pub fn audit_elf(data: &[u8], level: &Level, own_crates: &[String]) -> Result<Audit> {
     let program = Program::load(data)?;
+    if program.arch != level.arch {
+        anyhow::bail!(
+            "the file is {:?} code but the level is for {:?}",
+            program.arch,
+            level.arch
+        );
+    }
     let dispatch = dispatch::analyze(&program);
     Ok(audit(
         &program,
         &dispatch,
         level,
         own_crates,
-        TYPE_STATE_DISPATCH,
+        exemption::for_arch(program.arch),
     ))
 }
 
@@ -142,6 +158,13 @@ pub fn audit(
     let owners = program::owning_crates(program);
     for (index, function) in program.functions.iter().enumerate() {
         result.instructions += function.instructions;
+        if function.undecodable > 0 {
+            result.undecodable += function.undecodable;
+            *result
+                .undecodable_in
+                .entry(function.name.clone())
+                .or_default() += function.undecodable;
+        }
         let own = own_crates.iter().any(|c| *c == owners[index]);
         let mut beyond: BTreeMap<String, u64> = BTreeMap::new();
         let mut undispatched: BTreeMap<String, u64> = BTreeMap::new();
@@ -150,7 +173,7 @@ pub fn audit(
             let dispatched = dispatch.is_dispatched(index, address);
             let class = features
                 .iter()
-                .map(|&f| classify(f))
+                .map(classify)
                 .max()
                 .unwrap_or(IsaClass::Baseline);
             *result.classes.entry(class).or_default() += 1;
@@ -160,7 +183,7 @@ pub fn audit(
                     result.own_top_class += 1;
                 }
             }
-            for &feature in features.iter().filter(|&&f| !features::is_architectural(f)) {
+            for feature in features.iter().filter(|&f| !features::is_architectural(f)) {
                 let name = feature_name(feature);
                 let in_level = level.allows(feature);
                 let entry = result.features.entry(name.clone()).or_default();

@@ -47,6 +47,9 @@ pub enum Use {
     Image,
     /// Running images: `cargo xtask image --smoke`.
     ImageSmoke,
+    /// Running the images of another architecture in the smoke test (under a static
+    /// qemu-user in their rootfs). Optional: without it they are checked, not run, loudly.
+    ImageSmokeEmulated,
     /// Offline Nix checks.
     Nix,
     /// The flake built with real Nix in a Debian sid chroot (`cargo xtask nix-offline`).
@@ -70,6 +73,7 @@ impl Use {
             Use::Ffi => "FFI tests",
             Use::Image => "image",
             Use::ImageSmoke => "image smoke test",
+            Use::ImageSmokeEmulated => "image smoke test (other architectures, optional)",
             Use::Nix => "Nix checks",
             Use::NixOffline => "Nix offline build",
             Use::Sign => "signing",
@@ -266,6 +270,13 @@ pub const PROGRAMS: &[Program] = &[
         debian: "umoci",
         used_by: &[Use::ImageSmoke],
         why: "the image smoke test unpacks every image into a runtime bundle",
+    },
+    Program {
+        name: "qemu-aarch64-static",
+        probe: Probe::OnPath("qemu-aarch64-static"),
+        debian: "qemu-user-static",
+        used_by: &[Use::ImageSmokeEmulated],
+        why: "runs the arm64 images' entrypoints inside their rootfs (copied in; no binfmt_misc needed)",
     },
     Program {
         name: "nix-instantiate",

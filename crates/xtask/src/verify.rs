@@ -1,10 +1,10 @@
 //! `cargo xtask verify [--rebuild]`: checks the artifacts `cargo xtask dist` produced.
 //!
 //! - integrity: every file's sha256 matches `dist/manifest.json`;
-//! - instruction audit of the unstripped copies ([`crate::isa`]): each artifact uses only
-//!   the features its variant's `target-cpu` enables, except in code proven to run only
-//!   after a runtime CPU-feature check; a variant above the baseline visibly uses its level
-//!   (the Python module in our own code: the learning-store kernels);
+//! - instruction audit of the unstripped copies ([`crate::isa`], x86-64 and aarch64): each
+//!   artifact uses only the features its variant's `target-cpu` enables, except in code
+//!   proven to run only after a runtime CPU-feature check; a variant above the baseline
+//!   visibly uses its level (the Python module in our own code: the learning-store kernels);
 //! - exports: the Python module exports exactly `PyInit_<module>` ([`linkage`]);
 //! - servers are statically linked ([`linkage`]);
 //! - with `--rebuild`: a second build in another absolute directory is bit-identical
@@ -25,7 +25,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::dist::{self, ArtifactKind, Manifest};
-use crate::isa::{self, Audit, Level};
+use crate::isa::{self, Arch, Audit, Level};
 use crate::metadata::Workspace;
 
 pub use linkage::{exported_symbols, exports_problems, statically_linked};
@@ -96,7 +96,7 @@ pub struct ArtifactReport {
     pub sha256: String,
     /// The rustc target features of the variant's `target-cpu`: what the artifact may use.
     pub level: Vec<String>,
-    /// The instruction audit; `None` where it does not apply (not x86-64).
+    /// The instruction audit; `None` where it does not apply (neither x86-64 nor aarch64).
     pub audit: Option<Audit>,
     pub exports: Option<Vec<String>>,
     pub statically_linked: Option<bool>,
@@ -224,7 +224,18 @@ pub fn audit(workspace: &Workspace, dist_dir: &Path, manifest: &Manifest) -> Res
             .with_context(|| format!("{}: the manifest lists no unstripped copy", artifact.path))?;
         let unstripped = fs::read(dist_dir.join(unstripped_relative))
             .with_context(|| format!("reading {unstripped_relative}"))?;
-        if artifact.target.starts_with("x86_64-") {
+        let architecture = elf_architecture(&unstripped)?;
+        let decodable = Arch::of_target(&artifact.target);
+        if !artifact.target.starts_with(&architecture) {
+            fail(
+                &mut report,
+                "",
+                format!(
+                    "is a {architecture} ELF file but the manifest says target {}",
+                    artifact.target
+                ),
+            );
+        } else if decodable.is_some() {
             let audit = isa::audit_elf(&unstripped, &level, &own_crates)
                 .with_context(|| format!("auditing {unstripped_relative}"))?;
             let (failures, warnings) = judge(artifact, &level, &audit);
@@ -232,23 +243,12 @@ pub fn audit(workspace: &Workspace, dist_dir: &Path, manifest: &Manifest) -> Res
             report.warnings.extend(warnings);
             entry.audit = Some(audit);
         } else {
-            let architecture = elf_architecture(&unstripped)?;
-            if !artifact.target.starts_with(&architecture) {
-                fail(
-                    &mut report,
-                    "",
-                    format!(
-                        "is a {architecture} ELF file but the manifest says target {}",
-                        artifact.target
-                    ),
-                );
-            }
             report.warnings.push(Finding {
                 artifact: artifact.path.clone(),
                 crate_name: String::new(),
                 message: format!(
-                    "NOT AUDITED: the instruction decoder is x86-64 only, so that this \
-                     {architecture} build uses nothing beyond target-cpu={} ({}) is not \
+                    "NOT AUDITED: the instruction audit decodes x86-64 and aarch64 only, so \
+                     that this {architecture} build uses nothing beyond target-cpu={} ({}) is not \
                      checked; checked: sha256, ELF machine, static linking without \
                      interpreter (executables), exports (Python module)",
                     artifact.target_cpu,
@@ -315,7 +315,8 @@ impl Levels {
                     rustflags.join(" ")
                 )
             })?;
-        let level = Level::new(target_cpu, features);
+        let arch = Arch::of_target(target).unwrap_or_default();
+        let level = Level::of_arch(arch, target_cpu, features);
         self.0.insert(key, level.clone());
         Ok(level)
     }

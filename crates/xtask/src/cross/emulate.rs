@@ -35,6 +35,29 @@ pub fn qemu_program(arch: &str) -> String {
     format!("qemu-{arch}")
 }
 
+/// The oldest core of `arch` that qemu models, as `(qemu's name, rustc's name)`: baseline
+/// builds run on it, so an instruction beyond the baseline that qemu's default (`max`) CPU
+/// would quietly execute traps instead (on aarch64: LSE atomics, SVE, dot product; the
+/// Cortex-A53 does have the AES/SHA/CRC32 extensions, which only the audit covers).
+pub fn baseline_model(arch: &str) -> Option<(&'static str, &'static str)> {
+    match arch {
+        "aarch64" => Some(("cortex-a53", "cortex-a53")),
+        "x86_64" => Some(("qemu64", "x86-64")),
+        _ => None,
+    }
+}
+
+/// `qemu-<arch> [-cpu <oldest model>]` for a build of `target_cpu`.
+fn qemu_command(qemu: &str, arch: &str, target_cpu: &str) -> Command {
+    let mut command = Command::new(qemu);
+    if target_cpu == BASELINE_CPU
+        && let Some((model, _)) = baseline_model(arch)
+    {
+        command.args(["-cpu", model]);
+    }
+    command
+}
+
 /// The foreign-architecture server binaries and launchers of a manifest.
 pub fn foreign_binaries(manifest: &Manifest) -> Vec<&Artifact> {
     manifest
@@ -87,10 +110,15 @@ pub fn run(workspace: &Workspace, args: &EmulateArgs) -> Result<Vec<String>> {
         crate::dist::hash_file(&binary)
             .with_context(|| format!("{} is listed in the manifest", artifact.path))?;
         let spec = workspace.crate_spec(&artifact.crate_name)?;
+        let qemu_for = || qemu_command(&qemu, arch, &artifact.target_cpu);
         let line = match artifact.role {
-            Role::Launcher => launcher(&qemu, &binary, workspace)?,
-            _ => server(&qemu, &binary, artifact, spec.smoke_call.as_ref())?,
+            Role::Launcher => launcher(qemu_for, &binary, workspace)?,
+            _ => server(qemu_for, &binary, artifact, spec.smoke_call.as_ref())?,
         };
+        let model = baseline_model(arch)
+            .filter(|_| artifact.target_cpu == BASELINE_CPU)
+            .map_or(String::new(), |(model, _)| format!(" -cpu {model}"));
+        let line = format!("{line} (under {qemu}{model})");
         let line = format!("{} ({}): {line}", artifact.path, artifact.target);
         eprintln!("emulate: {line}");
         lines.push(line);
@@ -98,15 +126,16 @@ pub fn run(workspace: &Workspace, args: &EmulateArgs) -> Result<Vec<String>> {
     Ok(lines)
 }
 
-/// `--version` names the variant, then an MCP session, both under qemu.
+/// `--version` names the variant, then an MCP session, both under qemu (`qemu` makes the
+/// emulator's command).
 fn server(
-    qemu: &str,
+    qemu: impl Fn() -> Command,
     binary: &Path,
     artifact: &Artifact,
     call: Option<&crate::mcp_client::SmokeCall>,
 ) -> Result<String> {
-    let version = process::output(Command::new(qemu).arg(binary).arg("--version"))
-        .with_context(|| format!("{} --version under {qemu}", artifact.path))?;
+    let version = process::output(qemu().arg(binary).arg("--version"))
+        .with_context(|| format!("{} --version under qemu", artifact.path))?;
     let variant = version
         .lines()
         .find_map(|line| line.strip_prefix("variant:"))
@@ -121,14 +150,14 @@ fn server(
     }
     // The servers refuse `/` as an implicit root: give them an empty one of their own.
     let root = tempfile::tempdir().context("creating a root directory for the server")?;
-    let mut command = Command::new(qemu);
+    let mut command = qemu();
     command
         .arg(binary)
         .arg("--root")
         .arg(root.path())
         .current_dir(root.path());
     let session = mcp_session(command, call)
-        .with_context(|| format!("MCP session with {} under {qemu}", artifact.path))?;
+        .with_context(|| format!("MCP session with {} under qemu", artifact.path))?;
     Ok(format!(
         "[{}] {} tools | called {}{} | {}",
         session.server_name,
@@ -145,7 +174,7 @@ fn server(
 
 /// The launcher picks the baseline (the one variant of a foreign architecture that every CPU
 /// of it runs) and execs `<dir>/<variant>/<server>` with its arguments.
-fn launcher(qemu: &str, binary: &Path, workspace: &Workspace) -> Result<String> {
+fn launcher(qemu: impl Fn() -> Command, binary: &Path, workspace: &Workspace) -> Result<String> {
     let baseline = workspace
         .variants
         .iter()
@@ -169,7 +198,7 @@ fn launcher(qemu: &str, binary: &Path, workspace: &Workspace) -> Result<String> 
         use std::os::unix::fs::PermissionsExt as _;
         fs::set_permissions(&script, fs::Permissions::from_mode(0o755))?;
     }
-    let output = Command::new(qemu)
+    let output = qemu()
         .arg(binary)
         .args(["--probe", "x"])
         .env("MCP_FOUNDRY_SERVER", server)
@@ -177,21 +206,21 @@ fn launcher(qemu: &str, binary: &Path, workspace: &Workspace) -> Result<String> 
         .env("MCP_FOUNDRY_LAUNCHER_VERBOSE", "1")
         .env_remove("MCP_FOUNDRY_VARIANT")
         .output()
-        .with_context(|| format!("running {} under {qemu}", binary.display()))?;
+        .with_context(|| format!("running {} under qemu", binary.display()))?;
     let stderr = String::from_utf8_lossy(&output.stderr);
     if !output.status.success() {
         bail!(
-            "the launcher failed under {qemu} ({}):\n{stderr}",
+            "the launcher failed under qemu ({}):\n{stderr}",
             output.status
         );
     }
     let called = fs::read_to_string(&report).with_context(|| {
-        format!("the launcher exec'd no variant build under {qemu}; its stderr:\n{stderr}")
+        format!("the launcher exec'd no variant build under qemu; its stderr:\n{stderr}")
     })?;
     let expected = format!("{} --probe x", baseline.name);
     if called.trim() != expected {
         bail!(
-            "under {qemu} the launcher ran `{}`, expected `{expected}`; its stderr:\n{stderr}",
+            "under qemu the launcher ran `{}`, expected `{expected}`; its stderr:\n{stderr}",
             called.trim()
         );
     }

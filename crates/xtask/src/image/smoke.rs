@@ -9,7 +9,12 @@
 //! reported as SKIPPED. The dispatch image always runs (the launcher picks a build this CPU
 //! can run, and must pick the one we expect); it also runs under `qemu-x86_64 -cpu Haswell`
 //! (no AVX-512, no SSE4A), where the launcher must pick the best build a Haswell runs
-//! (x86-64-v3 when the table has it) and that build must answer MCP.
+//! (x86-64-v3 when the table has it) and that build must answer MCP ([`dispatch`]).
+//!
+//! An image of another architecture (linux/arm64) runs the same way under qemu-user: with no
+//! binfmt_misc here, the static `qemu-<arch>-static` is copied into the rootfs and chroot
+//! starts it in front of every program, as the image's user ([`emulation`]). Without it the
+//! image is checked but not run, loudly.
 
 use std::io::Read as _;
 use std::os::unix::fs::MetadataExt as _;
@@ -22,12 +27,14 @@ use serde_json::Value;
 
 use super::{BIN_DIR, LAUNCHER_BIN, VARIANT_LABEL, VARIANTS_DIR};
 use crate::cpu;
-use crate::dist::{BASELINE_CPU, sha256_hex};
+use crate::dist::sha256_hex;
 use crate::mcp_client::{RESPONSE_TIMEOUT, SmokeCall, mcp_session};
 
-/// The emulated CPU of the dispatch check: qemu's model name and rustc's name of the same
-/// CPU (AVX2, FMA, BMI2: x86-64-v3; no AVX-512, no SSE4A).
-const QEMU_MODEL: (&str, &str) = ("Haswell", "haswell");
+mod dispatch;
+mod emulation;
+use dispatch::check_dispatch;
+pub use dispatch::{expected_choice, expected_choice_on};
+use emulation::Emulation;
 
 /// One variant build inside an image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,24 +132,43 @@ pub fn smoke_image(target: &SmokeTarget) -> Result<SmokeOutcome> {
         "aarch64" => "arm64",
         other => other,
     };
-    let programs = if inspect["Architecture"] == host_arch {
-        run_programs(&rootfs, &process, target)?
-    } else if target.programs.is_empty() {
-        String::new()
+    let architecture = inspect["Architecture"].as_str().unwrap_or_default();
+    let emulation = if architecture == host_arch {
+        None
     } else {
-        // Checked to be static executables of the image's architecture when it was built.
-        format!(
-            " | {} not run (another architecture)",
-            target.programs.join(", ")
-        )
+        let what = format!(
+            "running {}:{} (linux/{architecture}) under qemu-user",
+            target.server, target.tag
+        );
+        match emulation::install(&rootfs, architecture, &what)? {
+            Ok(emulation) => Some(emulation),
+            Err(notice) => {
+                return Ok(SmokeOutcome {
+                    report: format!(
+                        "uid {} | layout, config, labels ok | not run (no emulator)",
+                        process.uid
+                    ),
+                    skipped_run: Some(notice),
+                });
+            }
+        }
     };
+    let run = Run {
+        rootfs: &rootfs,
+        process: &process,
+        emulation: emulation.as_ref(),
+    };
+    let programs = run_programs(&run, target)?;
 
     if !dispatch {
         let variant = target
             .variants
             .first()
             .context("a variant image needs its variant")?;
-        let support = cpu::support(&variant.target, &variant.target_cpu)?;
+        let support = match &emulation {
+            Some(emulation) => emulation.support(&variant.target, &variant.target_cpu)?,
+            None => cpu::support(&variant.target, &variant.target_cpu)?,
+        };
         if let Some(notice) = support.skip_notice(&format!(
             "running {}:{} (its layout, config and labels were checked)",
             target.server, target.tag
@@ -157,7 +183,7 @@ pub fn smoke_image(target: &SmokeTarget) -> Result<SmokeOutcome> {
         }
     }
 
-    let version = run_to_end(chroot_command(&rootfs, &process).arg("--version"))?;
+    let version = run_to_end(run.entrypoint().arg("--version"))?;
     // `--version` names the variant the binary was built as (the runtime's build info).
     let running = version
         .lines()
@@ -171,7 +197,7 @@ pub fn smoke_image(target: &SmokeTarget) -> Result<SmokeOutcome> {
             target.tag
         );
     }
-    let session = mcp_session(chroot_command(&rootfs, &process), target.call.as_ref())
+    let session = mcp_session(run.entrypoint(), target.call.as_ref())
         .context("MCP session with the chrooted entrypoint")?;
     let call_note = if session.call_is_error {
         " (isError)"
@@ -186,6 +212,9 @@ pub fn smoke_image(target: &SmokeTarget) -> Result<SmokeOutcome> {
         session.called,
         version.lines().next().unwrap_or_default(),
     );
+    if let Some(emulation) = &emulation {
+        report.push_str(&format!(" | under {}", emulation.describe()));
+    }
     if dispatch {
         report.push_str(&check_dispatch(&rootfs, target)?);
     }
@@ -195,10 +224,41 @@ pub fn smoke_image(target: &SmokeTarget) -> Result<SmokeOutcome> {
     })
 }
 
+/// How the unpacked image's programs start: chrooted into `rootfs` as the image's user,
+/// through the emulator for another architecture.
+struct Run<'a> {
+    rootfs: &'a Path,
+    process: &'a BundleProcess,
+    emulation: Option<&'a Emulation>,
+}
+
+impl Run<'_> {
+    /// `env -i <image env> chroot --userspec=uid:gid <rootfs> [<emulator>]`, to which the
+    /// program is added.
+    fn as_image_user(&self) -> Command {
+        let mut command = chroot_as_image_user(self.rootfs, self.process);
+        if let Some(emulation) = self.emulation {
+            command.args(emulation.prefix());
+        }
+        command
+    }
+
+    /// The image's process with only the image's environment, as the image's user.
+    fn entrypoint(&self) -> Command {
+        let mut command = self.as_image_user();
+        command
+            .args(&self.process.args)
+            // chroot(1) starts in `/`, a container engine in the image's working directory,
+            // and the servers refuse `/` as an implicit root: name the working directory.
+            .args(["--root", &self.process.cwd]);
+        command
+    }
+}
+
 /// Runs every program the image ships for its server, as the image's user with the image's
 /// environment, the way the server runs it (bash: `bash -c`), and returns the report's note.
 /// They are static baseline builds, so they run on any CPU of the architecture.
-fn run_programs(rootfs: &Path, process: &BundleProcess, target: &SmokeTarget) -> Result<String> {
+fn run_programs(run: &Run<'_>, target: &SmokeTarget) -> Result<String> {
     let mut note = String::new();
     for name in &target.programs {
         let program = super::programs::STATIC_PROGRAMS
@@ -206,7 +266,7 @@ fn run_programs(rootfs: &Path, process: &BundleProcess, target: &SmokeTarget) ->
             .find(|p| p.name == name)
             .with_context(|| format!("the image ships an unknown program `{name}`"))?;
         let image_program = format!("/{}", program.image_path);
-        let mut command = chroot_as_image_user(rootfs, process);
+        let mut command = run.as_image_user();
         command.arg(&image_program).args(program.check_args);
         let out = run_to_end(&mut command)
             .with_context(|| format!("running {image_program} inside the image"))?;
@@ -323,18 +383,6 @@ fn running_as_root() -> bool {
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
-/// `env -i <image env> chroot --userspec=uid:gid <rootfs> <args>`: the image's process with
-/// only the image's environment, as the image's user.
-fn chroot_command(rootfs: &Path, process: &BundleProcess) -> Command {
-    let mut command = chroot_as_image_user(rootfs, process);
-    command
-        .args(&process.args)
-        // chroot(1) starts in `/`, a container engine in the image's working directory, and
-        // the servers refuse `/` as an implicit root: name the working directory instead.
-        .args(["--root", &process.cwd]);
-    command
-}
-
 /// `env -i <image env> chroot --userspec=uid:gid <rootfs>`, to which the program is added.
 fn chroot_as_image_user(rootfs: &Path, process: &BundleProcess) -> Command {
     let mut command = Command::new("env");
@@ -384,215 +432,4 @@ fn run_to_end(command: &mut Command) -> Result<String> {
         bail!("{command:?} failed with {status}: {err}");
     }
     Ok(out)
-}
-
-/// The variant the launcher must pick on this CPU: among the builds this CPU can run, the
-/// one needing the most features beyond the baseline (the launcher's own rule).
-pub fn expected_choice(variants: &[ImageVariant]) -> Result<Option<String>> {
-    expected_choice_on(variants, None)
-}
-
-/// [`expected_choice`] on this CPU (`None`) or on rustc's model of `cpu_model` (as qemu
-/// emulates it, e.g. `haswell`).
-pub fn expected_choice_on(
-    variants: &[ImageVariant],
-    cpu_model: Option<&str>,
-) -> Result<Option<String>> {
-    let mut best: Option<(usize, &ImageVariant)> = None;
-    for variant in variants {
-        let wanted = cpu::target_features(&variant.target, &variant.target_cpu)?;
-        let baseline = cpu::target_features(&variant.target, BASELINE_CPU)?;
-        let runs = match cpu_model {
-            None => cpu::support(&variant.target, &variant.target_cpu)?.runs(),
-            Some(model) => {
-                let arch = variant.target.split('-').next().unwrap_or_default();
-                arch == std::env::consts::ARCH
-                    && cpu::missing(
-                        &wanted,
-                        &baseline,
-                        &cpu::target_features(&variant.target, model)?,
-                    )
-                    .is_empty()
-            }
-        };
-        if !runs {
-            continue;
-        }
-        let extra = wanted.difference(&baseline).count();
-        if best.is_none_or(|(count, _)| extra > count) {
-            best = Some((extra, variant));
-        }
-    }
-    Ok(best.map(|(_, variant)| variant.name.clone()))
-}
-
-/// The dispatch image's launcher natively (it must pick [`expected_choice`]) and, on x86-64,
-/// under `qemu-x86_64 -cpu Haswell`, where it must pick the best build a Haswell runs
-/// (x86-64-v3 when the table has it, else the baseline), which must then answer MCP there.
-fn check_dispatch(rootfs: &Path, target: &SmokeTarget) -> Result<String> {
-    let server = &target.server;
-    let call = target.call.as_ref();
-    let launcher = rootfs.join(BIN_DIR).join(LAUNCHER_BIN);
-    let variants_dir = rootfs.join(VARIANTS_DIR);
-    // `program` (under qemu on a Haswell CPU, or natively) with the launcher's settings
-    // pointing into the rootfs.
-    let command = |on_haswell: bool, program: &Path| {
-        let mut command = if on_haswell {
-            let mut qemu = Command::new("qemu-x86_64");
-            qemu.args(["-cpu", QEMU_MODEL.0]).arg(program);
-            qemu
-        } else {
-            Command::new(program)
-        };
-        command
-            .env("MCP_FOUNDRY_SERVER", server)
-            .env("MCP_FOUNDRY_VARIANTS_DIR", &variants_dir)
-            .env("MCP_FOUNDRY_LAUNCHER_VERBOSE", "1")
-            .env_remove("MCP_FOUNDRY_VARIANT");
-        command
-    };
-
-    let native =
-        mcp_session(command(false, &launcher), call).context("MCP through the launcher")?;
-    let chosen = launcher_choice(&native.stderr)
-        .context("the launcher did not report its choice")?
-        .to_owned();
-    let expected = expected_choice(&target.variants)?
-        .context("this CPU can run none of the image's builds")?;
-    if chosen != expected {
-        bail!("on this CPU the launcher chose {chosen}, expected {expected}");
-    }
-    let mut report = format!(" | this CPU: launcher chose {chosen} as expected");
-
-    let baseline = target
-        .variants
-        .iter()
-        .find(|v| v.target_cpu == BASELINE_CPU);
-    let emulatable = std::env::consts::ARCH == "x86_64"
-        && baseline.is_some_and(|v| v.target.starts_with("x86_64-"));
-    if !emulatable {
-        let notice = "!!! SKIPPED: the launcher under qemu -cpu Haswell (needs an x86-64 host \
-                      and image with a baseline build) !!!";
-        eprintln!("{notice}");
-        report.push_str(" | qemu Haswell: SKIPPED");
-        return Ok(report);
-    }
-    let expected = expected_choice_on(&target.variants, Some(QEMU_MODEL.1))?
-        .context("a Haswell runs none of the image's builds")?;
-    // The launcher execs the server natively (qemu-user does not follow execve), so this
-    // checks the choice; the next session checks that the chosen build runs on Haswell.
-    let launched = mcp_session(command(true, &launcher), call)
-        .context("MCP through the launcher under qemu -cpu Haswell")?;
-    let chosen =
-        launcher_choice(&launched.stderr).context("the launcher did not report its choice")?;
-    if chosen != expected {
-        bail!("under qemu -cpu Haswell the launcher chose {chosen}, expected {expected}");
-    }
-    let chosen_binary = variants_dir.join(&expected).join(server);
-    mcp_session(command(true, &chosen_binary), call)
-        .with_context(|| format!("MCP with the {expected} build under qemu -cpu Haswell"))?;
-    report.push_str(&format!(
-        " | qemu Haswell: launcher chose {expected}, it answers MCP"
-    ));
-    Ok(report)
-}
-
-/// The variant named in the launcher's verbose `running the <variant> build: ...` line.
-fn launcher_choice(stderr: &str) -> Option<&str> {
-    let prefix = format!("{LAUNCHER_BIN}: running the ");
-    stderr
-        .lines()
-        .find_map(|line| line.strip_prefix(&prefix)?.split(' ').next())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn variant(name: &str, target_cpu: &str) -> ImageVariant {
-        ImageVariant {
-            name: name.into(),
-            tag: name.into(),
-            target: format!("{}-unknown-linux-musl", std::env::consts::ARCH),
-            target_cpu: target_cpu.into(),
-            sha256: String::new(),
-        }
-    }
-
-    #[test]
-    fn on_a_haswell_the_v3_build_wins_and_avx512_builds_never_do() {
-        if std::env::consts::ARCH != "x86_64" {
-            eprintln!(
-                "!!! SKIPPED: x86-64 levels on a {} host !!!",
-                std::env::consts::ARCH
-            );
-            return;
-        }
-        let all = [
-            variant("generic", "generic"),
-            variant("x86-64-v3", "x86-64-v3"),
-            variant("x86-64-v4", "x86-64-v4"),
-            variant("znver4", "znver4"),
-        ];
-        assert_eq!(
-            expected_choice_on(&all, Some("haswell"))
-                .unwrap()
-                .as_deref(),
-            Some("x86-64-v3")
-        );
-        assert_eq!(
-            expected_choice_on(&all, Some("skylake-avx512"))
-                .unwrap()
-                .as_deref(),
-            Some("x86-64-v4"),
-            "an Intel v4 host lacks SSE4A: never znver4"
-        );
-        assert_eq!(
-            expected_choice_on(&all, Some("znver4")).unwrap().as_deref(),
-            Some("znver4")
-        );
-        assert_eq!(
-            expected_choice_on(&all, Some("x86-64")).unwrap().as_deref(),
-            Some("generic")
-        );
-    }
-
-    #[test]
-    fn the_launcher_choice_is_read_from_its_verbose_line() {
-        let stderr = "noise\nmcp-launcher: running the znver4 build: /opt/mcp/znver4/x\n";
-        assert_eq!(launcher_choice(stderr), Some("znver4"));
-        assert_eq!(launcher_choice("nothing"), None);
-    }
-
-    #[test]
-    fn the_expected_choice_is_the_most_specialized_build_this_cpu_runs() {
-        // The baseline always runs; `native` is this CPU itself, so it runs and needs at
-        // least as many features as the baseline.
-        let baseline = variant("generic", "generic");
-        assert_eq!(
-            expected_choice(std::slice::from_ref(&baseline)).unwrap(),
-            Some("generic".into())
-        );
-        let native = variant("here", "native");
-        let chosen = expected_choice(&[baseline.clone(), native])
-            .unwrap()
-            .unwrap();
-        let native_extra = cpu::target_features(&baseline.target, "native")
-            .unwrap()
-            .len()
-            > cpu::target_features(&baseline.target, "generic")
-                .unwrap()
-                .len();
-        assert_eq!(chosen, if native_extra { "here" } else { "generic" });
-        // A build for a CPU this machine is not never wins, whatever its feature count.
-        let foreign = ImageVariant {
-            target: "riscv64gc-unknown-linux-gnu".into(),
-            ..variant("elsewhere", "generic")
-        };
-        assert_eq!(
-            expected_choice(&[foreign]).unwrap(),
-            None,
-            "a build for another architecture cannot run here"
-        );
-    }
 }

@@ -1,5 +1,6 @@
 //! Control flow inside one function: basic blocks, and which blocks run only when a
-//! detection check went one particular way (see [`super::guard`]).
+//! detection check went one particular way (see [`super::guard`]). The graph algorithms are
+//! the same for both architectures; [`Cfg::build`] reads x86-64 instructions.
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -53,6 +54,15 @@ impl Cfg {
             };
             successors[block] = next;
         }
+        Cfg::from_successors(blocks, successors)
+    }
+
+    /// The graph of `blocks` with their `successors` (the aarch64 analysis builds these
+    /// itself); roots are the entry block and every block without a predecessor.
+    pub fn from_successors(
+        blocks: Vec<std::ops::Range<usize>>,
+        successors: Vec<Vec<usize>>,
+    ) -> Cfg {
         let mut has_predecessor = vec![false; blocks.len()];
         for list in &successors {
             for &successor in list {

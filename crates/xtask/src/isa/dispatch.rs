@@ -2,9 +2,11 @@
 //! audit, independent of any variant.
 //!
 //! 1. Detection facts, to a fixpoint: detection state starts as std_detect's cache (what
-//!    `is_x86_feature_detected!` reads) and grows by every static a detection-derived value
-//!    is stored to (e.g. a crate's own `cpuid` result cache); functions returning a
-//!    detection-derived value are detection functions. See [`super::guard`].
+//!    `is_x86_feature_detected!`/`is_aarch64_feature_detected!` read) and compiler-rt's
+//!    outline-atomics flag, and grows by every static a detection-derived value is stored to
+//!    (e.g. a crate's own `cpuid` or `getauxval(AT_HWCAP)` result cache); functions returning
+//!    a detection-derived value are detection functions. See [`super::guard`] (x86-64) and
+//!    [`super::guard::aarch64`].
 //! 2. A reference graph: functions and data blobs (a stretch of data starting where some
 //!    code or data points) as nodes; calls, jumps, taken addresses, memory operands and
 //!    pointers stored in data as edges. An edge from code is *guarded* when its instruction
@@ -23,6 +25,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
+use super::features::Arch;
 use super::guard::{self, DetectionFacts, GuardAnalysis};
 use super::program::Program;
 
@@ -30,6 +33,11 @@ use super::program::Program;
 const STD_DETECT_CACHE: &str = "std_detect::detect::cache::CACHE";
 /// std_detect's slow path, which returns the detected feature bits.
 const STD_DETECT_INIT: &str = "std_detect::detect::cache::detect_and_initialize";
+/// compiler-rt's flag for the aarch64 outline atomics (`__aarch64_ldadd4_acq` and friends
+/// test it before their LSE instruction); its constructor sets it from `getauxval`.
+const LSE_ATOMICS_FLAG: &str = "__aarch64_have_lse_atomics";
+/// The C library's `getauxval` (musl's and its alias).
+const GETAUXVAL: [&str; 2] = ["getauxval", "__getauxval"];
 /// How far into a data blob a pointer may sit from the nearest referenced address.
 const MAX_BLOB_SIZE: u64 = 4096;
 /// How many function names to keep as evidence for one dispatched function.
@@ -79,6 +87,10 @@ struct Facts {
     pointer_slots: BTreeSet<u64>,
     /// Slots holding the address of a function returning a detection result.
     returning_slots: BTreeSet<u64>,
+    /// `getauxval`.
+    auxv: BTreeSet<u64>,
+    /// aarch64 functions that never return.
+    noreturn: BTreeSet<u64>,
 }
 
 impl Facts {
@@ -114,6 +126,12 @@ impl DetectionFacts for Facts {
     fn slot_returns_detection(&self, address: u64) -> bool {
         self.returning_slots.contains(&address)
     }
+    fn reads_auxv(&self, address: u64) -> bool {
+        self.auxv.contains(&address)
+    }
+    fn never_returns(&self, address: u64) -> bool {
+        self.noreturn.contains(&address)
+    }
 }
 
 pub fn analyze(program: &Program) -> Dispatch {
@@ -123,15 +141,25 @@ pub fn analyze(program: &Program) -> Dispatch {
         returning: BTreeSet::new(),
         pointer_slots: BTreeSet::new(),
         returning_slots: BTreeSet::new(),
+        auxv: BTreeSet::new(),
+        noreturn: if program.arch == Arch::Aarch64 {
+            never_returning(program)
+        } else {
+            BTreeSet::new()
+        },
     };
     for (start, size, name) in &program.data_symbols {
-        if name.starts_with(STD_DETECT_CACHE) {
+        // zig's compiler_rt keeps the flag as a local of its own namespace.
+        if name.starts_with(STD_DETECT_CACHE) || name.ends_with(LSE_ATOMICS_FLAG) {
             facts.state.insert(*start, start + size);
         }
     }
     for function in functions {
         if function.name.starts_with(STD_DETECT_INIT) {
             facts.returning.insert(function.address);
+        }
+        if GETAUXVAL.contains(&function.name.as_str()) {
+            facts.auxv.insert(function.address);
         }
     }
 
@@ -147,12 +175,17 @@ pub fn analyze(program: &Program) -> Dispatch {
                         || facts.points_to_detection_state(r.target)
                         || facts.slot_returns_detection(r.target)
                         || (r.kind == super::program::ReferenceKind::Call
-                            && facts.returns_detection(r.target))
+                            && (facts.returns_detection(r.target) || facts.reads_auxv(r.target)))
                 });
             if !candidate {
                 continue;
             }
-            let analysis = guard::analyze(&program.instructions(function), &facts);
+            let analysis = match program.arch {
+                Arch::X86_64 => guard::analyze(&program.instructions(function), &facts),
+                Arch::Aarch64 => {
+                    guard::aarch64::analyze(&program.aarch64_instructions(function), &facts)
+                }
+            };
             analyses.insert(index, analysis);
         }
         for (&index, analysis) in &analyses {
@@ -246,6 +279,37 @@ pub fn analyze(program: &Program) -> Dispatch {
             .map(|(index, a)| (index, a.guarded))
             .collect(),
         detection_state,
+    }
+}
+
+/// Start addresses of the functions that never return: no `ret` or indirect jump, and every
+/// tail call to such a function (the greatest fixpoint: mutual tail calls without a return
+/// loop forever). Calls to them end a block; the code after them is reached from elsewhere.
+fn never_returning(program: &Program) -> BTreeSet<u64> {
+    let functions = &program.functions;
+    let mut noreturn: BTreeSet<u64> = functions
+        .iter()
+        .filter(|f| !f.returns_directly && f.instructions > 0)
+        .map(|f| f.address)
+        .collect();
+    loop {
+        let before = noreturn.len();
+        let returning: Vec<u64> = functions
+            .iter()
+            .filter(|f| noreturn.contains(&f.address))
+            .filter(|f| {
+                f.references.iter().any(|r| {
+                    r.kind == super::program::ReferenceKind::Jump && !noreturn.contains(&r.target)
+                })
+            })
+            .map(|f| f.address)
+            .collect();
+        for address in returning {
+            noreturn.remove(&address);
+        }
+        if noreturn.len() == before {
+            return noreturn;
+        }
     }
 }
 

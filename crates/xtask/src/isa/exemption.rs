@@ -14,6 +14,7 @@
 use std::collections::BTreeSet;
 
 use super::dispatch::Dispatch;
+use super::features::Arch;
 use super::program::{Program, crate_of};
 
 /// One reviewed crate.
@@ -50,6 +51,47 @@ pub const TYPE_STATE_DISPATCH: &[CrateDispatch] = &[
                     only ring's functions reference them",
     },
 ];
+
+/// The same review for aarch64 builds, where the crates detect with `getauxval` (directly or
+/// through `is_aarch64_feature_detected!`).
+pub const TYPE_STATE_DISPATCH_AARCH64: &[CrateDispatch] = &[
+    CrateDispatch {
+        crate_name: "crc32fast",
+        mechanism: "State::new runs is_aarch64_feature_detected!(\"crc\") and returns a State \
+                    only when it is present; update() calls specialized::aarch64::calculate only \
+                    through such a State",
+    },
+    CrateDispatch {
+        crate_name: "sha1dc",
+        mechanism: "Backend::new runs is_aarch64_feature_detected!(\"sha2\") and stores \
+                    Repr::Armv8 only when it is present; compress_spill and recompress match on \
+                    the stored Repr",
+    },
+    CrateDispatch {
+        crate_name: "ring",
+        mechanism: "cpu::features() runs detect_features once (getauxval(AT_HWCAP): the AES, \
+                    PMULL, SHA2 and SHA512 bits, kept in OPENSSL_armcap_P); keys and contexts \
+                    store the implementation chosen from those features (aes::Key's hw/vpaes/nohw, \
+                    the GCM clmul/neon/fallback variants) and the SHA-2 block functions take the \
+                    _hw routines only when the bit is set",
+    },
+    CrateDispatch {
+        crate_name: "libunwind",
+        mechanism: "LLVM libunwind's cursor init stores getauxval(AT_HWCAP2) & HWCAP2_SME in the \
+                    cursor, and jumpto() calls __libunwind_Registers_arm64_za_disable (SME: \
+                    TPIDR2_EL0, ZA stores, smstop) only when that field is set; stepWithDwarf's \
+                    MTE stg re-tagging runs only for frames whose CIE has the 'G' (MTE-tagged \
+                    frame) augmentation, which needs an MTE build",
+    },
+];
+
+/// The reviewed crates of an architecture.
+pub fn for_arch(arch: Arch) -> &'static [CrateDispatch] {
+    match arch {
+        Arch::X86_64 => TYPE_STATE_DISPATCH,
+        Arch::Aarch64 => TYPE_STATE_DISPATCH_AARCH64,
+    }
+}
 
 /// The function showing `crate_name`'s detection code, if the artifact has one.
 pub fn detection_evidence(

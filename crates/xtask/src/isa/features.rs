@@ -1,12 +1,66 @@
-//! CPU features as the audit sees them: iced-x86's CPUID feature of each instruction, the
-//! rustc `target_feature` name it corresponds to, and the [`Level`] one variant may use
-//! without runtime dispatch, derived from what rustc enables for the variant's `target-cpu`.
+//! CPU features as the audit sees them: iced-x86's CPUID feature of each x86-64 instruction
+//! (or the rustc feature of an aarch64 one, [`super::program::aarch64`]), the rustc
+//! `target_feature` name it corresponds to, and the [`Level`] one variant may use without
+//! runtime dispatch, derived from what rustc enables for the variant's `target-cpu`.
 
 use std::collections::BTreeSet;
 use std::fmt;
 
 use iced_x86::{CpuidFeature, Mnemonic};
 use serde::{Deserialize, Serialize};
+
+/// One CPU feature an instruction needs: iced's CPUID feature on x86-64; on aarch64 the rustc
+/// `target_feature` name itself (`lse`, `aes`, `sve`), which is how the aarch64 decoder names
+/// extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Feature {
+    X86(CpuidFeature),
+    Aarch64(&'static str),
+}
+
+impl From<CpuidFeature> for Feature {
+    fn from(feature: CpuidFeature) -> Feature {
+        Feature::X86(feature)
+    }
+}
+
+/// The features one instruction needs, as its decoder lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeatureList {
+    X86(&'static [CpuidFeature]),
+    Aarch64(&'static [&'static str]),
+}
+
+impl FeatureList {
+    pub fn iter(self) -> impl Iterator<Item = Feature> {
+        let (x86, aarch64) = match self {
+            FeatureList::X86(list) => (list, &[][..]),
+            FeatureList::Aarch64(list) => (&[][..], list),
+        };
+        x86.iter()
+            .map(|&f| Feature::X86(f))
+            .chain(aarch64.iter().map(|&f| Feature::Aarch64(f)))
+    }
+}
+
+/// The instruction set an artifact is audited as.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Arch {
+    #[default]
+    X86_64,
+    Aarch64,
+}
+
+impl Arch {
+    /// The architecture of a target triple, if the audit decodes it.
+    pub fn of_target(target: &str) -> Option<Arch> {
+        match target.split('-').next() {
+            Some("x86_64") => Some(Arch::X86_64),
+            Some("aarch64") => Some(Arch::Aarch64),
+            _ => None,
+        }
+    }
+}
 
 /// Broad instruction-set classes, for report columns and the "really built for it" check.
 #[derive(
@@ -40,9 +94,14 @@ impl IsaClass {
     }
 }
 
-/// The class of one CPUID feature.
-pub fn classify(feature: CpuidFeature) -> IsaClass {
+/// The class of one feature (aarch64 has no psABI levels: every extension beyond the
+/// architecture's baseline is `OtherExtension`).
+pub fn classify(feature: impl Into<Feature>) -> IsaClass {
     use CpuidFeature as F;
+    let feature = match feature.into() {
+        Feature::X86(feature) => feature,
+        Feature::Aarch64(_) => return IsaClass::OtherExtension,
+    };
     if is_architectural(feature) {
         return IsaClass::Baseline;
     }
@@ -59,9 +118,12 @@ pub fn classify(feature: CpuidFeature) -> IsaClass {
 }
 
 /// Features every x86-64 CPU has, whatever `target-cpu` says (rustc does not even list most
-/// of them as target features).
-pub fn is_architectural(feature: CpuidFeature) -> bool {
+/// of them as target features). The aarch64 decoder lists no baseline features at all.
+pub fn is_architectural(feature: impl Into<Feature>) -> bool {
     use CpuidFeature as F;
+    let Feature::X86(feature) = feature.into() else {
+        return false;
+    };
     matches!(
         feature,
         F::INTEL8086
@@ -90,9 +152,13 @@ pub fn is_architectural(feature: CpuidFeature) -> bool {
     )
 }
 
-/// Name used in reports: iced's feature name (`AVX512F`, `AVX2`, `SSE4_2`).
-pub fn feature_name(feature: CpuidFeature) -> String {
-    format!("{feature:?}")
+/// Name used in reports: iced's feature name (`AVX512F`, `AVX2`, `SSE4_2`), the rustc name
+/// in capitals on aarch64 (`LSE`, `SHA2`).
+pub fn feature_name(feature: impl Into<Feature>) -> String {
+    match feature.into() {
+        Feature::X86(feature) => format!("{feature:?}"),
+        Feature::Aarch64(name) => name.to_uppercase(),
+    }
 }
 
 /// The rustc `target_feature` that enables `feature`'s instructions, for every feature a
@@ -181,28 +247,48 @@ pub fn runs_on_baseline(mnemonic: Mnemonic) -> bool {
 /// every feature rustc enables for its `target-cpu` (`rustc --print cfg -C target-cpu=X`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Level {
+    pub arch: Arch,
     pub target_cpu: String,
     /// rustc `target_feature` names.
     pub rustc_features: BTreeSet<String>,
 }
 
 impl Level {
+    /// An x86-64 level.
     pub fn new(target_cpu: &str, rustc_features: BTreeSet<String>) -> Level {
+        Level::of_arch(Arch::X86_64, target_cpu, rustc_features)
+    }
+
+    pub fn of_arch(arch: Arch, target_cpu: &str, rustc_features: BTreeSet<String>) -> Level {
         Level {
+            arch,
             target_cpu: target_cpu.to_owned(),
             rustc_features,
         }
     }
 
     /// Whether code of this level may execute instructions needing `feature`.
-    pub fn allows(&self, feature: CpuidFeature) -> bool {
-        is_architectural(feature)
-            || rustc_feature(feature).is_some_and(|name| self.rustc_features.contains(name))
+    pub fn allows(&self, feature: impl Into<Feature>) -> bool {
+        match feature.into() {
+            Feature::X86(feature) => {
+                self.arch == Arch::X86_64
+                    && (is_architectural(feature)
+                        || rustc_feature(feature)
+                            .is_some_and(|name| self.rustc_features.contains(name)))
+            }
+            Feature::Aarch64(name) => {
+                self.arch == Arch::Aarch64 && self.rustc_features.contains(name)
+            }
+        }
     }
 
     /// The highest psABI class among the level's features (`Baseline` for generic,
     /// `Avx512` for znver4 and x86-64-v4): what a build for it should visibly contain.
+    /// aarch64 has no such levels: `Baseline`.
     pub fn top_class(&self) -> IsaClass {
+        if self.arch != Arch::X86_64 {
+            return IsaClass::Baseline;
+        }
         CpuidFeature::values()
             .filter(|&feature| !is_architectural(feature) && self.allows(feature))
             .map(classify)
@@ -219,7 +305,7 @@ impl fmt::Display for Level {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn level(target_cpu: &str, features: &[&str]) -> Level {
@@ -267,23 +353,22 @@ mod tests {
         );
     }
 
+    /// Every `target_feature` name rustc knows for `target`.
+    pub fn rustc_feature_names(target: &str) -> BTreeSet<String> {
+        let out = std::process::Command::new("rustc")
+            .args(["--print", "target-features", "--target", target])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|line| Some(line.split_whitespace().next()?.to_owned()))
+            .collect()
+    }
+
     #[test]
     fn rustc_knows_every_mapped_feature_name() {
         // The names must be the compiler's, or a level silently loses a feature.
-        let out = std::process::Command::new("rustc")
-            .args([
-                "--print",
-                "target-features",
-                "--target",
-                "x86_64-unknown-linux-gnu",
-            ])
-            .output()
-            .unwrap();
-        let listing = String::from_utf8_lossy(&out.stdout);
-        let known: BTreeSet<&str> = listing
-            .lines()
-            .filter_map(|line| line.split_whitespace().next())
-            .collect();
+        let known = rustc_feature_names("x86_64-unknown-linux-gnu");
         let mut unknown = Vec::new();
         for feature in CpuidFeature::values() {
             if let Some(name) = rustc_feature(feature)

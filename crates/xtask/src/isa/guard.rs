@@ -20,6 +20,7 @@ use iced_x86::{
 
 use super::cfg::{Cfg, internal_target, is_interesting};
 
+pub mod aarch64;
 mod registers;
 use registers::*;
 
@@ -55,6 +56,16 @@ pub trait DetectionFacts {
     /// `address` is a pointer slot holding a function that returns a detection result
     /// (`call [rip + GOT entry]`).
     fn slot_returns_detection(&self, address: u64) -> bool;
+    /// `address` is the C library's `getauxval`: its result is detection-derived when the
+    /// argument asks for the hardware capabilities (`AT_HWCAP`, `AT_HWCAP2`).
+    fn reads_auxv(&self, _address: u64) -> bool {
+        false
+    }
+    /// A call to `address` never returns (a panic, `abort`): the code after it belongs to
+    /// another block. Only the aarch64 analysis asks (x86-64 builds put a trap there).
+    fn never_returns(&self, _address: u64) -> bool {
+        false
+    }
 }
 
 /// Runs the analysis over `instructions`, the whole of one function, in address order.

@@ -1,17 +1,20 @@
-//! An x86-64 ELF file as the audit needs it: its functions (from the symbol table), what
-//! instructions each one uses, and every reference between code and data — direct calls and
-//! jumps, addresses taken, memory operands, and function pointers stored in data — so that
-//! [`super::dispatch`] can ask how each function can be reached.
+//! An x86-64 or aarch64 ELF file as the audit needs it: its functions (from the symbol
+//! table), what instructions each one uses, and every reference between code and data —
+//! direct calls and jumps, addresses taken, memory operands, and function pointers stored in
+//! data — so that [`super::dispatch`] can ask how each function can be reached. x86-64 code
+//! is decoded here with iced-x86, aarch64 code in [`aarch64`].
 
-use std::collections::{BTreeMap, BTreeSet};
+pub mod aarch64;
+
+use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
-use iced_x86::{CpuidFeature, Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind};
+use iced_x86::{Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind};
 use object::{
     Object, ObjectKind, ObjectSection, ObjectSymbol, RelocationTarget, SectionKind, SymbolKind,
 };
 
-use super::features::{is_architectural, runs_on_baseline};
+use super::features::{Arch, FeatureList, is_architectural, runs_on_baseline};
 
 /// Name given to code that no function symbol covers.
 pub const NO_SYMBOL: &str = "<no symbol>";
@@ -30,6 +33,9 @@ pub struct Program<'data> {
     pub data_symbols: Vec<(u64, u64, String)>,
     /// Where execution starts: the ELF entry point and the exported functions.
     pub entry_points: Vec<u64>,
+    pub arch: Arch,
+    /// aarch64 mapping symbols, sorted (see [`Image::mapping`]).
+    mapping: Vec<(u64, bool)>,
     code: Vec<CodeSection<'data>>,
 }
 
@@ -57,12 +63,18 @@ pub struct Function {
     pub end: u64,
     pub instructions: u64,
     /// Instructions that need a feature beyond the architectural baseline, with those
-    /// features (iced's list for the instruction).
-    pub extended: Vec<(u64, &'static [CpuidFeature])>,
+    /// features (iced's list for the instruction, or the aarch64 decoder's).
+    pub extended: Vec<(u64, FeatureList)>,
+    /// Words the decoder cannot read (aarch64: data in code, or encodings newer than the
+    /// decoder): not audited, and reported as such.
+    pub undecodable: u64,
     /// References from this function's code to other code or to data.
     pub references: Vec<Reference>,
     /// Executes `cpuid` or `xgetbv`: asks the CPU (or OS) what it supports.
     pub queries_cpu: bool,
+    /// aarch64: has a `ret` or an indirect jump, so it may return other than by a tail call
+    /// (a function without, whose tail calls all go to such functions, never returns).
+    pub returns_directly: bool,
 }
 
 impl Function {
@@ -103,25 +115,29 @@ pub struct Image<'data> {
     pub data_contents: Vec<(u64, &'data [u8])>,
     /// `(address, size, raw name)` of each data symbol.
     pub data_symbols: Vec<(u64, u64, String)>,
+    /// aarch64 mapping symbols: `(address, true)` where data in code starts (`$d`),
+    /// `(address, false)` where instructions start again (`$x`).
+    pub mapping: Vec<(u64, bool)>,
     /// `(slot, target)` of every dynamic relocation that resolves to an address.
     pub relocations: Vec<(u64, u64)>,
     pub entry_points: Vec<u64>,
     /// PIE or shared library: absolute addresses only appear through relocations.
     pub position_independent: bool,
+    pub arch: Arch,
 }
 
 impl<'data> Image<'data> {
-    /// Reads an x86-64 ELF file.
+    /// Reads an x86-64 or aarch64 ELF file.
     pub fn parse(data: &'data [u8]) -> Result<Image<'data>> {
         let file = object::File::parse(data).context("not an ELF/object file object can read")?;
-        if file.architecture() != object::Architecture::X86_64 {
-            bail!(
-                "instruction audit supports x86_64 only, this file is {:?}",
-                file.architecture()
-            );
-        }
+        let arch = match file.architecture() {
+            object::Architecture::X86_64 => Arch::X86_64,
+            object::Architecture::Aarch64 => Arch::Aarch64,
+            other => bail!("instruction audit supports x86_64 and aarch64, this file is {other:?}"),
+        };
         let mut image = Image {
             position_independent: file.kind() != ObjectKind::Executable,
+            arch,
             ..Image::default()
         };
         for section in file.sections() {
@@ -159,6 +175,12 @@ impl<'data> Image<'data> {
             }
         }
         for symbol in file.symbols() {
+            if arch == Arch::Aarch64
+                && let Ok(name) = symbol.name()
+                && let Some(kind) = mapping_symbol(name)
+            {
+                image.mapping.push((symbol.address(), kind));
+            }
             if symbol.size() == 0 || symbol.section_index().is_none() {
                 continue;
             }
@@ -200,7 +222,7 @@ impl<'data> Image<'data> {
 }
 
 impl<'data> Program<'data> {
-    /// Decodes every function of an x86-64 ELF file. Needs the symbol table (audit before
+    /// Decodes every function of an ELF file. Needs the symbol table (audit before
     /// stripping).
     pub fn load(data: &'data [u8]) -> Result<Program<'data>> {
         Program::from_image(Image::parse(data)?)
@@ -231,6 +253,9 @@ impl<'data> Program<'data> {
             .collect();
         code.sort_by_key(|c| c.address);
         let pic = image.position_independent;
+        let arch = image.arch;
+        let mut mapping = image.mapping.clone();
+        mapping.sort_unstable();
 
         let mut functions = Vec::new();
         for section in &code {
@@ -242,14 +267,21 @@ impl<'data> Program<'data> {
                     continue; // inside the previous symbol
                 }
                 if address > covered_until {
-                    functions.push(section.decode(NO_SYMBOL, covered_until, address, pic));
+                    functions.push(section.decode(
+                        arch,
+                        &mapping,
+                        NO_SYMBOL,
+                        covered_until,
+                        address,
+                        pic,
+                    ));
                 }
                 let from = address.max(covered_until);
-                functions.push(section.decode(name, from, function_end, pic));
+                functions.push(section.decode(arch, &mapping, name, from, function_end, pic));
                 covered_until = function_end;
             }
             if covered_until < end {
-                functions.push(section.decode(NO_SYMBOL, covered_until, end, pic));
+                functions.push(section.decode(arch, &mapping, NO_SYMBOL, covered_until, end, pic));
             }
         }
 
@@ -267,6 +299,8 @@ impl<'data> Program<'data> {
             data_pointers: Vec::new(),
             data_symbols,
             entry_points: image.entry_points,
+            arch,
+            mapping,
             code,
         };
         let raw_contents: &[(u64, &[u8])] = if pic { &[] } else { &image.data_contents };
@@ -303,19 +337,32 @@ impl<'data> Program<'data> {
         (address < start + size).then_some((*start, start + size))
     }
 
-    /// Every instruction of `function`, decoded again (only the analyses that need
+    /// Every x86-64 instruction of `function`, decoded again (only the analyses that need
     /// control flow ask for them, so pass one keeps no instruction lists).
     pub fn instructions(&self, function: &Function) -> Vec<Instruction> {
-        let Some(section) = self
-            .code
-            .iter()
-            .find(|s| (s.address..s.address + s.bytes.len() as u64).contains(&function.address))
-        else {
+        if self.arch != Arch::X86_64 {
             return Vec::new();
-        };
-        let bytes = section.slice(function.address, function.end);
+        }
+        let bytes = self.bytes(function);
         let mut decoder = Decoder::with_ip(64, bytes, function.address, DecoderOptions::NONE);
         decoder.iter().filter(|i| !i.is_invalid()).collect()
+    }
+
+    /// Every aarch64 instruction of `function`, decoded again (see [`Program::instructions`]).
+    pub fn aarch64_instructions(&self, function: &Function) -> Vec<aarch64::Insn> {
+        if self.arch != Arch::Aarch64 {
+            return Vec::new();
+        }
+        aarch64::decode_all(self.bytes(function), function.address, &self.mapping)
+    }
+
+    fn bytes(&self, function: &Function) -> &'data [u8] {
+        self.code
+            .iter()
+            .find(|s| (s.address..s.address + s.bytes.len() as u64).contains(&function.address))
+            .map_or(&[][..], |section| {
+                section.slice(function.address, function.end)
+            })
     }
 
     /// Pointers stored in data: dynamic relocations (PIE and shared libraries), and in
@@ -358,13 +405,25 @@ impl<'data> CodeSection<'data> {
     }
 
     /// Pass one over `[from, to)`: feature counts, references, CPU queries.
-    fn decode(&self, name: &str, from: u64, to: u64, position_independent: bool) -> Function {
+    fn decode(
+        &self,
+        arch: Arch,
+        mapping: &[(u64, bool)],
+        name: &str,
+        from: u64,
+        to: u64,
+        position_independent: bool,
+    ) -> Function {
         let mut function = Function {
             name: name.to_owned(),
             address: from,
             end: to,
             ..Function::default()
         };
+        if arch == Arch::Aarch64 {
+            aarch64::record_all(&mut function, self.slice(from, to), mapping);
+            return function;
+        }
         let mut decoder = Decoder::with_ip(64, self.slice(from, to), from, DecoderOptions::NONE);
         let mut instruction = Instruction::default();
         while decoder.can_decode() {
@@ -391,7 +450,7 @@ impl Function {
         if !runs_on_baseline(instruction.mnemonic())
             && features.iter().any(|&f| !is_architectural(f))
         {
-            self.extended.push((ip, features));
+            self.extended.push((ip, FeatureList::X86(features)));
         }
         match instruction.flow_control() {
             FlowControl::Call
@@ -461,98 +520,28 @@ fn is_near_branch(instruction: &Instruction) -> bool {
     )
 }
 
+/// An aarch64 mapping symbol (`$d`, `$x`, `$d.12`): `Some(true)` where data starts.
+fn mapping_symbol(name: &str) -> Option<bool> {
+    let kind = name.strip_prefix('$')?;
+    let (kind, suffix) = kind.split_once('.').unwrap_or((kind, ""));
+    if !suffix.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    match kind {
+        "d" => Some(true),
+        "x" => Some(false),
+        _ => None,
+    }
+}
+
 /// `memchr::arch::x86_64::avx2::memchr::One::find_raw` (no hash) for Rust symbols, the raw
 /// name otherwise.
 pub fn demangle(raw: &str) -> String {
     format!("{:#}", rustc_demangle::demangle(raw))
 }
 
-/// The crate a demangled Rust function name belongs to: the first path segment, looking
-/// inside `<Type as Trait>` at the type. Non-Rust names (libc, assembly) are `<C>`.
-pub fn crate_of(function: &str) -> &str {
-    let name = function.trim_start_matches(['<', '&', '*', ' ']);
-    let name = name
-        .strip_prefix("mut ")
-        .or_else(|| name.strip_prefix("dyn "))
-        .or_else(|| name.strip_prefix("const "))
-        .unwrap_or(name)
-        .trim_start_matches(['<', '&', '*', ' ', '(', '[']);
-    // ring's C and assembly functions carry its own prefix (`ring_core_<version>__`).
-    if name.starts_with("ring_core_") {
-        return "ring";
-    }
-    match name.find("::") {
-        Some(end) if name[..end].chars().all(|c| c.is_alphanumeric() || c == '_') && end > 0 => {
-            &name[..end]
-        }
-        _ => "<C>",
-    }
-}
-
-/// The crate of each function of `program` (indexed like `functions`): [`crate_of`] its name,
-/// and for unattributed code (`<C>`: e.g. an assembly file's local labels such as
-/// `_aesni_encrypt4`), the one crate whose functions reference it, if there is exactly one
-/// besides other unattributed code (repeated, so a chain of local labels inherits its entry
-/// point's crate); unreferenced code, the crate of its neighbours on both sides.
-pub fn owning_crates(program: &Program) -> Vec<String> {
-    let mut owners: Vec<String> = program
-        .functions
-        .iter()
-        .map(|f| crate_of(&f.name).to_owned())
-        .collect();
-    let mut referrers: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); program.functions.len()];
-    for (from, function) in program.functions.iter().enumerate() {
-        for reference in &function.references {
-            if reference.kind == ReferenceKind::Memory {
-                continue;
-            }
-            if let Some(to) = program.function_at(reference.target)
-                && to != from
-            {
-                referrers[to].insert(from);
-            }
-        }
-    }
-    loop {
-        let mut changed = false;
-        for index in 0..owners.len() {
-            if owners[index] != "<C>" || referrers[index].is_empty() {
-                continue;
-            }
-            // Unattributed referrers (other local labels of the same file) do not vote.
-            let crates: BTreeSet<&str> = referrers[index]
-                .iter()
-                .map(|&r| owners[r].as_str())
-                .filter(|&c| c != "<C>")
-                .collect();
-            if crates.len() == 1
-                && let Some(&only) = crates.iter().next()
-            {
-                owners[index] = only.to_owned();
-                changed = true;
-            }
-        }
-        if !changed {
-            break;
-        }
-    }
-    // Code nothing references (an assembly file's unused local routines) sits inside its
-    // object's code: it belongs to a crate when the nearest attributed functions on both
-    // sides do.
-    for index in 0..owners.len() {
-        if owners[index] != "<C>" || !referrers[index].is_empty() {
-            continue;
-        }
-        let before = owners[..index].iter().rev().find(|c| *c != "<C>");
-        let after = owners[index + 1..].iter().find(|c| *c != "<C>");
-        if let (Some(before), Some(after)) = (before, after)
-            && before == after
-        {
-            owners[index] = before.clone();
-        }
-    }
-    owners
-}
+mod owners;
+pub use owners::{crate_of, owning_crates};
 
 #[cfg(test)]
 mod tests;

@@ -2,6 +2,7 @@
 //! out like a non-PIE executable with one data section, each test showing a rule accept
 //! and reject.
 
+mod arm;
 mod guards;
 mod synth;
 

@@ -110,9 +110,10 @@ pub fn render_markdown(report: &Report) -> String {
     md.push_str(
         "Rule: an artifact may use exactly the CPU features rustc enables for its variant's \
          `target-cpu`, plus code the disassembly proves runs only after a runtime CPU-feature \
-         check (entered only through a branch on `cpuid`/`is_x86_feature_detected!` results). \
+         check (entered only through a branch on `cpuid`/`is_x86_feature_detected!` results on \
+         x86-64, `getauxval(AT_HWCAP)`/`is_aarch64_feature_detected!` results on aarch64). \
          Instruction counts below are per instruction, an instruction counting once in its \
-         highest class.\n\n",
+         highest class; aarch64 has no psABI levels, so its extensions count as `other`.\n\n",
     );
     md.push_str("## Artifacts\n\n");
     md.push_str(
@@ -168,7 +169,7 @@ pub fn render_markdown(report: &Report) -> String {
 
     md.push_str("\n## Features per artifact\n\n");
     md.push_str(
-        "Every feature beyond the x86-64 baseline, with its instruction count; `level` marks \
+        "Every feature beyond the architecture's baseline, with its instruction count; `level` marks \
          features the variant's target-cpu enables, `beyond level` the others (with how many \
          of their instructions are runtime-dispatched).\n\n",
     );

@@ -59,8 +59,9 @@ pub fn judge(artifact: &Artifact, level: &Level, audit: &Audit) -> (Vec<Finding>
             format!(
                 "{} beyond {} outside runtime-dispatched code, in {} function(s) of {crate_name}: {}. \
                  Either a target-cpu/target-feature leaked into this variant, or the code is \
-                 called without a CPU-feature check the audit can see (is_x86_feature_detected!, \
-                 or a static holding a cpuid result, tested before the call){exemption_note}",
+                 called without a CPU-feature check the audit can see \
+                 (is_x86_feature_detected!/is_aarch64_feature_detected!, or a static holding a \
+                 cpuid or getauxval(AT_HWCAP) result, tested before the call){exemption_note}",
                 report::format_features(features.iter().map(|(f, c)| (*f, *c))),
                 level,
                 functions.len(),
@@ -97,6 +98,32 @@ pub fn judge(artifact: &Artifact, level: &Level, audit: &Audit) -> (Vec<Finding>
                     .map(|f| format!("`{f}`"))
                     .collect::<Vec<_>>()
                     .join(", ")
+            ),
+        ));
+    }
+
+    // Words the decoder cannot read were not audited: say so, with where they are.
+    if audit.undecodable > 0 {
+        let mut places: Vec<(&String, &u64)> = audit.undecodable_in.iter().collect();
+        places.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let shown: Vec<String> = places
+            .iter()
+            .take(5)
+            .map(|(function, count)| format!("`{function}` ({count})"))
+            .collect();
+        warnings.push(finding(
+            "",
+            format!(
+                "{} word(s) of code the decoder cannot read were not audited (data in code, \
+                 or encodings newer than the decoder), in {} function(s): {}{}",
+                audit.undecodable,
+                places.len(),
+                shown.join(", "),
+                if places.len() > shown.len() {
+                    ", …"
+                } else {
+                    ""
+                }
             ),
         ));
     }

@@ -66,6 +66,8 @@ fn program(functions: &[(&str, &[(usize, ReferenceKind)])]) -> Program<'static> 
         data_pointers: Vec::new(),
         data_symbols: Vec::new(),
         entry_points: Vec::new(),
+        arch: Default::default(),
+        mapping: Vec::new(),
         code: Vec::new(),
     }
 }

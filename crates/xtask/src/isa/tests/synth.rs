@@ -114,6 +114,8 @@ impl Built {
                 .collect(),
             entry_points: vec![self.addresses["main"]],
             position_independent: false,
+            arch: Default::default(),
+            mapping: Vec::new(),
         };
         let program = Program::from_image(image).unwrap();
         let dispatch = dispatch::analyze(&program);
