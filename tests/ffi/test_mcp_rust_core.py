@@ -24,6 +24,7 @@ import unittest
 import numpy as np
 
 import mcp_rust_core
+from ffi_support import python_command
 
 # The native module the package chose for this CPU (the baseline build, or a variant's).
 native = mcp_rust_core._native
@@ -455,7 +456,7 @@ class PanicSafetyTest(unittest.TestCase):
             "except mcp_rust_core.PanicException:\n"
             "    print('survived')\n"
         )
-        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        result = subprocess.run(python_command() + ["-c", code], capture_output=True, text=True)
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertEqual(result.stdout.strip(), "survived")
 
