@@ -2,6 +2,7 @@
 
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -24,7 +25,22 @@ def random_matrix(rows, dim, seed=0):
     return np.random.default_rng(seed).standard_normal((rows, dim), dtype=np.float32)
 
 
-def run_python(code, env=None, cpu_model=None, timeout=300):
+def python_command():
+    """How to start a fresh interpreter like this one.
+
+    `MCP_FOUNDRY_PYTHON_EMULATOR` (a JSON list, e.g. ["qemu-aarch64", "-L", "<root>"]) is the
+    prefix when this interpreter itself runs under qemu-user without binfmt_misc (the aarch64
+    wheel test): its executable cannot be started directly then.
+    """
+    prefix = json.loads(os.environ.get("MCP_FOUNDRY_PYTHON_EMULATOR") or "[]")
+    return prefix + [sys.executable]
+
+
+def is_x86_64():
+    return platform.machine() in ("x86_64", "AMD64")
+
+
+def run_python(code, env=None, cpu_model=None, timeout=600):
     """Runs `code` in a fresh interpreter (under `qemu-x86_64 -cpu cpu_model` if given).
 
     `env` entries are added to this process's environment; a value of None removes one.
@@ -35,7 +51,7 @@ def run_python(code, env=None, cpu_model=None, timeout=300):
             full_env.pop(key, None)
         else:
             full_env[key] = value
-    command = [sys.executable, "-c", code]
+    command = python_command() + ["-c", code]
     if cpu_model is not None:
         command = [qemu_x86_64(), "-cpu", cpu_model] + command
     return subprocess.run(command, env=full_env, capture_output=True, text=True, timeout=timeout)

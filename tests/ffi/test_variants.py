@@ -7,6 +7,7 @@ choice is made once, on import. CPUs this machine is not are emulated with
 """
 
 import json
+import platform
 import sys
 import unittest
 
@@ -14,7 +15,7 @@ import numpy as np
 
 import mcp_rust_core
 from mcp_rust_core import mcp_rust_core as baseline
-from ffi_support import import_report, random_matrix, run_python
+from ffi_support import import_report, is_x86_64, random_matrix, run_python
 
 PLAN_AND_CHOICE = """
 import json
@@ -103,6 +104,9 @@ class EmulatedCpuTest(unittest.TestCase):
     """The choice on CPUs this machine is not, under qemu's user-mode emulation."""
 
     def setUp(self):
+        if not is_x86_64():
+            loud_skip(self, "the emulated CPU models are x86-64 ones; this build is for "
+                            f"{platform.machine()}, which has a single variant")
         # What is emulated is the choice of the package's baseline module (the one every
         # CPU loads first). When that module is itself a variant build (dist/znver4/python,
         # tested alone) it cannot even load on the emulated CPUs, by design. An installed

@@ -3,7 +3,7 @@
 
 Usage (after `cargo xtask dist`, which writes the wheel to dist/wheels/):
 
-    python3 crates/mcp-rust-core/benches/cosine_topk.py dist/wheels/mcp_rust_core-*.whl \\
+    python3 crates/mcp-rust-core/benches/cosine_topk.py dist/wheels/mcp_rust_core-*_$(uname -m).whl \\
         [--rows 100000,10000,1000] [--dim 384] [--k 10] [--rounds 30] [--markdown]
 
 The argument is a wheel (installed into a fresh venv under target/kernel-bench/ with numpy,

@@ -1,6 +1,7 @@
 //! Builds for an architecture other than this machine's (the `architectures` of a variant
-//! in the root Cargo.toml: today aarch64 servers built on x86_64), and their check under
-//! qemu-user ([`emulate`]).
+//! in the root Cargo.toml: aarch64 servers and the aarch64 Python module built on x86_64),
+//! their check under qemu-user ([`emulate`]), and the old-glibc link of the Python module
+//! on every architecture.
 //!
 //! Rust cross-compiles by itself; what it lacks is a C compiler for the target: tree-sitter's
 //! grammars (code-intel) and ring (devops' TLS) contain C and assembly. That compiler is zig's
@@ -9,11 +10,21 @@
 //! architecture, and installs without changing the system (Debian's cross gcc has no musl
 //! headers for another architecture without adding a foreign dpkg architecture).
 //!
-//! zig only compiles C. Linking stays with the Rust toolchain: `rust-lld` with the target's
-//! self-contained crt objects and musl `libc.a` from rustup's `rust-std`, the libc every musl
-//! server of the project carries (x86_64 musl links the same files through `cc`; the Nix flake
-//! builds each system natively the same way, `nix/packages.nix`). So a cross-built server is
-//! static, has no interpreter, and contains no glibc and no zig libc.
+//! - Static musl targets (servers, launcher): zig only compiles C. Linking stays with the
+//!   Rust toolchain: `rust-lld` with the target's self-contained crt objects and musl `libc.a`
+//!   from rustup's `rust-std`, the libc every musl server of the project carries (x86_64 musl
+//!   links the same files through `cc`; the Nix flake builds each system natively the same
+//!   way, `nix/packages.nix`). So a cross-built server is static, has no interpreter, and
+//!   contains no glibc and no zig libc.
+//! - glibc targets (the Python module, this machine's architecture included): zig also
+//!   links, against its stub libraries of glibc [`GLIBC_FLOOR`] (`-target
+//!   <arch>-linux-gnu.2.17`), so the module runs on every glibc since then (manylinux2014)
+//!   instead of needing the build machine's glibc. zig ships the headers and symbol lists
+//!   of every glibc version for every architecture, so one mechanism serves the native and
+//!   the cross build, with no sysroot to download. The linker is given as `-C linker` in the
+//!   module's own rustflags (not `CARGO_TARGET_<T>_LINKER`, which for this machine's triple
+//!   would also relink build scripts and proc-macros, and make cargo rebuild them whenever
+//!   another job links them with `cc`).
 
 pub mod emulate;
 
@@ -88,17 +99,47 @@ pub fn install_zig() -> Result<()> {
     ]))
 }
 
-/// zig's name of a Rust target (`aarch64-unknown-linux-musl` → `aarch64-linux-musl`). Only
-/// static musl targets are set up: they are what the servers and the launcher ship as.
-pub fn zig_target(rust_target: &str) -> Result<String> {
+/// The glibc the Python module is linked against on every architecture: the manylinux2014
+/// floor (PEP 599), also the oldest glibc Rust's `*-linux-gnu` targets support.
+pub const GLIBC_FLOOR: &str = "2.17";
+
+/// The C library of a Rust target triple, as far as its toolchain setup cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetLibc {
+    /// Static musl (servers, launcher): zig compiles C, rust-lld links Rust's own musl.
+    Musl,
+    /// glibc (the Python module): zig compiles and links against glibc [`GLIBC_FLOOR`].
+    Glibc,
+}
+
+/// The C library of a Linux target (`aarch64-unknown-linux-musl` → musl).
+pub fn target_libc(rust_target: &str) -> Result<TargetLibc> {
     match rust_target.split('-').collect::<Vec<_>>()[..] {
-        [arch, _vendor, "linux", "musl"] if !arch.is_empty() => Ok(format!("{arch}-linux-musl")),
+        [arch, _vendor, "linux", "musl"] if !arch.is_empty() => Ok(TargetLibc::Musl),
+        [arch, _vendor, "linux", "gnu"] if !arch.is_empty() => Ok(TargetLibc::Glibc),
         _ => bail!(
-            "no cross C toolchain is set up for {rust_target}: cross builds cover static \
-             <arch>-unknown-linux-musl targets (servers and the launcher); build other targets \
-             on a machine of that architecture"
+            "no zig toolchain is set up for {rust_target}: it covers static \
+             <arch>-unknown-linux-musl targets (servers and the launcher) and \
+             <arch>-unknown-linux-gnu (the Python module); build other targets on a machine of \
+             that architecture"
         ),
     }
+}
+
+/// zig's name of a Rust target: `aarch64-unknown-linux-musl` → `aarch64-linux-musl`,
+/// `x86_64-unknown-linux-gnu` → `x86_64-linux-gnu.2.17` (glibc [`GLIBC_FLOOR`]).
+pub fn zig_target(rust_target: &str) -> Result<String> {
+    let arch = target_arch(rust_target);
+    Ok(match target_libc(rust_target)? {
+        TargetLibc::Musl => format!("{arch}-linux-musl"),
+        TargetLibc::Glibc => format!("{arch}-linux-gnu.{GLIBC_FLOOR}"),
+    })
+}
+
+/// Whether a build for `rust_target` uses zig: every foreign target (its C compiler) and
+/// every glibc target (its glibc floor). This machine's musl target keeps `musl-gcc`.
+pub fn uses_zig(rust_target: &str) -> bool {
+    is_foreign(rust_target) || matches!(target_libc(rust_target), Ok(TargetLibc::Glibc))
 }
 
 /// The C compiler wrapper for one target. The `cc` crate adds clang's `--target=<Rust
@@ -127,20 +168,52 @@ pub fn ar_wrapper(zig: &Path) -> String {
     )
 }
 
+/// The linker wrapper of glibc targets: zig's clang driving its lld against zig's stub
+/// libraries of glibc [`GLIBC_FLOOR`]. rustc talks to it as to `cc`, with a few arguments
+/// zig does not take: `-fuse-ld=lld` and `-B<rust's gcc-ld>` (rustc's own lld, which zig
+/// replaces with its own), and `-lgcc_s` (zig links its LLVM libunwind statically instead,
+/// so the module needs no libgcc_s from the system).
+pub fn linker_wrapper(zig: &Path, zig_target: &str) -> String {
+    format!(
+        "#!/bin/sh\n\
+         # Written by cargo xtask (crates/xtask/src/cross.rs): zig's linker for {zig_target}.\n\
+         for arg; do\n  \
+           shift\n  \
+           case \"$arg\" in\n    \
+             --target=*|-fuse-ld=*|-B*) ;;\n    \
+             -lgcc_s) set -- \"$@\" -lunwind ;;\n    \
+             *) set -- \"$@\" \"$arg\" ;;\n  \
+           esac\n\
+         done\n\
+         exec {} cc -target {zig_target} \"$@\"\n",
+        shell_quote(zig)
+    )
+}
+
 fn shell_quote(path: &Path) -> String {
     format!("'{}'", path.to_string_lossy().replace('\'', r"'\''"))
 }
 
-/// The environment of a cargo build for a foreign `target`: the `cc` crate's C compiler and
-/// archiver for that target (wrappers written next to zig) and `rust-lld` as the linker.
-/// Variables are per target, so build scripts and host code keep the host's `cc`.
-pub fn cargo_env(target: &str) -> Result<Vec<(String, String)>> {
+/// What a cargo build for `target` needs beyond the target triple: environment variables
+/// and rustflags of that target's artifacts only.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TargetToolchain {
+    pub env: Vec<(String, String)>,
+    pub rustflags: Vec<String>,
+}
+
+/// The toolchain of a build for `target` ([`uses_zig`]): the `cc` crate's C compiler and
+/// archiver for that target (wrappers written next to zig), and the linker: `rust-lld` for
+/// static musl, zig against glibc [`GLIBC_FLOOR`] for glibc. Every variable and flag is per
+/// target, so build scripts and proc-macros keep this machine's `cc`.
+pub fn toolchain_for(target: &str) -> Result<TargetToolchain> {
+    let libc = target_libc(target)?;
     let zig_target = zig_target(target)?;
     let home = zig_home();
     let zig = zig_binary(&home).with_context(|| {
         format!(
-            "zig {ZIGLANG_VERSION} (the C compiler of {target} builds) is not installed in {}; \
-             run `cargo xtask setup --for dist-cross`",
+            "zig {ZIGLANG_VERSION} (the C compiler and glibc linker of {target} builds) is not \
+             installed in {}; run `cargo xtask setup --for dist-python --for dist-cross`",
             home.display()
         )
     })?;
@@ -150,15 +223,28 @@ pub fn cargo_env(target: &str) -> Result<Vec<(String, String)>> {
     write_executable(&cc, &cc_wrapper(&zig, &zig_target))?;
     write_executable(&ar, &ar_wrapper(&zig))?;
     let cc_suffix = target.replace('-', "_");
-    Ok(vec![
-        (format!("CC_{cc_suffix}"), cc.to_string_lossy().into_owned()),
-        (format!("AR_{cc_suffix}"), ar.to_string_lossy().into_owned()),
-        (
+    let mut toolchain = TargetToolchain {
+        env: vec![
+            (format!("CC_{cc_suffix}"), cc.to_string_lossy().into_owned()),
+            (format!("AR_{cc_suffix}"), ar.to_string_lossy().into_owned()),
+        ],
+        rustflags: Vec::new(),
+    };
+    match libc {
+        TargetLibc::Musl => toolchain.env.push((
             format!("CARGO_TARGET_{}_LINKER", cc_suffix.to_uppercase()),
             // rustc finds it in the toolchain's own bin directory.
             "rust-lld".to_owned(),
-        ),
-    ])
+        )),
+        TargetLibc::Glibc => {
+            let linker = wrappers.join(format!("zig-ld-{zig_target}"));
+            write_executable(&linker, &linker_wrapper(&zig, &zig_target))?;
+            toolchain
+                .rustflags
+                .push(format!("-Clinker={}", linker.display()));
+        }
+    }
+    Ok(toolchain)
 }
 
 /// Writes an executable script, leaving an identical one untouched.
@@ -181,7 +267,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn targets_map_to_zig_names_and_only_static_linux_musl_is_set_up() {
+    fn targets_map_to_zig_names_with_the_glibc_floor() {
         assert_eq!(
             zig_target("aarch64-unknown-linux-musl").unwrap(),
             "aarch64-linux-musl"
@@ -190,18 +276,31 @@ mod tests {
             zig_target("x86_64-unknown-linux-musl").unwrap(),
             "x86_64-linux-musl"
         );
-        let err = zig_target("aarch64-unknown-linux-gnu")
-            .unwrap_err()
-            .to_string();
+        assert_eq!(
+            zig_target("aarch64-unknown-linux-gnu").unwrap(),
+            "aarch64-linux-gnu.2.17"
+        );
+        assert_eq!(
+            zig_target("x86_64-unknown-linux-gnu").unwrap(),
+            "x86_64-linux-gnu.2.17"
+        );
+        let err = zig_target("aarch64-apple-darwin").unwrap_err().to_string();
         assert!(
-            err.contains("aarch64-unknown-linux-gnu") && err.contains("musl"),
+            err.contains("aarch64-apple-darwin") && err.contains("musl"),
             "{err}"
         );
-        assert!(zig_target("aarch64-apple-darwin").is_err());
+        assert!(zig_target("x86_64-pc-windows-gnu").is_err());
         assert_eq!(target_arch("aarch64-unknown-linux-musl"), "aarch64");
         let host = format!("{}-unknown-linux-musl", std::env::consts::ARCH);
         assert!(!is_foreign(&host));
         assert!(is_foreign("riscv64gc-unknown-linux-musl"));
+        // This machine's musl target keeps musl-gcc; glibc targets always use zig.
+        assert!(!uses_zig(&host));
+        assert!(uses_zig(&format!(
+            "{}-unknown-linux-gnu",
+            std::env::consts::ARCH
+        )));
+        assert!(uses_zig("riscv64gc-unknown-linux-musl"));
     }
 
     /// The wrapper, run by a real shell with a stand-in `zig` that prints its arguments: the
@@ -254,6 +353,54 @@ mod tests {
         );
     }
 
+    /// The glibc linker wrapper, run by a real shell with a stand-in `zig`: what zig does
+    /// not take is gone or replaced, everything else arrives intact and in order.
+    #[test]
+    fn the_linker_wrapper_rewrites_only_what_zig_does_not_take() {
+        let dir = tempfile::tempdir().unwrap();
+        let zig = dir.path().join("zig");
+        write_executable(&zig, "#!/bin/sh\nfor a; do printf '%s\\n' \"$a\"; done\n").unwrap();
+        let linker = dir.path().join("ld");
+        write_executable(&linker, &linker_wrapper(&zig, "x86_64-linux-gnu.2.17")).unwrap();
+        let output = Command::new(&linker)
+            .args([
+                "-m64",
+                "-fuse-ld=lld",
+                "-B/rustup/lib/rustlib/x86_64-unknown-linux-gnu/bin/gcc-ld",
+                "/t/a b.o",
+                "-Wl,--version-script=/tmp/list",
+                "-lgcc_s",
+                "-lc",
+                "-shared",
+                "-o",
+                "/t/libm.so",
+            ])
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        let args: Vec<String> = String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(
+            args,
+            [
+                "cc",
+                "-target",
+                "x86_64-linux-gnu.2.17",
+                "-m64",
+                "/t/a b.o",
+                "-Wl,--version-script=/tmp/list",
+                "-lunwind",
+                "-lc",
+                "-shared",
+                "-o",
+                "/t/libm.so"
+            ]
+        );
+    }
+
     #[test]
     fn a_missing_zig_names_the_setup_command() {
         let dir = tempfile::tempdir().unwrap();
@@ -268,7 +415,7 @@ mod tests {
             zig_binary(dir.path()),
             Some(dir.path().join("lib/python3.11/site-packages/ziglang/zig"))
         );
-        let err = cargo_env("aarch64-unknown-linux-gnu")
+        let err = toolchain_for("aarch64-apple-darwin")
             .unwrap_err()
             .to_string();
         assert!(err.contains("musl"), "{err}");

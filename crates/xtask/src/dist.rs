@@ -173,6 +173,8 @@ pub(crate) struct Job<'a> {
     pub profile: &'static str,
     /// Extra environment of the cargo invocation (a foreign target's C toolchain).
     pub env: Vec<(String, String)>,
+    /// Rustflags after the variant's (the glibc floor's linker, see `crate::cross`).
+    pub rustflags: Vec<String>,
 }
 
 impl Job<'_> {
@@ -212,8 +214,10 @@ pub fn build_with(
         );
     }
     for job in &mut jobs {
-        if crate::cross::is_foreign(&job.target) {
-            job.env = crate::cross::cargo_env(&job.target)?;
+        if crate::cross::uses_zig(&job.target) {
+            let toolchain = crate::cross::toolchain_for(&job.target)?;
+            job.env = toolchain.env;
+            job.rustflags = toolchain.rustflags;
         }
     }
     for spec in &request.crates {

@@ -178,9 +178,10 @@ pub const PYTHON_TOOLS: &[PythonTool] = &[PythonTool {
     name: "zig",
     package: "ziglang",
     version: crate::cross::ZIGLANG_VERSION,
-    used_by: &[Use::DistCross],
-    why: "its clang compiles the C code (tree-sitter, ring) of the cross-built aarch64 servers; \
-          rust-lld links them with Rust's own musl",
+    used_by: &[Use::DistPython, Use::DistCross, Use::Test],
+    why: "links the Python module against glibc 2.17 (manylinux2014) on every architecture; its \
+          clang compiles the C code (tree-sitter, ring) of the cross-built aarch64 servers, \
+          which rust-lld links with Rust's own musl",
     installed: crate::cross::zig_installed,
     install: crate::cross::install_zig,
 }];
@@ -192,7 +193,7 @@ pub const PROGRAMS: &[Program] = &[
         probe: Probe::OnPath("cc"),
         debian: "gcc",
         used_by: &[Use::Dist, Use::Clippy, Use::Test],
-        why: "links host programs (build scripts, tests) and compiles C code for glibc targets",
+        why: "links host programs (build scripts, tests)",
     },
     Program {
         name: "git",
@@ -219,8 +220,9 @@ pub const PROGRAMS: &[Program] = &[
         name: "python3 venv",
         probe: Probe::Runs(&["python3", "-c", "import venv, ensurepip"]),
         debian: "python3-venv",
-        used_by: &[Use::DistCross, Use::Ffi],
-        why: "the FFI tests install numpy into target/ffi-venv; the cross C compiler (zig) gets a venv",
+        used_by: &[Use::DistPython, Use::DistCross, Use::Test, Use::Ffi],
+        why: "the FFI tests install numpy into target/ffi-venv; zig (the glibc-floor linker and \
+              cross C compiler) gets a venv",
     },
     Program {
         name: "nm",
@@ -254,8 +256,9 @@ pub const PROGRAMS: &[Program] = &[
         name: "qemu-aarch64",
         probe: Probe::OnPath("qemu-aarch64"),
         debian: "qemu-user",
-        used_by: &[Use::Emulate],
-        why: "runs the cross-built aarch64 servers and launcher (MCP handshake) on this machine",
+        used_by: &[Use::Emulate, Use::Ffi],
+        why: "runs the cross-built aarch64 servers and launcher (MCP handshake) and the aarch64 \
+              wheel's FFI tests on this machine",
     },
     Program {
         name: "skopeo",

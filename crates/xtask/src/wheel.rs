@@ -1,6 +1,7 @@
-//! The Python wheel of `cargo xtask dist`: one abi3 wheel per architecture holding the
-//! baseline build of the extension module and the build of every faster variant, so that
-//! `import mcp_rust_core` can choose on the user's CPU (see the package's `__init__.py`).
+//! The Python wheel of `cargo xtask dist`: one abi3 wheel per architecture (this machine's
+//! and the cross-built ones) holding the baseline build of the extension module and the
+//! build of every faster variant of that architecture, so that `import mcp_rust_core` can
+//! choose on the user's CPU (see the package's `__init__.py`).
 //!
 //! Layout (`<m>` is the module name):
 //!
@@ -12,21 +13,24 @@
 //! ```
 //!
 //! The platform tag comes from the modules themselves: the newest `GLIBC_2.N` symbol
-//! version any of them needs gives `manylinux_2_N` (PEP 600), musl gives `musllinux_1_2`
-//! (PEP 656), and a module that needs a
-//! library outside the manylinux set (libpython above all) is an error, not a wheel that
-//! `auditwheel show` would reject.
+//! version any of them needs gives `manylinux_2_N` (PEP 600; dist links them against glibc
+//! 2.17, `crate::cross::GLIBC_FLOOR`, hence `manylinux_2_17` + `manylinux2014`), musl gives
+//! `musllinux_1_2` (PEP 656), and a module that needs a library outside the manylinux set
+//! (libpython above all) is an error, not a wheel that `auditwheel show` would reject.
 //!
 //! - [`metadata`]: name, version, tags, `METADATA`/`WHEEL` from `pyproject.toml`;
 //! - [`elf`]: what each module needs from the system;
 //! - [`archive`]: the reproducible zip and its `RECORD`;
 //! - [`install_test`]: the wheel installed into fresh venvs of the host's Python and of the
 //!   oldest and newest supported ones, with the FFI tests and `auditwheel show`;
-//! - [`debian`]: those other Pythons, from cached Debian chroots.
+//! - [`debian`]: those other Pythons, from cached Debian chroots;
+//! - [`emulated`]: the wheel of another architecture (aarch64), tested under qemu-user with
+//!   that architecture's Debian CPython and numpy.
 
 pub mod archive;
 pub mod debian;
 pub mod elf;
+pub mod emulated;
 pub mod install_test;
 pub mod metadata;
 
@@ -39,7 +43,7 @@ use elf::{Libc, Linkage};
 use metadata::Metadata;
 
 use crate::dist::BASELINE_CPU;
-use crate::dist::manifest::Manifest;
+use crate::dist::manifest::{Artifact, ArtifactKind, Manifest};
 use crate::metadata::{CrateSpec, Role};
 
 /// Where `cargo xtask dist` puts the wheels, under its output directory.
@@ -189,10 +193,11 @@ pub fn build(inputs: &WheelInputs, out_dir: &Path) -> Result<Wheel> {
     })
 }
 
-/// The wheels of a published `dist/` (`out`): one per Python-module crate in `crates`, made
-/// of the baseline variant's package and every other variant `manifest` lists. Replaces
-/// `out/wheels/`. No wheel (said loudly) when the baseline variant was not built, since a
-/// wheel without it would not import on every CPU its tag promises.
+/// The wheels of a published `dist/` (`out`): one per Python-module crate in `crates` and
+/// architecture in `manifest`, made of that architecture's baseline package and every other
+/// variant's module built for it. Replaces `out/wheels/`. No wheel (said loudly) for an
+/// architecture whose baseline variant was not built, since a wheel without it would not
+/// import on every CPU its tag promises.
 pub fn from_dist(out: &Path, manifest: &Manifest, crates: &[&CrateSpec]) -> Result<Vec<Wheel>> {
     from_dist_into(out, manifest, crates, &out.join(WHEELS_DIR))
 }
@@ -251,54 +256,69 @@ fn from_dist_into(
     if modules.is_empty() {
         return Ok(Vec::new());
     }
-    let Some(baseline) = manifest
-        .variants
-        .iter()
-        .find(|v| v.target_cpu == BASELINE_CPU)
-    else {
-        eprintln!(
-            "NOTE: no wheel: the baseline variant (target-cpu {BASELINE_CPU}) was not built in \
-             this run; run `cargo xtask dist` without --variant to get one"
-        );
-        return Ok(Vec::new());
-    };
     let mut wheels = Vec::new();
     for spec in modules {
         let module = spec
             .python_module
             .clone()
             .with_context(|| format!("crate `{}` has no python-module name", spec.name))?;
-        let extension = format!("{module}.abi3.so");
-        let package_of = |variant: &str| out.join(variant).join("python").join(&module);
-        let baseline_package = package_of(&baseline.name);
-        let mut sources = Vec::new();
-        for entry in std::fs::read_dir(&baseline_package)
-            .with_context(|| format!("reading {}", baseline_package.display()))?
-        {
-            let path = entry?.path();
-            if path.is_file() && !path.to_string_lossy().ends_with(".so") {
-                sources.push(path);
-            }
-        }
-        sources.sort();
-        let inputs = WheelInputs {
-            crate_dir: spec.dir().to_owned(),
-            crate_version: spec.version.clone(),
-            module: module.clone(),
-            arch: std::env::consts::ARCH.to_owned(),
-            sources,
-            baseline: baseline_package.join(&extension),
-            variants: manifest
-                .variants
+        let extensions: Vec<&Artifact> = manifest
+            .artifacts
+            .iter()
+            .filter(|a| a.kind == ArtifactKind::PythonExtension && a.crate_name == spec.name)
+            .collect();
+        for arch in manifest.architectures() {
+            // The architecture's builds in the table's order (the baseline first).
+            let mut builds: Vec<&Artifact> = extensions
                 .iter()
-                .filter(|v| v.name != baseline.name)
-                .map(|v| (v.name.clone(), package_of(&v.name).join(&extension)))
-                .collect(),
-        };
-        let wheel = build(&inputs, wheels_dir)
-            .with_context(|| format!("building the wheel of `{}`", spec.name))?;
-        eprintln!("wrote {} ({})", wheel.path.display(), wheel.tags.join(", "));
-        wheels.push(wheel);
+                .copied()
+                .filter(|a| crate::cross::target_arch(&a.target) == arch)
+                .collect();
+            if builds.is_empty() {
+                continue;
+            }
+            builds.sort_by_key(|a| manifest.variants.iter().position(|v| v.name == a.variant));
+            let Some(baseline) = builds.iter().find(|a| a.target_cpu == BASELINE_CPU) else {
+                eprintln!(
+                    "NOTE: no {arch} wheel of `{}`: the baseline variant (target-cpu \
+                     {BASELINE_CPU}) was not built for {arch} in this run; run `cargo xtask \
+                     dist` without --variant to get one",
+                    spec.name
+                );
+                continue;
+            };
+            let baseline_path = out.join(&baseline.path);
+            let baseline_package = baseline_path
+                .parent()
+                .with_context(|| format!("{} has no directory", baseline.path))?;
+            let mut sources = Vec::new();
+            for entry in std::fs::read_dir(baseline_package)
+                .with_context(|| format!("reading {}", baseline_package.display()))?
+            {
+                let path = entry?.path();
+                if path.is_file() && !path.to_string_lossy().ends_with(".so") {
+                    sources.push(path);
+                }
+            }
+            sources.sort();
+            let inputs = WheelInputs {
+                crate_dir: spec.dir().to_owned(),
+                crate_version: spec.version.clone(),
+                module: module.clone(),
+                arch: arch.clone(),
+                sources,
+                baseline: baseline_path.clone(),
+                variants: builds
+                    .iter()
+                    .filter(|a| a.variant != baseline.variant)
+                    .map(|a| (a.variant.clone(), out.join(&a.path)))
+                    .collect(),
+            };
+            let wheel = build(&inputs, wheels_dir)
+                .with_context(|| format!("building the {arch} wheel of `{}`", spec.name))?;
+            eprintln!("wrote {} ({})", wheel.path.display(), wheel.tags.join(", "));
+            wheels.push(wheel);
+        }
     }
     Ok(wheels)
 }

@@ -6,6 +6,7 @@
 use xtask::dist::{self, ArtifactKind, DistRequest, Manifest, SourceInfo};
 use xtask::metadata::{Role, Workspace};
 use xtask::verify;
+use xtask::wheel::elf::{Libc, Linkage};
 
 #[test]
 fn dist_and_verify_the_python_module_in_every_variant() {
@@ -44,6 +45,25 @@ fn dist_and_verify_the_python_module_in_every_variant() {
                 .join(format!("lib/lib{module_name}.so"))
                 .is_file()
         );
+    }
+    // Linked against glibc's floor (zig's glibc 2.17), not this machine's glibc: the wheel
+    // installs on every manylinux2014 system.
+    let floor: u32 = xtask::cross::GLIBC_FLOOR
+        .strip_prefix("2.")
+        .unwrap()
+        .parse()
+        .unwrap();
+    for artifact in &manifest.artifacts {
+        if artifact.kind == ArtifactKind::PythonExtension {
+            let data = std::fs::read(out.path().join(&artifact.path)).unwrap();
+            let libc = Linkage::read(&data).unwrap().libc().unwrap();
+            assert!(
+                matches!(libc, Libc::Glibc { minor } if minor <= floor),
+                "{} needs {libc:?}, beyond glibc {}",
+                artifact.path,
+                xtask::cross::GLIBC_FLOOR
+            );
+        }
     }
     assert!(
         !out.path().join(".staging").exists(),

@@ -119,7 +119,8 @@ impl Invocation<'_> {
                 format!("{REMAPPED_WORKSPACE}/target"),
             ),
         ];
-        let flags = rustflags(job.variant, &remaps);
+        let mut flags = rustflags(job.variant, &remaps);
+        flags.extend(job.rustflags.iter().cloned());
 
         let mut command =
             Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
@@ -345,6 +346,7 @@ mod tests {
             target: "x86_64-unknown-linux-musl".into(),
             profile: "dist-server",
             env: vec![("CC_x86_64_unknown_linux_musl".into(), "/z/cc".into())],
+            rustflags: vec!["-Clinker=/z/ld".into()],
         };
         let toolchain = Toolchain {
             objcopy: PathBuf::from("/t/rust-objcopy"),
@@ -389,8 +391,11 @@ mod tests {
         let flags: Vec<&str> = env["CARGO_ENCODED_RUSTFLAGS"].split('\x1f').collect();
         assert_eq!(&flags[..2], ["-C", "target-cpu=znver4"]);
         assert_eq!(
-            flags.last(),
-            Some(&"--remap-path-prefix=/ws/target/dist=/mcp-foundry/target")
+            &flags[flags.len() - 2..],
+            [
+                "--remap-path-prefix=/ws/target/dist=/mcp-foundry/target",
+                "-Clinker=/z/ld"
+            ]
         );
         // RUSTFLAGS from the caller's environment would reach build scripts: removed.
         assert!(

@@ -51,9 +51,8 @@ pub fn artifact_dir(variant: &str, target: &str) -> PathBuf {
 }
 
 /// The builds for `architectures`: one per variant × target triple × profile. Variants not
-/// available on an architecture are skipped with a note, and so is the Python module on
-/// other architectures than this machine's (it is a glibc shared object: cross-linking it
-/// needs that architecture's glibc, which the static-musl cross toolchain does not have).
+/// available on an architecture are skipped with a note. The Python module is built for
+/// every architecture (zig links it against glibc's floor, see `crate::cross`).
 pub(crate) fn plan<'a>(
     variants: &[&'a VariantSpec],
     crates: &[&'a CrateSpec],
@@ -72,7 +71,6 @@ fn plan_arch<'a>(
     crates: &[&'a CrateSpec],
     arch: &str,
 ) {
-    let foreign = arch != std::env::consts::ARCH;
     for &variant in variants {
         if !variant.architectures.iter().any(|a| a == arch) {
             eprintln!(
@@ -88,14 +86,6 @@ fn plan_arch<'a>(
             if spec.role == Role::Launcher && variant.target_cpu != BASELINE_CPU {
                 continue;
             }
-            if spec.role == Role::PythonModule && foreign {
-                eprintln!(
-                    "note: `{}` is not cross-built for {arch} (a glibc shared object); build it \
-                     on an {arch} machine",
-                    spec.name
-                );
-                continue;
-            }
             let target = target_triple(spec.role, arch);
             let profile = profile_for(spec.role);
             match jobs.iter_mut().find(|job| {
@@ -108,6 +98,7 @@ fn plan_arch<'a>(
                     target,
                     profile,
                     env: Vec::new(),
+                    rustflags: Vec::new(),
                 }),
             }
         }
@@ -168,7 +159,7 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn plan_builds_the_launcher_for_the_baseline_only_and_skips_foreign_variants() {
+    fn plan_builds_the_launcher_for_the_baseline_only_and_skips_undeclared_architectures() {
         let generic = variant("generic", &[], &["x86_64", "aarch64"]);
         let znver4 = variant("znver4", &["-C", "target-cpu=znver4"], &["x86_64"]);
         let server = crate_spec("bash-god", Role::Server);
@@ -190,13 +181,15 @@ pub(super) mod tests {
                 "generic/mcp-rust-core/x86_64-unknown-linux-gnu",
                 "znver4/bash-god/x86_64-unknown-linux-musl",
                 "znver4/mcp-rust-core/x86_64-unknown-linux-gnu",
-                // Cross-built: the baseline's static binaries only, no glibc Python module.
+                // Cross-built: the baseline only (the only variant declaring aarch64).
                 "generic/bash-god, mcp-launcher/aarch64-unknown-linux-musl",
+                "generic/mcp-rust-core/aarch64-unknown-linux-gnu",
             ]
         );
         assert!(
-            jobs.iter().all(|job| job.env.is_empty()),
-            "env is set by build_with"
+            jobs.iter()
+                .all(|job| job.env.is_empty() && job.rustflags.is_empty()),
+            "the toolchain is set by build_with"
         );
         for job in &jobs {
             assert!(job.specs.iter().all(|s| profile_for(s.role) == job.profile));

@@ -72,7 +72,7 @@ pub fn prepare_in_background(cache_dir: PathBuf) -> std::thread::JoinHandle<Resu
         for python in PYTHONS {
             let root = cache_dir.join(python.suite);
             let stamp = stamp_text(*python);
-            if fs::read_to_string(root.join(STAMP)).ok().as_deref() != Some(stamp.as_str()) {
+            if !is_complete(&root, &stamp) {
                 bootstrap(&root, *python, &stamp, Some(&log))?;
             }
         }
@@ -87,7 +87,7 @@ impl Chroot {
         let root = cache_dir.join(python.suite);
         let stamp = stamp_text(python);
         let started = Instant::now();
-        if fs::read_to_string(root.join(STAMP)).ok().as_deref() == Some(stamp.as_str()) {
+        if is_complete(&root, &stamp) {
             eprintln!(
                 "--> Debian {} chroot (CPython {}): cached at {}",
                 python.suite,
@@ -125,8 +125,7 @@ impl Chroot {
     }
 
     /// `N` of the glibc `2.N` of the release (its `libc6` package, read from dpkg's
-    /// database without running anything inside: after [`Chroot::use_host_glibc`] it still
-    /// names the release's own, so the host's is put in again on each run).
+    /// database without running anything inside).
     pub fn glibc_minor(&self) -> Result<u32> {
         let status = self.host_path(Path::new("/var/lib/dpkg/status"));
         let text =
@@ -134,56 +133,64 @@ impl Chroot {
         libc6_minor(&text).with_context(|| format!("no libc6 version in {}", status.display()))
     }
 
-    /// Replaces the chroot's glibc with the host's (every file of the host's `libc6`
-    /// package, copied to the same path): for a wheel built here that needs a newer glibc
-    /// than the release that ships the wanted CPython. glibc runs older programs, so the
-    /// release's interpreter and packages keep working; pip then sees the host's glibc.
-    pub fn use_host_glibc(&self) -> Result<()> {
-        let files = process::output(Command::new("dpkg").args(["-L", "libc6"]))
-            .context("listing the host's libc6 files (dpkg -L libc6)")?;
-        let root = fs::canonicalize(&self.root)
-            .with_context(|| format!("resolving {}", self.root.display()))?;
-        for file in files.lines().map(Path::new) {
-            // Files, and links to files (the loader's /lib64 link): not directories or links
-            // to them (the merged /lib).
-            if !file.is_file() || !file.starts_with("/") {
-                continue;
-            }
-            let inside = self.host_path(file);
-            let parent = inside.parent().context("a libc6 file at the root")?;
-            fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-            // The chroot's /lib is a relative link to usr/lib; an absolute one would lead
-            // the copy out of the chroot.
-            let resolved = fs::canonicalize(parent)
-                .with_context(|| format!("resolving {}", parent.display()))?;
-            if !resolved.starts_with(&root) {
-                bail!(
-                    "{} leads out of the chroot ({})",
-                    parent.display(),
-                    resolved.display()
-                );
-            }
-            // A new inode (never write through an old link), renamed over the old entry.
-            let staged = inside.with_extension("mcp-foundry-new");
-            if file.is_symlink() {
-                let target = fs::read_link(file)
-                    .with_context(|| format!("reading the link {}", file.display()))?;
-                std::os::unix::fs::symlink(&target, &staged)
-                    .with_context(|| format!("linking {}", staged.display()))?;
-            } else {
-                fs::copy(file, &staged)
-                    .with_context(|| format!("copying {} into the chroot", file.display()))?;
-            }
-            fs::rename(&staged, &inside)
-                .with_context(|| format!("replacing {}", inside.display()))?;
-        }
-        Ok(())
-    }
-
     /// `path` inside the chroot, as the host sees it.
     pub fn host_path(&self, path: &Path) -> PathBuf {
         self.root.join(path.strip_prefix("/").unwrap_or(path))
     }
+}
+
+/// Whether `root` is a finished chroot made from `stamp` whose glibc is still the release's
+/// own: every file of its `libc6` package matches dpkg's md5sums. (Chroots of an earlier
+/// version of this code had the host's glibc copied in; such a chroot is made again, so the
+/// oldest CPython is really tested on its release's glibc.)
+fn is_complete(root: &Path, stamp: &str) -> bool {
+    if fs::read_to_string(root.join(STAMP)).ok().as_deref() != Some(stamp) {
+        return false;
+    }
+    match glibc_is_the_releases(root) {
+        Ok(true) => true,
+        Ok(false) => {
+            eprintln!(
+                "--> {}: its glibc is not the release's own (copied in by an older cargo \
+                 xtask); making the chroot again",
+                root.display()
+            );
+            false
+        }
+        Err(error) => {
+            eprintln!(
+                "--> {}: cannot check its glibc ({error:#}); making the chroot again",
+                root.display()
+            );
+            false
+        }
+    }
+}
+
+/// Whether every file of the chroot's `libc6` package has the md5 dpkg recorded for it
+/// (`md5sum --check` of `var/lib/dpkg/info/libc6:<arch>.md5sums`, run in the chroot's root).
+fn glibc_is_the_releases(root: &Path) -> Result<bool> {
+    let info = root.join("var/lib/dpkg/info");
+    let sums = fs::read_dir(&info)
+        .with_context(|| format!("reading {}", info.display()))?
+        .filter_map(|entry| {
+            entry
+                .ok()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+        })
+        .find(|name| {
+            name.ends_with(".md5sums") && (name == "libc6.md5sums" || name.starts_with("libc6:"))
+        })
+        .with_context(|| format!("{} has no libc6 md5sums", info.display()))?;
+    let status = Command::new("md5sum")
+        .args(["--quiet", "--check"])
+        .arg(Path::new("var/lib/dpkg/info").join(&sums))
+        .current_dir(root)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .context("running md5sum (coreutils)")?;
+    Ok(status.success())
 }
 
 fn stamp_text(python: DebianPython) -> String {
@@ -310,6 +317,31 @@ mod tests {
         );
         let stamps: Vec<String> = PYTHONS.iter().map(|p| stamp_text(*p)).collect();
         assert!(stamps.windows(2).all(|pair| pair[0] != pair[1]));
+    }
+
+    /// A chroot whose libc6 files changed after dpkg recorded them is not reused.
+    #[test]
+    fn a_chroot_with_a_foreign_glibc_is_not_complete() {
+        let root = tempfile::tempdir().unwrap();
+        let info = root.path().join("var/lib/dpkg/info");
+        fs::create_dir_all(&info).unwrap();
+        fs::create_dir_all(root.path().join("lib")).unwrap();
+        fs::write(root.path().join("lib/libc.so.6"), "release").unwrap();
+        let md5 = process::output(
+            Command::new("md5sum")
+                .arg("lib/libc.so.6")
+                .current_dir(root.path()),
+        )
+        .unwrap();
+        fs::write(info.join("libc6:amd64.md5sums"), format!("{md5}\n")).unwrap();
+        let stamp = stamp_text(PYTHONS[0]);
+        assert!(!is_complete(root.path(), &stamp), "no stamp yet");
+        fs::write(root.path().join(STAMP), &stamp).unwrap();
+        assert!(is_complete(root.path(), &stamp));
+        assert!(!is_complete(root.path(), "another stamp"));
+        fs::write(root.path().join("lib/libc.so.6"), "the host's").unwrap();
+        assert!(!glibc_is_the_releases(root.path()).unwrap());
+        assert!(!is_complete(root.path(), &stamp));
     }
 
     #[test]

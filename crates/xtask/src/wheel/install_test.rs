@@ -17,6 +17,7 @@ use object::Endianness;
 use object::read::elf::{ElfFile64, ProgramHeader};
 
 use super::debian::{self, Chroot};
+use super::emulated::{self, Userland};
 use crate::process;
 
 /// Environment variables of the FFI tests that would test something else than the wheel.
@@ -143,23 +144,34 @@ fn interpreters(target_dir: &Path) -> Result<Vec<Interpreter>> {
     Ok(found)
 }
 
-/// Installs `wheel` under every interpreter and runs `tests/ffi` against it, then
-/// `auditwheel show`. Work directories live under `target_dir`.
+/// Installs `wheel` under every interpreter of its architecture and runs `tests/ffi`
+/// against it, then `auditwheel show`. Work directories live under `target_dir`. A wheel of
+/// another architecture than this machine's is tested under qemu ([`super::emulated`]).
 pub fn run(workspace_root: &Path, target_dir: &Path, wheel: &Path) -> Result<()> {
     let tests = workspace_root.join("tests/ffi");
-    let interpreters = interpreters(target_dir)?;
     let name = wheel.file_name().unwrap_or_default().to_string_lossy();
-    let needed = glibc_minor_of_tag(&platform_of(&name));
+    let platform = platform_of(&name);
+    let arch = arch_of_tag(&platform)
+        .with_context(|| format!("{name} has no Linux platform tag with an architecture"))?;
+    let tools = tools_venv(&target_dir.join("wheel-test/auditwheel"))?;
+    if arch != std::env::consts::ARCH {
+        run_emulated(target_dir, wheel, &tests, &tools, &arch)
+            .with_context(|| format!("the {arch} wheel test under qemu-{arch} failed"))?;
+        return auditwheel_show(&tools, wheel);
+    }
+    let interpreters = interpreters(target_dir)?;
+    let needed = glibc_minor_of_tag(&platform);
     for chroot in interpreters.iter().filter_map(|i| i.chroot.as_ref()) {
         let (have, suite) = (chroot.glibc_minor()?, chroot.python.suite);
         if let Some(needed) = needed.filter(|needed| *needed > have) {
-            eprintln!(
-                "\n!!! NOTE: the wheel needs glibc 2.{needed} (the glibc it was built against), \
-                 Debian {suite} has 2.{have}: its CPython {} runs on the host's glibc, copied \
-                 into the chroot !!!\n",
-                chroot.python.version
+            bail!(
+                "the wheel needs glibc 2.{needed}, but Debian {suite} (CPython {}) has 2.{have}: \
+                 users of that release could not install it. The module must be linked against \
+                 glibc {} (crate::cross::GLIBC_FLOOR); look for what raised its floor in \
+                 `auditwheel show`",
+                chroot.python.version,
+                crate::cross::GLIBC_FLOOR
             );
-            chroot.use_host_glibc()?;
         }
     }
     let mut qemu = None;
@@ -172,7 +184,110 @@ pub fn run(workspace_root: &Path, target_dir: &Path, wheel: &Path) -> Result<()>
         test_one(interpreter, wheel, &tests, qemu.as_deref())
             .with_context(|| format!("the wheel test under {label} failed"))?;
     }
-    auditwheel_show(&target_dir.join("wheel-test/auditwheel"), wheel)
+    auditwheel_show(&tools, wheel)
+}
+
+/// The wheel of `arch` installed with the host's pip for an emulated Debian CPython of that
+/// architecture, then its import and the FFI tests under `qemu-<arch>`.
+fn run_emulated(
+    target_dir: &Path,
+    wheel: &Path,
+    tests: &Path,
+    tools: &Path,
+    arch: &str,
+) -> Result<()> {
+    let qemu = emulated::qemu(arch)?;
+    let userland = Userland::prepare(&target_dir.join("wheel-python"), arch)?;
+    let work = target_dir.join("wheel-test").join(arch);
+    if work.exists() {
+        std::fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
+    }
+    let (site, deps, scratch) = (work.join("site"), work.join("deps"), work.join("scratch"));
+    std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", work.display()))?;
+    copy_dir(tests, &work.join("ffi"))?;
+    let name = wheel.file_name().unwrap_or_default().to_string_lossy();
+    let platform = platform_of(&name);
+    let pip = |target: &Path| {
+        let mut command = Command::new(tools);
+        command
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .arg("--target")
+            .arg(target)
+            .args(["--only-binary=:all:", "--implementation", "cp"])
+            .args(["--platform", &platform])
+            .args(["--python-version", &userland.python_version]);
+        command
+    };
+    // The wheel alone (its numpy is Debian's), then what the tests import.
+    process::run(pip(&site).arg("--no-deps").arg(wheel))
+        .context("pip install --target of the wheel for the emulated interpreter")?;
+    process::run(pip(&deps).args(emulated::TEST_PACKAGES))
+        .context("pip install --target of the FFI tests' requirements")?;
+
+    let python_path = std::env::join_paths([&site, &deps]).context("joining PYTHONPATH")?;
+    let emulator = serde_json::to_string(&userland.emulator_prefix(&qemu))?;
+    let command = |args: &[&str]| {
+        let mut command = userland.python(&qemu);
+        command.args(args).current_dir(&scratch);
+        for name in CLEARED_ENV {
+            command.env_remove(name);
+        }
+        command
+            .env("PYTHONPATH", &python_path)
+            .env("PYTHONNOUSERSITE", "1")
+            .env("MCP_FOUNDRY_PYTHON_EMULATOR", &emulator);
+        command
+    };
+    eprintln!(
+        "--> wheel test: CPython {} (Debian {}) under {}",
+        userland.python_version,
+        emulated::debian_arch(arch)?,
+        qemu.display()
+    );
+    check_import_report(
+        &process::output(&mut command(&["-c", IMPORT_REPORT]))?,
+        &site,
+    )?;
+    let ffi = work.join("ffi");
+    process::run(&mut command(&[
+        "-m",
+        "unittest",
+        "discover",
+        "-v",
+        "-s",
+        &ffi.to_string_lossy(),
+    ]))
+    .context("the FFI tests failed against the installed wheel")
+}
+
+/// Reads [`IMPORT_REPORT`]'s output, fails unless the package came from `installed` (not
+/// from the sources or another copy), and prints what was loaded.
+fn check_import_report(output: &str, installed: &Path) -> Result<()> {
+    let report: serde_json::Value = serde_json::from_str(output.trim())
+        .with_context(|| format!("reading the import report {output:?}"))?;
+    let file = report["file"].as_str().unwrap_or_default();
+    if !Path::new(file).starts_with(installed) {
+        bail!(
+            "mcp_rust_core was imported from {file}, not from the installation {}",
+            installed.display()
+        );
+    }
+    let info = &report["info"];
+    eprintln!(
+        "--> Python {}: imported {file}\n    variant {} (runnable here {}, installed {}), kernels {}",
+        report["python"].as_str().unwrap_or("?"),
+        info["variant"],
+        info["variants_runnable"],
+        info["variants_installed"],
+        info["kernels"]
+    );
+    Ok(())
 }
 
 fn test_one(
@@ -207,29 +322,14 @@ fn test_one(
             .arg(work.join("ffi/requirements.txt")),
     )
     .context("pip install of the wheel and the tests' requirements")?;
-    let report = process::output(
-        interpreter
-            .command(&scratch, &python)
-            .args(["-c", IMPORT_REPORT]),
+    check_import_report(
+        &process::output(
+            interpreter
+                .command(&scratch, &python)
+                .args(["-c", IMPORT_REPORT]),
+        )?,
+        &venv,
     )?;
-    let report: serde_json::Value = serde_json::from_str(report.trim())
-        .with_context(|| format!("reading the import report {report:?}"))?;
-    let file = report["file"].as_str().unwrap_or_default();
-    if !Path::new(file).starts_with(&venv) {
-        bail!(
-            "mcp_rust_core was imported from {file}, not from the venv {}",
-            venv.display()
-        );
-    }
-    let info = &report["info"];
-    eprintln!(
-        "--> Python {}: imported {file}\n    variant {} (runnable here {}, installed {}), kernels {}",
-        report["python"].as_str().unwrap_or("?"),
-        info["variant"],
-        info["variants_runnable"],
-        info["variants_installed"],
-        info["kernels"]
-    );
     process::run(
         interpreter
             .command(&scratch, &python)
@@ -326,9 +426,9 @@ fn static_qemu(cache_dir: &Path) -> Result<PathBuf> {
     Ok(binary)
 }
 
-/// Runs `auditwheel show` (from a venv of the host's `python3` at `venv`) and checks it
-/// names the wheel's own platform tag and finds nothing outside the policy.
-fn auditwheel_show(venv: &Path, wheel: &Path) -> Result<()> {
+/// A venv of the host's `python3` at `venv` with auditwheel (and pip, which installs the
+/// wheels of other architectures); returns its python.
+fn tools_venv(venv: &Path) -> Result<PathBuf> {
     if !venv.join("bin/auditwheel").is_file() {
         process::run(Command::new("python3").args(["-m", "venv"]).arg(venv))?;
         process::run(Command::new(venv.join("bin/python")).args([
@@ -341,15 +441,29 @@ fn auditwheel_show(venv: &Path, wheel: &Path) -> Result<()> {
         ]))
         .context("installing auditwheel")?;
     }
-    let report = process::output(
-        Command::new(venv.join("bin/auditwheel"))
-            .arg("show")
-            .arg(wheel),
-    )
-    .context("auditwheel show")?;
+    Ok(venv.join("bin/python"))
+}
+
+/// Runs `auditwheel show` (from the tools venv of `python`) and checks it names the wheel's
+/// own platform tag and finds nothing outside the policy.
+fn auditwheel_show(python: &Path, wheel: &Path) -> Result<()> {
+    let auditwheel = python.with_file_name("auditwheel");
+    let report = process::output(Command::new(auditwheel).arg("show").arg(wheel))
+        .context("auditwheel show")?;
     eprintln!("--> auditwheel show {}:\n{report}", wheel.display());
     let name = wheel.file_name().unwrap_or_default().to_string_lossy();
     check_auditwheel_report(&report, &platform_of(&name))
+}
+
+/// The architecture of a Linux platform tag (`manylinux_2_17_aarch64` → `aarch64`).
+fn arch_of_tag(platform: &str) -> Option<String> {
+    let rest = platform
+        .strip_prefix("manylinux_")
+        .or_else(|| platform.strip_prefix("musllinux_"))?;
+    let mut parts = rest.splitn(3, '_');
+    let (major, minor, arch) = (parts.next()?, parts.next()?, parts.next()?);
+    let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (numeric(major) && numeric(minor) && !arch.is_empty()).then(|| arch.to_owned())
 }
 
 /// The first platform tag of a wheel file name.
@@ -405,6 +519,20 @@ mod tests {
             "manylinux_2_17_x86_64"
         );
         assert_eq!(glibc_minor_of_tag("manylinux_2_34_x86_64"), Some(34));
+        assert_eq!(
+            arch_of_tag("manylinux_2_17_aarch64").as_deref(),
+            Some("aarch64")
+        );
+        assert_eq!(
+            arch_of_tag("manylinux_2_17_x86_64").as_deref(),
+            Some("x86_64")
+        );
+        assert_eq!(
+            arch_of_tag("musllinux_1_2_x86_64").as_deref(),
+            Some("x86_64")
+        );
+        assert_eq!(arch_of_tag("manylinux2014_x86_64"), None);
+        assert_eq!(arch_of_tag("macosx_11_0_arm64").as_deref(), None);
         assert_eq!(glibc_minor_of_tag("musllinux_1_2_x86_64"), None);
     }
 
