@@ -65,7 +65,6 @@
               workspace
               system
               gitCommit
-              sourceDateEpoch
               ;
           };
           images = import ./nix/images.nix {
