@@ -159,7 +159,22 @@ pub fn run(workspace: &Workspace, args: &NixOfflineArgs) -> Result<()> {
     if let Runner::Chroot(chroot) = &runner {
         chroot.mount_paths(&staged.paths_to_share)?;
     }
-    let overrides = overrides(&sources, &staged.nixpkgs);
+    // The inputs are locked once to the local sources, into a lock file of our own that
+    // every later command reads: given `--override-input` directly, Nix cannot write the
+    // changed lock into the checkout and then treats the flake as dirty (no `self.rev`), so
+    // every package embedded `dirty` instead of the commit `cargo xtask dist` embeds.
+    let lock_file = work.join("flake.lock");
+    let _ = std::fs::remove_file(&lock_file);
+    process::run(
+        runner
+            .command(root, "nix")
+            .args(["flake", "lock"])
+            .args(overrides(&sources, &staged.nixpkgs))
+            .arg("--output-lock-file")
+            .arg(&lock_file),
+    )
+    .context("locking the flake inputs to the local sources")?;
+    let overrides = locked_by(&lock_file);
     let steps = if args.steps.is_empty() {
         vec![Step::Build, Step::FlakeCheck, Step::Develop]
     } else {
@@ -405,6 +420,18 @@ fn runner_path(runner: &Runner, path: &Path) -> PathBuf {
     }
 }
 
+/// The flags that make a Nix command use the inputs locked in `lock_file` (written by
+/// `nix flake lock --output-lock-file`): the lock file then needs no change, so the flake
+/// keeps its `self.rev`.
+fn locked_by(lock_file: &Path) -> Vec<String> {
+    vec![
+        "--reference-lock-file".to_owned(),
+        lock_file.display().to_string(),
+        // Nothing may be re-locked or fetched behind the lock file's back.
+        "--no-update-lock-file".to_owned(),
+    ]
+}
+
 /// `--override-input <input> path:<dir>` for every flake input given by a variable, and
 /// nixpkgs by the staged substitute.
 fn overrides(sources: &[(String, PathBuf)], nixpkgs: &Path) -> Vec<String> {
@@ -494,6 +521,21 @@ mod tests {
         );
         assert_eq!(args.iter().filter(|a| *a == "--variant").count(), 1);
         assert!(joined.ends_with("--out /w/dist"), "{joined}");
+    }
+
+    #[test]
+    fn builds_read_the_local_lock_file_and_override_nothing() {
+        let args = locked_by(Path::new("/w/target/nix-offline/flake.lock"));
+        assert_eq!(
+            args,
+            [
+                "--reference-lock-file",
+                "/w/target/nix-offline/flake.lock",
+                "--no-update-lock-file"
+            ]
+        );
+        // An override makes Nix drop self.rev: the packages would embed `dirty`.
+        assert!(!args.iter().any(|a| a == "--override-input"));
     }
 
     #[test]
