@@ -226,8 +226,10 @@ pub fn run(workspace: &Workspace, args: &NixOfflineArgs) -> Result<()> {
     Ok(())
 }
 
-/// The dist build compared with Nix's: only the baseline variant of the server (the other
-/// variants would double the run and are not compared).
+/// The dist build compared with Nix's: only the baseline variant of the server, for this
+/// machine's architecture (the other variants would double the run and are not compared;
+/// dist would cross-build the baseline's other architectures, which needs zig and targets
+/// the dev shell does not have).
 fn dist_args(out: &Path) -> Vec<String> {
     vec![
         "cargo".to_owned(),
@@ -237,6 +239,8 @@ fn dist_args(out: &Path) -> Vec<String> {
         SERVER.to_owned(),
         "--variant".to_owned(),
         VARIANTS[0].to_owned(),
+        "--arch".to_owned(),
+        std::env::consts::ARCH.to_owned(),
         "--out".to_owned(),
         out.display().to_string(),
     ]
@@ -520,6 +524,11 @@ mod tests {
             "{joined}"
         );
         assert_eq!(args.iter().filter(|a| *a == "--variant").count(), 1);
+        // This machine's architecture only: no cross build (zig, foreign targets).
+        assert!(
+            joined.contains(&format!("--arch {}", std::env::consts::ARCH)),
+            "{joined}"
+        );
         assert!(joined.ends_with("--out /w/dist"), "{joined}");
     }
 
