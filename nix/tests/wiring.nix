@@ -23,7 +23,8 @@
     SOURCE_DATE_EPOCH) and recompiles nothing below the workspace members;
   - checks: nextest has git, pgrep and qemu and skips xtask's integration tests; the docs
     are installed from where cargo writes them; ffi-import runs with the C stdenv (nm);
-  - the dev shell has the musl C compiler variables and qemu; `nix fmt` is nixfmt-tree;
+  - the dev shell has the musl C compiler variables, qemu and every target of
+    rust-toolchain.toml (dist's prerequisites); `nix fmt` is nixfmt-tree;
     push-images refuses to run for a system whose images are not published;
   - the CI workflow pins every action by commit and checks the Nix version in every job;
   - the toolchain comes from rust-toolchain.toml through fromRustupToolchainFile and
@@ -455,6 +456,12 @@ let
         ++ unless (any (p: (p.recorded.fn or null) == "fenix.component") (shell.packages or [ ])) "dev shell's rust-analyzer is not fenix's"
         ++ unless (hasPrefix "/nix/store/00000000000000000000000000000000-rust-src-${toolchainToml.channel}/" (shell.RUST_SRC_PATH or "")) "RUST_SRC_PATH is not the toolchain release's rust-src"
         ++ unless (elem "qemu-user" shellPackages) "dev shell lacks qemu-user (qemu-x86_64)"
+        # `cargo xtask dist` refuses to run without every target of rust-toolchain.toml.
+        ++ unless (
+          all (t: elem t (shell.toolchain.toolchainArgs.targets or [ ])) (
+            (toolchainToml.targets or [ ]) ++ workspace.rustTargetsFor system
+          )
+        ) "dev shell's toolchain lacks targets of rust-toolchain.toml or of ${system}: ${toJSON (shell.toolchain.toolchainArgs.targets or null)}"
         ++ unless (hasMuslCC shell) "dev shell lacks CC_/AR_ for musl: cargo xtask dist compiles C with the glibc compiler"
         ++ unless ((outputs.apps.${system}.push-images.type or null) == "app") "apps.push-images missing"
         ++ unless (
