@@ -11,8 +11,10 @@
 //! Steps: `nix build` of the Python module and one server in two variants and that
 //! server's dispatch image (each output then inspected: the module links no libpython,
 //! the binaries run when this CPU can, skopeo reads the image), `nix flake check`, and
-//! `nix develop -c cargo xtask dist --crate <server>`, whose baseline binary is compared
-//! with the Nix-built one by sha256.
+//! `nix develop -c cargo xtask dist --crate <server> --variant <baseline> --arch <this
+//! machine's>`, whose binary is compared with the Nix-built one (sha256, then where they
+//! differ: [`compare`]). The inputs are locked once to the local sources in a lock file of
+//! the run's own, so the flake keeps `self.rev` (see `run`).
 //!
 //! When the host's Nix is older (Debian 12 ships 2.8), it runs as root in a Debian sid
 //! chroot that it sets up itself ([`chroot`]), whose `nix-bin` is new enough.
