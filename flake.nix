@@ -57,6 +57,19 @@
               targets = workspace.rustTargetsFor system;
             };
           craneLib = (crane.mkLib pkgs).overrideToolchain toolchainFor;
+          # The dev shell's toolchain also has every target rust-toolchain.toml lists:
+          # `cargo xtask dist` checks for them (it cross-builds aarch64) and refused to run
+          # in the shell without. Builds keep this system's two, so the shell never changes
+          # a build hash.
+          fileTargets = (builtins.fromTOML (builtins.readFile toolchainFile)).toolchain.targets or [ ];
+          shellCraneLib = (crane.mkLib pkgs).overrideToolchain (
+            p:
+            (toolchainFor p).override {
+              targets =
+                workspace.rustTargetsFor system
+                ++ builtins.filter (t: !(builtins.elem t (workspace.rustTargetsFor system))) fileTargets;
+            }
+          );
 
           build = import ./nix/packages.nix {
             inherit
@@ -65,7 +78,6 @@
               workspace
               system
               gitCommit
-              sourceDateEpoch
               ;
           };
           images = import ./nix/images.nix {
@@ -110,7 +122,8 @@
               ;
           };
           devShells.default = import ./nix/shell.nix {
-            inherit pkgs craneLib build;
+            inherit pkgs build;
+            craneLib = shellCraneLib;
             editorComponents = pkgs.fenix.fromToolchainName {
               name = channel;
               sha256 = channelManifestHash;

@@ -8,8 +8,6 @@
   system,
   # `self.rev`, or "dirty" for an uncommitted tree: embedded by build.rs (`--version`).
   gitCommit,
-  # `self.lastModified`: SOURCE_DATE_EPOCH of every package and the images' `created`.
-  sourceDateEpoch,
 }:
 let
   inherit (pkgs) lib;
@@ -196,11 +194,18 @@ let
     # package builds (never checks.nix) set it.
     // lib.optionalAttrs (target == gnuTarget) { PYO3_BUILD_EXTENSION_MODULE = "1"; };
 
-  # Per package only: these change with every commit (build.rs embeds them in --version).
+  # Per package only: these change with every commit or variant. Only build-info's
+  # build.rs reads them (embedded in --version), and it is a workspace member, rebuilt in
+  # every package anyway: no dependency artifact is invalidated by them.
+  # Not SOURCE_DATE_EPOCH: the cc crate's build scripts declare
+  # `rerun-if-env-changed=SOURCE_DATE_EPOCH`, so a per-commit value made every package
+  # recompile each C dependency (psm, the tree-sitter grammars) and all that depends on
+  # it (seen in the real build: psm, stacker, pest*, insta, brush-parser for bash-god).
+  # The package keeps the stdenv's value, as its dependency build does; no Rust code
+  # reads it, and C code only through __DATE__/__TIME__.
   packageEnv = variant: {
     MCP_FOUNDRY_VARIANT = variant;
     MCP_FOUNDRY_GIT_COMMIT = gitCommit;
-    SOURCE_DATE_EPOCH = toString sourceDateEpoch;
   };
 
   # One dependency build per variant x target: different RUSTFLAGS or targets make

@@ -12,15 +12,19 @@
     servers, glibc for Python modules), its variant's RUSTFLAGS (from Cargo.toml, read
     here independently), the dependency artifacts of its own variant and target, no tests
     (they need git, pgrep, qemu: the nextest check has them), the same PYO3_PYTHON as
-    every other derivation, the git commit and SOURCE_DATE_EPOCH, a source holding its own
+    every other derivation, the git commit, a source holding its own
     crate and the members it depends on but no other member's code, the musl C compiler
     only for musl, and for Python modules the site-packages layout, numpy propagated and
     no libpython link (PYO3_BUILD_EXTENSION_MODULE);
   - dependency builds: one per variant x target, nothing that changes per commit (git
-    commit, SOURCE_DATE_EPOCH), no musl C compiler in a glibc one;
+    commit, SOURCE_DATE_EPOCH), no musl C compiler in a glibc one; every package (and the
+    launcher) has exactly its dependency build's environment but for the per-package
+    values, so cargo reruns no dependency's build script (cc's declare
+    SOURCE_DATE_EPOCH) and recompiles nothing below the workspace members;
   - checks: nextest has git, pgrep and qemu and skips xtask's integration tests; the docs
     are installed from where cargo writes them; ffi-import runs with the C stdenv (nm);
-  - the dev shell has the musl C compiler variables and qemu; `nix fmt` is nixfmt-tree;
+  - the dev shell has the musl C compiler variables, qemu and every target of
+    rust-toolchain.toml (dist's prerequisites); `nix fmt` is nixfmt-tree;
     push-images refuses to run for a system whose images are not published;
   - the CI workflow pins every action by commit and checks the Nix version in every job;
   - the toolchain comes from rust-toolchain.toml through fromRustupToolchainFile and
@@ -172,9 +176,6 @@ let
     ++ unless (contains "=/mcp-foundry" (args.RUSTC_WRAPPER.recorded.args.text or "")) "the workspace is not mapped to dist's /mcp-foundry prefix"
     ++ unless ((args.MCP_FOUNDRY_VARIANT or null) == variant) "MCP_FOUNDRY_VARIANT is not ${variant}"
     ++ unless ((args.MCP_FOUNDRY_GIT_COMMIT or null) == self.rev) "MCP_FOUNDRY_GIT_COMMIT is not self.rev"
-    ++ unless (
-      (args.SOURCE_DATE_EPOCH or null) == toString self.lastModified
-    ) "SOURCE_DATE_EPOCH is not self.lastModified"
     # crane's buildPackage defaults doCheck to true; the builder has no git, pgrep or qemu.
     ++ unless ((args.doCheck or true) == false) "runs cargo test inside the package build (doCheck)"
     ++ unless (elem (args.PYO3_PYTHON or null) (pythonInterpreters system)) "PYO3_PYTHON differs"
@@ -249,6 +250,34 @@ let
           ) (filter (p: (p.recorded.fn or null) == "crane.buildPackage") (builtins.attrValues packages))
         )
       );
+      # Environment values a package may have that its dependency build has not (or
+      # another one): what selects and installs the package, and what only build-info's
+      # build.rs (a workspace member, rebuilt in every package anyway) reads.
+      perPackageKeys = [
+        "pname"
+        "src"
+        "cargoArtifacts"
+        "cargoExtraArgs"
+        "buildPhaseCargoCommand"
+        "postInstall"
+        "propagatedBuildInputs"
+        "MCP_FOUNDRY_VARIANT"
+        "MCP_FOUNDRY_GIT_COMMIT"
+      ];
+      isEnvValue = v: builtins.isString v || builtins.isInt v || builtins.isBool v;
+      # Variables of the package's environment with another value than in its dependency
+      # build: cargo reruns every build script that declared one (the cc crate declares
+      # SOURCE_DATE_EPOCH, CC_*, CFLAGS, …) and recompiles all that depends on it.
+      envDifferences =
+        pkg: deps:
+        map (k: "${k} is ${toJSON (pkg.${k} or null)} here, ${toJSON (deps.${k} or null)} in the dependency build") (
+          filter (
+            k:
+            !(elem k perPackageKeys)
+            && (isEnvValue (pkg.${k} or null) || isEnvValue (deps.${k} or null))
+            && (pkg.${k} or null) != (deps.${k} or null)
+          ) (attrNames (pkg // deps))
+        );
       image = name: packages.${name}.recorded.args or { };
       rootScriptOf = name: builtins.concatStringsSep "\n" (map (c: c.recorded.args.script or "") ((image name).contents or [ ]));
       imageProblems =
@@ -295,6 +324,17 @@ let
           ) crateVariants
         )
       ))
+      (test "${system}: every package has its dependency build's environment (nothing recompiled)" (
+        concatLists (
+          map (
+            name:
+            let
+              a = packages.${name}.recorded.args;
+            in
+            map (p: "${name}: ${p}") (envDifferences a a.cargoArtifacts.recorded.args)
+          ) (filter (n: (packages.${n}.recorded.fn or null) == "crane.buildPackage") (attrNames packages))
+        )
+      ))
       (test "${system}: dependency builds are per variant x target and never change per commit" (
         concatLists (
           map (
@@ -304,7 +344,7 @@ let
               target = a.CARGO_BUILD_TARGET or "none";
             in
             unless ((d.recorded.fn or null) == "crane.buildDepsOnly") "${d.name}: not a buildDepsOnly"
-            ++ unless (!(a ? MCP_FOUNDRY_GIT_COMMIT) && !(a ? SOURCE_DATE_EPOCH) && !(a ? MCP_FOUNDRY_VARIANT)) "${d.name}: per-commit values reach the dependency build (no binary cache hit across commits)"
+            ++ unless (!(a ? MCP_FOUNDRY_GIT_COMMIT) && (a.SOURCE_DATE_EPOCH or null) != toString self.lastModified && !(a ? MCP_FOUNDRY_VARIANT)) "${d.name}: per-commit values reach the dependency build (no binary cache hit across commits)"
             ++ unless (hasMuslCC a == (match ".*-musl" target != null)) "${d.name}: musl C compiler set for ${target}"
             ++ unless ((a.doCheck or true) == false) "${d.name}: builds tests the packages never use"
           ) deps
@@ -416,6 +456,12 @@ let
         ++ unless (any (p: (p.recorded.fn or null) == "fenix.component") (shell.packages or [ ])) "dev shell's rust-analyzer is not fenix's"
         ++ unless (hasPrefix "/nix/store/00000000000000000000000000000000-rust-src-${toolchainToml.channel}/" (shell.RUST_SRC_PATH or "")) "RUST_SRC_PATH is not the toolchain release's rust-src"
         ++ unless (elem "qemu-user" shellPackages) "dev shell lacks qemu-user (qemu-x86_64)"
+        # `cargo xtask dist` refuses to run without every target of rust-toolchain.toml.
+        ++ unless (
+          all (t: elem t (shell.toolchain.toolchainArgs.targets or [ ])) (
+            (toolchainToml.targets or [ ]) ++ workspace.rustTargetsFor system
+          )
+        ) "dev shell's toolchain lacks targets of rust-toolchain.toml or of ${system}: ${toJSON (shell.toolchain.toolchainArgs.targets or null)}"
         ++ unless (hasMuslCC shell) "dev shell lacks CC_/AR_ for musl: cargo xtask dist compiles C with the glibc compiler"
         ++ unless ((outputs.apps.${system}.push-images.type or null) == "app") "apps.push-images missing"
         ++ unless (

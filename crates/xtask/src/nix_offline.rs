@@ -11,13 +11,16 @@
 //! Steps: `nix build` of the Python module and one server in two variants and that
 //! server's dispatch image (each output then inspected: the module links no libpython,
 //! the binaries run when this CPU can, skopeo reads the image), `nix flake check`, and
-//! `nix develop -c cargo xtask dist --crate <server>`, whose baseline binary is compared
-//! with the Nix-built one by sha256.
+//! `nix develop -c cargo xtask dist --crate <server> --variant <baseline> --arch <this
+//! machine's>`, whose binary is compared with the Nix-built one (sha256, then where they
+//! differ: [`compare`]). The inputs are locked once to the local sources in a lock file of
+//! the run's own, so the flake keeps `self.rev` (see `run`).
 //!
 //! When the host's Nix is older (Debian 12 ships 2.8), it runs as root in a Debian sid
 //! chroot that it sets up itself ([`chroot`]), whose `nix-bin` is new enough.
 
 pub(crate) mod chroot;
+mod compare;
 mod stage;
 
 use std::path::{Path, PathBuf};
@@ -158,7 +161,22 @@ pub fn run(workspace: &Workspace, args: &NixOfflineArgs) -> Result<()> {
     if let Runner::Chroot(chroot) = &runner {
         chroot.mount_paths(&staged.paths_to_share)?;
     }
-    let overrides = overrides(&sources, &staged.nixpkgs);
+    // The inputs are locked once to the local sources, into a lock file of our own that
+    // every later command reads: given `--override-input` directly, Nix cannot write the
+    // changed lock into the checkout and then treats the flake as dirty (no `self.rev`), so
+    // every package embedded `dirty` instead of the commit `cargo xtask dist` embeds.
+    let lock_file = work.join("flake.lock");
+    let _ = std::fs::remove_file(&lock_file);
+    process::run(
+        runner
+            .command(root, "nix")
+            .args(["flake", "lock"])
+            .args(overrides(&sources, &staged.nixpkgs))
+            .arg("--output-lock-file")
+            .arg(&lock_file),
+    )
+    .context("locking the flake inputs to the local sources")?;
+    let overrides = locked_by(&lock_file);
     let steps = if args.steps.is_empty() {
         vec![Step::Build, Step::FlakeCheck, Step::Develop]
     } else {
@@ -193,23 +211,41 @@ pub fn run(workspace: &Workspace, args: &NixOfflineArgs) -> Result<()> {
     }
     if steps.contains(&Step::Develop) {
         let dist_out = work.join("dist");
-        timed(
-            &format!("nix develop -c cargo xtask dist --crate {SERVER}"),
-            || {
-                process::run(
-                    runner
-                        .command(root, "nix")
-                        .arg("develop")
-                        .args(&overrides)
-                        .args(["-c", "cargo", "xtask", "dist", "--crate", SERVER, "--out"])
-                        .arg(&dist_out),
-                )
-            },
-        )?;
+        let dist_args = dist_args(&dist_out);
+        timed(&format!("nix develop -c {}", dist_args.join(" ")), || {
+            process::run(
+                runner
+                    .command(root, "nix")
+                    .arg("develop")
+                    .args(&overrides)
+                    .arg("-c")
+                    .args(&dist_args),
+            )
+        })?;
         compare_with_dist(workspace, &runner, &overrides, &dist_out)?;
     }
     eprintln!("nix-offline: all steps passed");
     Ok(())
+}
+
+/// The dist build compared with Nix's: only the baseline variant of the server, for this
+/// machine's architecture (the other variants would double the run and are not compared;
+/// dist would cross-build the baseline's other architectures, which needs zig and targets
+/// the dev shell does not have).
+fn dist_args(out: &Path) -> Vec<String> {
+    vec![
+        "cargo".to_owned(),
+        "xtask".to_owned(),
+        "dist".to_owned(),
+        "--crate".to_owned(),
+        SERVER.to_owned(),
+        "--variant".to_owned(),
+        VARIANTS[0].to_owned(),
+        "--arch".to_owned(),
+        std::env::consts::ARCH.to_owned(),
+        "--out".to_owned(),
+        out.display().to_string(),
+    ]
 }
 
 /// `.#<python-module>-<variant>`, `.#<SERVER>-<variant>` and `.#<SERVER>-image`.
@@ -328,6 +364,9 @@ fn compare_with_dist(
     let dist_binary = dist_out.join(&artifact.path);
     let (nix_sha, nix_size) = dist::hash_file(&nix_binary)?;
     let (dist_sha, dist_size) = dist::hash_file(&dist_binary)?;
+    let read =
+        |path: &Path| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
+    let difference = compare::compare(&read(&nix_binary)?, &read(&dist_binary)?)?;
     eprintln!("nix-offline: {SERVER} {baseline}:");
     eprintln!(
         "  nix build:   {nix_sha}  {nix_size} bytes  {}",
@@ -337,10 +376,13 @@ fn compare_with_dist(
         "  xtask dist:  {dist_sha}  {dist_size} bytes  {}",
         dist_binary.display()
     );
-    if nix_sha == dist_sha {
+    if difference.identical() {
         eprintln!("  IDENTICAL");
     } else {
-        eprintln!("  DIFFERENT (see NIX.md, \"Two pipelines, one artifact\")");
+        eprintln!("  DIFFERENT (nix build first, xtask dist second):");
+        for line in difference.lines() {
+            eprintln!("  {line}");
+        }
     }
     Ok(())
 }
@@ -382,6 +424,18 @@ fn runner_path(runner: &Runner, path: &Path) -> PathBuf {
         Runner::Host => path.to_path_buf(),
         Runner::Chroot(chroot) => chroot.host_path(path),
     }
+}
+
+/// The flags that make a Nix command use the inputs locked in `lock_file` (written by
+/// `nix flake lock --output-lock-file`): the lock file then needs no change, so the flake
+/// keeps its `self.rev`.
+fn locked_by(lock_file: &Path) -> Vec<String> {
+    vec![
+        "--reference-lock-file".to_owned(),
+        lock_file.display().to_string(),
+        // Nothing may be re-locked or fetched behind the lock file's back.
+        "--no-update-lock-file".to_owned(),
+    ]
 }
 
 /// `--override-input <input> path:<dir>` for every flake input given by a variable, and
@@ -458,6 +512,41 @@ mod tests {
         );
         assert_eq!(parse_nix_version("garbage"), None);
         assert!((2, 8, 0) < MIN_NIX && (2, 34, 8) >= MIN_NIX && (2, 31, 2) >= MIN_NIX);
+    }
+
+    #[test]
+    fn the_dist_build_is_the_compared_one_only() {
+        let args = dist_args(Path::new("/w/dist"));
+        let joined = args.join(" ");
+        assert!(joined.starts_with("cargo xtask dist "), "{joined}");
+        assert!(joined.contains(&format!("--crate {SERVER}")), "{joined}");
+        // Only the baseline variant, the one compare_with_dist reads.
+        assert!(
+            joined.contains(&format!("--variant {}", VARIANTS[0])),
+            "{joined}"
+        );
+        assert_eq!(args.iter().filter(|a| *a == "--variant").count(), 1);
+        // This machine's architecture only: no cross build (zig, foreign targets).
+        assert!(
+            joined.contains(&format!("--arch {}", std::env::consts::ARCH)),
+            "{joined}"
+        );
+        assert!(joined.ends_with("--out /w/dist"), "{joined}");
+    }
+
+    #[test]
+    fn builds_read_the_local_lock_file_and_override_nothing() {
+        let args = locked_by(Path::new("/w/target/nix-offline/flake.lock"));
+        assert_eq!(
+            args,
+            [
+                "--reference-lock-file",
+                "/w/target/nix-offline/flake.lock",
+                "--no-update-lock-file"
+            ]
+        );
+        // An override makes Nix drop self.rev: the packages would embed `dirty`.
+        assert!(!args.iter().any(|a| a == "--override-input"));
     }
 
     #[test]
