@@ -141,9 +141,13 @@ impl Workspace {
     /// Reads the workspace xtask belongs to.
     pub fn load() -> Result<Workspace> {
         // xtask lives in `<root>/crates/xtask`, so the workspace is two levels up; running
-        // from there makes `cargo xtask` work from any current directory.
-        let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let root = manifest_dir.ancestors().nth(2).unwrap_or(manifest_dir);
+        // from there makes `cargo xtask` work from any current directory. `cargo run` sets
+        // CARGO_MANIFEST_DIR at run time too, and that one wins: a binary cargo reused from
+        // another checkout's target directory (a worktree seeded with hard links) would
+        // otherwise act on the checkout it was compiled in.
+        let run_time = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from);
+        let manifest_dir = run_time.unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+        let root = manifest_dir.ancestors().nth(2).unwrap_or(&manifest_dir);
         Self::load_from(root)
     }
 
