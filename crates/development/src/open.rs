@@ -11,7 +11,7 @@
 
 use std::fs::{File, Metadata};
 use std::io::Read as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use mcp_server_runtime::{Roots, ToolError};
 
@@ -22,6 +22,8 @@ use crate::paths::display_path;
 pub(crate) struct OpenFile {
     pub file: File,
     pub metadata: Metadata,
+    /// The canonical path it was opened as (inside a root), for messages.
+    pub path: PathBuf,
 }
 
 /// Opens the regular file at `path` for reading, by capability: resolved beneath its root's
@@ -31,9 +33,11 @@ pub(crate) struct OpenFile {
 pub(crate) fn open_regular_file(roots: &Roots, path: &Path) -> Result<OpenFile, ToolError> {
     let confined = roots.open_file(path)?;
     let metadata = confined.metadata().clone();
+    let path = confined.path().to_path_buf();
     Ok(OpenFile {
         file: confined.into_file(),
         metadata,
+        path,
     })
 }
 
@@ -44,7 +48,7 @@ pub(crate) fn read_regular_file(
     path: &Path,
     limit: u64,
 ) -> Result<Vec<u8>, ToolError> {
-    let OpenFile { file, metadata } = open_regular_file(roots, path)?;
+    let OpenFile { file, metadata, .. } = open_regular_file(roots, path)?;
     let mut bytes = Vec::with_capacity(usize::try_from(metadata.len().min(limit)).unwrap_or(0));
     file.take(limit).read_to_end(&mut bytes).map_err(|err| {
         ToolError::failed(format!("cannot read {}: {err}", display_path(roots, path)))

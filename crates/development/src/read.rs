@@ -11,7 +11,7 @@
 use std::path::Path;
 
 use base64::Engine as _;
-use mcp_server_runtime::{CancelFlag, Roots, ToolError, confine_path};
+use mcp_server_runtime::{CancelFlag, Roots, ToolError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -160,8 +160,7 @@ pub fn read_file(
     roots: &Roots,
     budget: usize,
 ) -> Result<FileContent, ToolError> {
-    let path = confine_path(&params.path, roots)?;
-    read_confined(&path, &params.range, roots, budget)
+    read_confined(Path::new(&params.path), &params.range, roots, budget)
 }
 
 /// Runs `read_files`; `budget` is shared by all files.
@@ -187,9 +186,7 @@ pub fn read_files(
             encoding: params.encoding,
             ..Range::default()
         };
-        let result = confine_path(given, roots)
-            .map_err(ToolError::from)
-            .and_then(|path| read_confined(&path, &range, roots, left.max(1)));
+        let result = read_confined(Path::new(given), &range, roots, left.max(1));
         files.push(match result {
             Ok(file) => {
                 left = left.saturating_sub(encoded_len(&file));
@@ -225,21 +222,27 @@ fn cap(requested: Option<usize>, budget: usize) -> Result<usize, ToolError> {
     Ok(requested.min(budget.max(1)))
 }
 
+/// Reads `given` (relative to the first root, or absolute): confined to the roots and
+/// opened beneath its root in one step by [`open_regular_file`].
 fn read_confined(
-    path: &Path,
+    given: &Path,
     range: &Range,
     roots: &Roots,
     budget: usize,
 ) -> Result<FileContent, ToolError> {
+    let OpenFile {
+        file,
+        metadata,
+        path,
+    } = open_regular_file(roots, given)?;
     let mode = Mode::of(range)?;
     let mut max = cap(range.max_bytes, budget)?;
     // Base64 and the lossy+exact pair grow the output; keep the total within the budget.
     if range.encoding == Encoding::Base64 {
         max = max.min(budget / 4 * 3).max(3);
     }
-    let OpenFile { file, metadata } = open_regular_file(roots, path)?;
     let size = metadata.len();
-    let shown = display_path(roots, path);
+    let shown = display_path(roots, &path);
     let failed = |err: std::io::Error| ToolError::failed(format!("cannot read {shown}: {err}"));
     let mut head = vec![0; BINARY_SNIFF_BYTES.min(usize::try_from(size).unwrap_or(usize::MAX))];
     let sniffed = read_at_most(&file, &mut head, 0).map_err(failed)?;

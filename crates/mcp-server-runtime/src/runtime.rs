@@ -282,10 +282,7 @@ where
             return ExitCode::from(EXIT_STARTUP);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime_builder(common_args.transport).enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("{}: cannot start the async runtime: {error}", identity.name);
@@ -336,6 +333,18 @@ where
 pub(crate) enum ServeError {
     Startup(String),
     Serving(String),
+}
+
+/// The scheduler for `transport`. Over stdio there is one client, and the protocol work
+/// (framing, JSON, dispatch) is small: one thread does it with fewer hand-offs between
+/// threads per message than a pool of workers, and starts faster. Tool work runs on the
+/// blocking pool either way ([`crate::run_blocking`]), so timeouts, cancellation and
+/// concurrent calls behave the same. HTTP serves many sessions at once: every core.
+fn runtime_builder(transport: Transport) -> tokio::runtime::Builder {
+    match transport {
+        Transport::Stdio => tokio::runtime::Builder::new_current_thread(),
+        Transport::Http => tokio::runtime::Builder::new_multi_thread(),
+    }
 }
 
 fn wants_version(argv: &[OsString]) -> bool {
@@ -392,8 +401,12 @@ async fn serve_stdio<S: ServerHandler>(
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
     let guarded = Guarded::new(server, limits);
+    // MCP clients start servers with pipes: those are read and written by the runtime's
+    // own I/O driver (reopened non-blocking through /proc, so the inherited descriptors
+    // keep their flags), not by a blocking-pool thread per read and write. Anything else
+    // (a file, a terminal, no /proc) is served through the blocking handles.
     let running = tokio::select! {
-        running = guarded.serve(rmcp::transport::stdio()) => running,
+        running = guarded.serve(rmcp::transport::stdio_pipes()) => running,
         () = shutdown.cancelled() => return Ok(()),
     };
     let running = match running {

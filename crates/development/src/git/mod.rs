@@ -15,12 +15,14 @@ pub mod branches;
 pub mod diff;
 pub mod info;
 pub mod log;
+mod objects;
 mod patch;
 pub mod show;
 #[cfg(test)]
 mod tests;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock};
 
 use gix::bstr::{BStr, ByteSlice as _};
 use mcp_server_runtime::{Roots, ToolError};
@@ -96,15 +98,15 @@ pub(crate) fn open_repository(
     };
     check_within_roots(&repo, roots)?;
     let mut repo = repo;
-    // One call reads the same commits and trees several times (the history walk, then
-    // HEAD's tree for the status; each side of a diff): decoded objects are kept for the
-    // call instead of re-opening, mapping and inflating loose objects each time.
-    repo.object_cache_size_if_unset(OBJECT_CACHE_BYTES);
+    // Calls read the same commits and trees again and again (the history walk, HEAD's
+    // trees for the status, each side of a diff): decoded objects are kept across calls
+    // instead of re-opening, mapping and inflating loose objects each time.
+    SHARED_OBJECTS.attach(&mut repo);
     Ok(repo)
 }
 
-/// Decoded objects one git call keeps (freed with the repository at the end of the call).
-const OBJECT_CACHE_BYTES: usize = 4 * 1024 * 1024;
+/// The decoded objects every git call of this process shares (see [`objects`]).
+static SHARED_OBJECTS: LazyLock<Arc<objects::SharedObjects>> = LazyLock::new(Arc::default);
 
 fn check_within_roots(repo: &gix::Repository, roots: &Roots) -> Result<(), ToolError> {
     let canonical = |path: &Path| path.canonicalize().unwrap_or_else(|_| path.to_path_buf());

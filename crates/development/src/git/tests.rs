@@ -382,3 +382,62 @@ fn fifos_in_the_worktree_do_not_hang_git_tools() {
     let a = out.files.iter().find(|f| f.path == "a.txt").unwrap();
     assert_eq!(a.status, patch::ChangeStatus::TypeChanged, "{a:?}");
 }
+
+#[test]
+fn a_second_call_sees_what_changed_on_disk_since_the_first() {
+    // Objects are cached across calls (git/objects.rs); refs, the index and the working
+    // tree must still be read afresh by every call.
+    let (dir, roots) = repo_fixture();
+    let root = dir.path();
+    let cancel = CancelFlag::new();
+    let first = git_info(&params(), &roots, &cancel).unwrap();
+    let first_diff = git_diff(&diff_params(), &roots, &cancel).unwrap();
+    assert_eq!(first.recent_commits.len(), 2);
+
+    // A new commit (moves the branch), a new staged file, an edit and a new untracked file.
+    git(root, &["commit", "-q", "-m", "third commit"]);
+    fs::write(root.join("later.txt"), "l\n").unwrap();
+    git(root, &["add", "later.txt"]);
+    fs::write(root.join("a.txt"), "three\n").unwrap();
+    fs::write(root.join("newer.txt"), "n\n").unwrap();
+    let second = git_info(&params(), &roots, &cancel).unwrap();
+    let summaries: Vec<_> = second
+        .recent_commits
+        .iter()
+        .map(|c| c.summary.as_str())
+        .collect();
+    assert_eq!(summaries, ["third commit", "second commit", "first commit"]);
+    assert_eq!(second.head.unwrap().summary, "third commit");
+    let changes: Vec<_> = second
+        .changes
+        .iter()
+        .map(|c| (c.path.as_str(), c.area, c.status.as_str()))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            ("a.txt", ChangeArea::Unstaged, "modified"),
+            ("b.txt", ChangeArea::Unstaged, "modified"),
+            ("later.txt", ChangeArea::Staged, "added"),
+            ("new.txt", ChangeArea::Unstaged, "untracked"),
+            ("newer.txt", ChangeArea::Unstaged, "untracked"),
+        ]
+    );
+    let second_diff = git_diff(&diff_params(), &roots, &cancel).unwrap();
+    assert_ne!(first_diff.diff, second_diff.diff);
+    assert!(second_diff.diff.contains("+three"), "{}", second_diff.diff);
+
+    // The repository replaced by another at the same path, with other history.
+    fs::remove_dir_all(root.join(".git")).unwrap();
+    git(root, &["init", "-q", "-b", "other"]);
+    git(root, &["add", "a.txt"]);
+    git(root, &["commit", "-q", "-m", "unrelated history"]);
+    let third = git_info(&params(), &roots, &cancel).unwrap();
+    assert_eq!(third.branch.as_deref(), Some("other"));
+    let summaries: Vec<_> = third
+        .recent_commits
+        .iter()
+        .map(|c| c.summary.as_str())
+        .collect();
+    assert_eq!(summaries, ["unrelated history"]);
+}

@@ -68,6 +68,13 @@ pub(super) fn read_lines(
     end: Option<u64>,
     max: usize,
 ) -> std::io::Result<Selection> {
+    if start == 1
+        && end.is_none()
+        && size <= max as u64
+        && let Some(whole) = read_whole(file, size)?
+    {
+        return Ok(whole);
+    }
     let mut reader = BufReader::with_capacity(buffer_for(size, 64 * 1024), file);
     reader.seek(SeekFrom::Start(0))?;
     let mut line = Vec::new();
@@ -144,6 +151,34 @@ pub(super) fn read_lines(
         selection.total_lines = Some(count_lines(file, size)?);
     }
     Ok(selection)
+}
+
+/// The most common request, a whole file that fits: one read, lines counted in memory
+/// (no line-by-line pass, no second read to count them). `None` when the file's size
+/// changed since it was opened: the caller takes the general path.
+fn read_whole(file: &File, size: u64) -> std::io::Result<Option<Selection>> {
+    let Ok(len) = usize::try_from(size) else {
+        return Ok(None);
+    };
+    // One byte more than expected shows a file that grew.
+    let mut bytes = vec![0; len + 1];
+    let read = read_at_most(file, &mut bytes, 0)?;
+    if read != len {
+        return Ok(None);
+    }
+    bytes.truncate(len);
+    let lines = memchr::memchr_iter(b'\n', &bytes).count() as u64
+        + u64::from(bytes.last().is_some_and(|byte| *byte != b'\n'));
+    Ok(Some(Selection {
+        bytes,
+        offset: 0,
+        lines: (lines > 0).then_some((1, lines)),
+        total_lines: Some(lines),
+        truncated: false,
+        next_line: None,
+        next_offset: None,
+        note: None,
+    }))
 }
 
 /// A read buffer for a file of `size` bytes: at most `max`, but no larger than the file

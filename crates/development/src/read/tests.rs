@@ -73,6 +73,50 @@ fn whole_file_and_line_ranges() {
 }
 
 #[test]
+fn a_whole_file_read_at_once_matches_the_line_by_line_path() {
+    // Whole files that fit are read in one go (select::read_whole); an explicit end line
+    // takes the general path. Both must describe the same bytes the same way.
+    let (dir, roots) = fixture();
+    for (name, text) in [
+        ("empty.txt", ""),
+        ("one-newline.txt", "\n"),
+        ("blank-lines.txt", "\n\n\n"),
+        ("no-newline.txt", "a\nb"),
+        (
+            "ten.txt",
+            "line 1\nline 2\nline 3\nline 4\nline 5\nline 6\nline 7\nline 8\nline 9\nline 10\n",
+        ),
+    ] {
+        fs::write(dir.path().join(name), text).unwrap();
+        let whole = read(&roots, name, Range::default()).unwrap();
+        let general = read(
+            &roots,
+            name,
+            Range {
+                end_line: Some(u64::MAX),
+                ..Range::default()
+            },
+        )
+        .unwrap();
+        let facts = |file: &FileContent| {
+            (
+                file.content.clone(),
+                file.offset,
+                file.length,
+                file.start_line,
+                file.end_line,
+                file.total_lines,
+                file.truncated,
+                file.next_line,
+                file.next_offset,
+            )
+        };
+        assert_eq!(facts(&whole), facts(&general), "{name}");
+        assert_eq!(whole.content, text, "{name}");
+    }
+}
+
+#[test]
 fn tail_and_byte_ranges() {
     let (_dir, roots) = fixture();
     let range = Range {
