@@ -53,7 +53,9 @@ impl CiStep {
             CiStep::Clippy => "clippy (-D warnings)",
             CiStep::Hakari => "workspace-hack up to date",
             CiStep::Test => "tests",
-            CiStep::Dist => "dist (every shipped crate in every variant and architecture)",
+            CiStep::Dist => {
+                "dist (every shipped crate × variant × architecture; a variant with ci-crates: those)"
+            }
             CiStep::Verify => "verify (audit, exports, reproducibility)",
             CiStep::Emulate => "other architectures under qemu (MCP handshake)",
             CiStep::Ffi => "Python FFI tests per variant and wheel",

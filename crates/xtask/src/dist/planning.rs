@@ -115,17 +115,24 @@ pub(crate) fn keep_ci_crates(jobs: &mut Vec<Job<'_>>) {
         let (kept, left_out): (Vec<&CrateSpec>, Vec<&CrateSpec>) =
             job.specs.iter().partition(|spec| keep.contains(&spec.name));
         if !left_out.is_empty() {
-            let names: Vec<&str> = left_out.iter().map(|spec| spec.name.as_str()).collect();
-            eprintln!(
-                "!!! CI matrix: {} is built for {} only ({}: its `ci-crates`); NOT built here: \
-                 {}. `cargo xtask dist` builds every crate. !!!",
-                job.variant.name,
-                job.target,
-                kept.iter()
+            let list = |specs: &[&CrateSpec]| {
+                specs
+                    .iter()
                     .map(|spec| spec.name.as_str())
                     .collect::<Vec<_>>()
-                    .join(", "),
-                names.join(", ")
+                    .join(", ")
+            };
+            let built = if kept.is_empty() {
+                "nothing".to_owned()
+            } else {
+                list(&kept)
+            };
+            eprintln!(
+                "!!! CI matrix: {} × {}: built for {built} only (its `ci-crates`); NOT built \
+                 here: {}. `cargo xtask dist` builds every crate. !!!",
+                job.variant.name,
+                job.target,
+                list(&left_out)
             );
         }
         job.specs = kept;
