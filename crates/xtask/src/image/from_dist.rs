@@ -56,24 +56,39 @@ pub fn build_images(
                 .iter()
                 .filter(|a| a.kind == ArtifactKind::ServerBinary && a.crate_name == server.name)
         };
-        let artifacts: Vec<(&str, &Artifact)> = variants
-            .iter()
-            .map(|variant| {
-                let artifact = server_binaries()
-                    .find(|a| a.variant == variant.name && arch_of(a) == main_arch)
-                    .with_context(|| {
-                        format!(
-                            "{}/manifest.json has no {} build of {}; run `cargo xtask dist --crate {} --variant {}`",
-                            dist.display(),
-                            variant.name,
-                            server.name,
-                            server.name,
-                            variant.name
-                        )
-                    })?;
-                Ok((variant.name.as_str(), artifact))
-            })
-            .collect::<Result<_>>()?;
+        let mut artifacts: Vec<(&str, &Artifact)> = Vec::new();
+        for variant in &variants {
+            let found =
+                server_binaries().find(|a| a.variant == variant.name && arch_of(a) == main_arch);
+            match found {
+                Some(artifact) => artifacts.push((variant.name.as_str(), artifact)),
+                // A variant asked for by name must be there; by default, a variant dist did
+                // not build for this server (`cargo xtask ci`'s ci-crates) is left out loudly.
+                None if args.variants.is_empty() && variant.ci_crates.is_some() => eprintln!(
+                    "!!! image: {}: no {} build in {}/manifest.json (not in that variant's \
+                     ci-crates); its images leave it out !!!",
+                    server.name,
+                    variant.name,
+                    dist.display()
+                ),
+                None => bail!(
+                    "{}/manifest.json has no {} build of {}; run `cargo xtask dist --crate {} --variant {}`",
+                    dist.display(),
+                    variant.name,
+                    server.name,
+                    server.name,
+                    variant.name
+                ),
+            }
+        }
+        if artifacts.is_empty() {
+            bail!(
+                "{}/manifest.json has no {main_arch} build of {}; run `cargo xtask dist --crate {}`",
+                dist.display(),
+                server.name,
+                server.name
+            );
+        }
         let target_arch = main_arch.to_owned();
         let architecture = oci_arch(&target_arch)?;
         // The launcher knows every variant of its architecture; a dispatch image missing one
