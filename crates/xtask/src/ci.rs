@@ -377,15 +377,8 @@ pub fn ffi_venv(workspace: &Workspace) -> Result<PathBuf> {
             process::run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
         }
         process::run(
-            Command::new(&python)
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                    "-r",
-                ])
+            process::pip_install(&mut Command::new(&python))
+                .arg("-r")
                 .arg(&requirements),
         )?;
         std::fs::write(&stamp, &wanted).context("marking the FFI venv ready")?;

@@ -89,14 +89,10 @@ pub fn install_zig() -> Result<()> {
         process::run(Command::new("python3").args(["-m", "venv"]).arg(&home))
             .context("creating the venv of the cross C compiler (needs python3-venv)")?;
     }
-    process::run(Command::new(home.join("bin/python")).args([
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        &format!("ziglang=={ZIGLANG_VERSION}"),
-    ]))
+    process::run(
+        process::pip_install(&mut Command::new(home.join("bin/python")))
+            .arg(format!("ziglang=={ZIGLANG_VERSION}")),
+    )
 }
 
 /// The glibc the Python module is linked against on every architecture: the manylinux2014

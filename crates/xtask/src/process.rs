@@ -21,6 +21,18 @@ pub fn display(command: &Command) -> String {
 }
 
 /// Runs `command` with inherited stdio; a non-zero exit is an error naming the command.
+/// `python` (a Python interpreter command, possibly wrapped in a chroot or an emulator)
+/// made a quiet `python -m pip install`; the caller adds what to install and where.
+pub fn pip_install(python: &mut Command) -> &mut Command {
+    python.args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+    ])
+}
+
 pub fn run(command: &mut Command) -> Result<()> {
     let shown = display(command);
     let status = command

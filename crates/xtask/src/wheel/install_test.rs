@@ -209,14 +209,7 @@ fn run_emulated(
     let platform = platform_of(&name);
     let pip = |target: &Path| {
         let mut command = Command::new(tools);
-        command
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
+        process::pip_install(&mut command)
             .arg("--target")
             .arg(target)
             .args(["--only-binary=:all:", "--implementation", "cp"])
@@ -308,15 +301,7 @@ fn test_one(
             .arg(&venv),
     )?;
     process::run(
-        interpreter
-            .command(work, &python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
+        process::pip_install(&mut interpreter.command(work, &python))
             .arg(&staged)
             .arg("-r")
             .arg(work.join("ffi/requirements.txt")),
@@ -431,14 +416,9 @@ fn static_qemu(cache_dir: &Path) -> Result<PathBuf> {
 fn tools_venv(venv: &Path) -> Result<PathBuf> {
     if !venv.join("bin/auditwheel").is_file() {
         process::run(Command::new("python3").args(["-m", "venv"]).arg(venv))?;
-        process::run(Command::new(venv.join("bin/python")).args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "auditwheel",
-        ]))
+        process::run(
+            process::pip_install(&mut Command::new(venv.join("bin/python"))).arg("auditwheel"),
+        )
         .context("installing auditwheel")?;
     }
     Ok(venv.join("bin/python"))
