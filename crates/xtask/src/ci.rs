@@ -11,6 +11,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
 
 use crate::cpu;
+use crate::disk;
 use crate::dist::{self, ArtifactKind, DistArgs, Manifest};
 use crate::metadata::{Role, Workspace};
 use crate::prereq::{self, Needs, Use};
@@ -184,6 +185,7 @@ fn run_steps(workspace: &Workspace, args: &CiArgs, steps: &mut Steps) -> Result<
     for step in &chosen {
         needs.uses.extend(step.uses(workspace).uses);
     }
+    disk::warn_if_short(&workspace.target_dir);
     eprintln!("==> [ci] prerequisites");
     steps.time("prerequisites", || prereq::ensure(&workspace.root, &needs))?;
     let mut wheel_chroots = (chosen.contains(&CiStep::Ffi) && crate::wheel::debian::is_root())
@@ -208,8 +210,13 @@ fn run_steps(workspace: &Workspace, args: &CiArgs, steps: &mut Steps) -> Result<
             continue;
         }
         eprintln!("\n==> [ci] {}", step.title());
-        steps
-            .time(step.title(), || run_step(workspace, args, step))
+        let result = steps.time(step.title(), || run_step(workspace, args, step));
+        let free = disk::free_bytes(&workspace.target_dir);
+        if let Some(free) = free {
+            steps.note_last(format!("{} free after", disk::human(free)));
+        }
+        result
+            .map_err(|error| disk::explain_if_full(error, free))
             .with_context(|| format!("ci step `{}` failed", step.title()))?;
     }
     Ok(())
@@ -422,6 +429,11 @@ fn run_tests(workspace: &Workspace) -> Result<()> {
 pub fn cargo(workspace: &Workspace) -> Command {
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
     command.current_dir(&workspace.root);
+    // A ci run builds each unit once: incremental caches would only cost disk (gigabytes
+    // for the test build) and time. Whoever sets CARGO_INCREMENTAL keeps their choice.
+    if std::env::var_os("CARGO_INCREMENTAL").is_none() {
+        command.env("CARGO_INCREMENTAL", "0");
+    }
     command
 }
 

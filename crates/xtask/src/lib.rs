@@ -20,6 +20,7 @@ pub mod bench;
 pub mod ci;
 pub mod cpu;
 pub mod cross;
+pub mod disk;
 pub mod dist;
 pub mod image;
 pub mod isa;

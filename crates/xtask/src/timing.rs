@@ -27,6 +27,8 @@ impl Outcome {
 pub struct Steps {
     started: Option<Instant>,
     rows: Vec<(String, Outcome, Duration)>,
+    /// A remark per row index, printed after the outcome (e.g. the disk space left).
+    notes: Vec<(usize, String)>,
 }
 
 impl Steps {
@@ -34,6 +36,7 @@ impl Steps {
         Steps {
             started: Some(Instant::now()),
             rows: Vec::new(),
+            notes: Vec::new(),
         }
     }
 
@@ -59,6 +62,13 @@ impl Steps {
         self.rows.push((name.into(), outcome, elapsed));
     }
 
+    /// Adds a remark to the step recorded last.
+    pub fn note_last(&mut self, note: impl Into<String>) {
+        if let Some(last) = self.rows.len().checked_sub(1) {
+            self.notes.push((last, note.into()));
+        }
+    }
+
     pub fn rows(&self) -> &[(String, Outcome, Duration)] {
         &self.rows
     }
@@ -73,12 +83,24 @@ impl Steps {
             .unwrap_or(0)
             .max(5);
         let mut text = format!("{title}\n");
-        for (name, outcome, elapsed) in &self.rows {
-            text.push_str(&format!(
-                "  {name:<width$}  {:>9}  {}\n",
+        for (index, (name, outcome, elapsed)) in self.rows.iter().enumerate() {
+            let line = format!(
+                "  {name:<width$}  {:>9}  {:<7}",
                 human(*elapsed),
                 outcome.as_str()
-            ));
+            );
+            let notes: Vec<&str> = self
+                .notes
+                .iter()
+                .filter(|(row, _)| *row == index)
+                .map(|(_, note)| note.as_str())
+                .collect();
+            if notes.is_empty() {
+                text.push_str(line.trim_end());
+            } else {
+                text.push_str(&format!("{line}  {}", notes.join("; ")));
+            }
+            text.push('\n');
         }
         if let Some(started) = self.started {
             text.push_str(&format!(
@@ -134,5 +156,19 @@ mod tests {
             "{table}"
         );
         assert!(lines[4].trim_start().starts_with("total"), "{table}");
+    }
+
+    #[test]
+    fn a_note_follows_the_outcome_of_its_own_step() {
+        let mut steps = Steps::new();
+        steps.note_last("before any step: dropped");
+        steps.record("test", Outcome::Passed, Duration::from_secs(3));
+        steps.note_last("12.5 GiB free");
+        steps.record("dist", Outcome::Failed, Duration::from_secs(4));
+        let table = steps.table("steps:");
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[1].ends_with("ok       12.5 GiB free"), "{table}");
+        assert!(lines[2].ends_with("FAILED"), "{table}");
+        assert!(!table.contains("dropped"), "{table}");
     }
 }
