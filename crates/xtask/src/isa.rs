@@ -14,10 +14,13 @@
 //! - `guard`: which instructions of a function run only behind a detection check.
 //! - [`dispatch`]: which functions can only be entered through such a check.
 //! - [`exemption`]: the few reviewed crates whose dispatch the disassembly cannot prove
-//!   (type-state), accepted only where the artifact contains their detection code.
+//!   (type-state), accepted only where the artifact contains their detection code; and
+//!   unwinder code gated by a CIE augmentation, accepted only where [`eh_frame`] shows the
+//!   artifact has no such CIE.
 
 mod cfg;
 pub mod dispatch;
+pub mod eh_frame;
 pub mod exemption;
 pub mod features;
 mod guard;
@@ -109,6 +112,20 @@ pub enum Evidence {
     /// The crate is a reviewed type-state dispatcher, but the artifact has none of its
     /// detection code: not accepted.
     ExemptionWithoutEvidence { mechanism: String },
+    /// Runs only while unwinding a frame whose CIE has `augmentation`
+    /// ([`exemption::UNWIND_GATED`]), and the artifact's `.eh_frame` has no such CIE.
+    NoGatingFrames {
+        mechanism: String,
+        augmentation: char,
+        eh_frame: String,
+    },
+    /// The same gate, but the artifact has CIEs with the letter: the code can run. Not
+    /// accepted.
+    GatingFramesPresent {
+        augmentation: char,
+        cies: usize,
+        eh_frame: String,
+    },
     /// Reachable without any detection check (or only partly guarded inside).
     Unconditional,
     /// Only referenced from code nothing reaches: no evidence either way.
@@ -209,24 +226,60 @@ pub fn audit(
             continue;
         }
         let crate_name = owners[index].as_str();
+        // Unwinder code behind a CIE augmentation the artifact's unwind tables lack cannot
+        // run; with such CIEs present it fails, whatever else is said for the crate.
+        let gate = exemption::unwind_gate(crate_name, &function.name, &undispatched)
+            .map(|gate| (gate, program.eh_frame.cies_with(gate.augmentation)));
+        let gate_closed = match gate {
+            Some((gate, 0)) => {
+                undispatched.remove(gate.feature);
+                Some(gate)
+            }
+            _ => None,
+        };
         let exemption = exemptions.iter().find(|e| e.crate_name == crate_name);
         let evidence = match &dispatch.reach[index] {
             Reach::Dispatched { behind } => Evidence::Dispatched {
                 behind: behind.clone(),
             },
+            _ if let Some((gate, cies @ 1..)) = gate => Evidence::GatingFramesPresent {
+                augmentation: gate.augmentation,
+                cies,
+                eh_frame: program.eh_frame.summary(),
+            },
+            _ if let Some(gate) = gate_closed
+                && undispatched.is_empty() =>
+            {
+                Evidence::NoGatingFrames {
+                    mechanism: gate.mechanism.to_owned(),
+                    augmentation: gate.augmentation,
+                    eh_frame: program.eh_frame.summary(),
+                }
+            }
             _ if guarded_inside && undispatched.is_empty() => Evidence::GuardedInside,
             _ if let Some(exemption) = exemption => {
+                // The review covers the rest; a closed gate's part is said alongside.
+                let mechanism = match gate_closed {
+                    Some(gate) => format!(
+                        "{}; {} only for unwind frames whose CIE has the '{}' augmentation, and \
+                         .eh_frame has none ({}): {}",
+                        exemption.mechanism,
+                        gate.feature,
+                        gate.augmentation,
+                        program.eh_frame.summary(),
+                        gate.mechanism
+                    ),
+                    None => exemption.mechanism.to_owned(),
+                };
                 match exemption::detection_evidence(program, dispatch, crate_name) {
                     Some(detection_in) => {
                         undispatched.clear();
                         Evidence::CrateExemption {
-                            mechanism: exemption.mechanism.to_owned(),
+                            mechanism,
                             detection_in,
                         }
                     }
-                    None => Evidence::ExemptionWithoutEvidence {
-                        mechanism: exemption.mechanism.to_owned(),
-                    },
+                    None => Evidence::ExemptionWithoutEvidence { mechanism },
                 }
             }
             Reach::Unexplained => Evidence::Unexplained,

@@ -235,23 +235,6 @@ pub fn audit(workspace: &Workspace, dist_dir: &Path, manifest: &Manifest) -> Res
                     artifact.target
                 ),
             );
-        } else if artifact.kind == ArtifactKind::SharedLibrary
-            && crate::cross::is_foreign(&artifact.target)
-        {
-            // The cross-built Python module links zig's LLVM libunwind, whose stepWithDwarf
-            // holds MTE `stg` re-tagging (run only for frames with the CIE 'G' augmentation)
-            // without the SME getauxval code the libunwind exemption takes as evidence. Until
-            // the audit checks .eh_frame for 'G' CIEs, say loudly that it is not audited.
-            report.warnings.push(Finding {
-                artifact: artifact.path.clone(),
-                crate_name: String::new(),
-                message: format!(
-                    "NOT AUDITED: the cross-built {architecture} Python module links zig's \
-                     libunwind (MTE stg in stepWithDwarf, reachable only for MTE-tagged frames, \
-                     which the audit cannot yet rule out from .eh_frame); checked: sha256, ELF \
-                     machine, exports"
-                ),
-            });
         } else if decodable.is_some() {
             let audit = isa::audit_elf(&unstripped, &level, &own_crates)
                 .with_context(|| format!("auditing {unstripped_relative}"))?;

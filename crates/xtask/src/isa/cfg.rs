@@ -1,6 +1,7 @@
-//! Control flow inside one function: basic blocks, and which blocks run only when a
-//! detection check went one particular way (see [`super::guard`]). The graph algorithms are
-//! the same for both architectures; [`Cfg::build`] reads x86-64 instructions.
+//! Control flow inside one function: basic blocks, the forward fixpoint both guard analyses
+//! run over them, and which blocks run only when a detection check went one particular way
+//! (see [`super::guard`]). The graph algorithms are the same for both architectures;
+//! [`Cfg::build`] reads x86-64 instructions.
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -79,9 +80,58 @@ impl Cfg {
         }
     }
 
+    /// Each block's predecessors.
+    pub fn predecessors(&self) -> Vec<Vec<usize>> {
+        let mut predecessors = vec![Vec::new(); self.blocks.len()];
+        for (block, list) in self.successors.iter().enumerate() {
+            for &successor in list {
+                predecessors[successor].push(block);
+            }
+        }
+        predecessors
+    }
+
+    /// Per block: whether it is a root (starts with the function's entry state).
+    pub fn root_mask(&self) -> Vec<bool> {
+        let mut is_root = vec![false; self.blocks.len()];
+        for &root in &self.roots {
+            is_root[root] = true;
+        }
+        is_root
+    }
+
+    /// The exit state of every block under a forward analysis run to a fixpoint:
+    /// `transfer(block, exits)` gives the block's exit state from the current exits of the
+    /// others (`None`: the block is not reached yet). Blocks are worked in reverse
+    /// postorder (predecessors first), so it settles in few passes. `None` when it has not
+    /// settled within a budget (a meet that is not strictly monotone, like the implicit-flow
+    /// one, could cycle): then the analysis proves nothing.
+    pub fn fixpoint<S: PartialEq>(
+        &self,
+        mut transfer: impl FnMut(usize, &[Option<S>]) -> Option<S>,
+    ) -> Option<Vec<Option<S>>> {
+        let order = self.reverse_postorder();
+        let mut rank = vec![usize::MAX; self.blocks.len()];
+        for (position, &block) in order.iter().enumerate() {
+            rank[block] = position;
+        }
+        let mut work: BTreeSet<(usize, usize)> = order.iter().map(|&b| (rank[b], b)).collect();
+        let mut exits: Vec<Option<S>> = (0..self.blocks.len()).map(|_| None).collect();
+        let mut budget = 64 * self.blocks.len() + 1024;
+        while let Some((_, block)) = work.pop_first() {
+            budget = budget.checked_sub(1)?;
+            let exit = transfer(block, &exits);
+            if exit.is_some() && exits[block] != exit {
+                exits[block] = exit;
+                work.extend(self.successors[block].iter().map(|&s| (rank[s], s)));
+            }
+        }
+        Some(exits)
+    }
+
     /// Every block, in reverse postorder of a depth-first walk from the roots (blocks no
     /// root reaches come last).
-    pub fn reverse_postorder(&self) -> Vec<usize> {
+    fn reverse_postorder(&self) -> Vec<usize> {
         let mut seen = vec![false; self.blocks.len()];
         let mut postorder = Vec::with_capacity(self.blocks.len());
         for &root in &self.roots {

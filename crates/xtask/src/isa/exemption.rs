@@ -11,7 +11,7 @@
 //! constructor ended up after inlining. Without it the crate's beyond-level code fails
 //! like any other. Accepted code is reported as a warning: it rests on review, not proof.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::dispatch::Dispatch;
 use super::features::Arch;
@@ -79,11 +79,52 @@ pub const TYPE_STATE_DISPATCH_AARCH64: &[CrateDispatch] = &[
         crate_name: "libunwind",
         mechanism: "LLVM libunwind's cursor init stores getauxval(AT_HWCAP2) & HWCAP2_SME in the \
                     cursor, and jumpto() calls __libunwind_Registers_arm64_za_disable (SME: \
-                    TPIDR2_EL0, ZA stores, smstop) only when that field is set; stepWithDwarf's \
-                    MTE stg re-tagging runs only for frames whose CIE has the 'G' (MTE-tagged \
-                    frame) augmentation, which needs an MTE build",
+                    TPIDR2_EL0, ZA stores, smstop) only when that field is set",
     },
 ];
+
+/// Code that runs only while unwinding a frame whose CIE has an augmentation letter: proven
+/// absent when the artifact's `.eh_frame` has no such CIE ([`super::eh_frame`]), instead of
+/// taken on detection evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnwindGated {
+    /// Crate name as in symbols.
+    pub crate_name: &'static str,
+    /// Part of the function's (possibly C++-mangled) name.
+    pub function: &'static str,
+    /// The one beyond-level feature the gate covers, as [`super::feature_name`] spells it.
+    pub feature: &'static str,
+    /// The CIE augmentation letter that opens the gate.
+    pub augmentation: char,
+    /// Why the letter gates the code, as read in the source, for the report.
+    pub mechanism: &'static str,
+}
+
+/// The reviewed gates.
+pub const UNWIND_GATED: &[UnwindGated] = &[UnwindGated {
+    crate_name: "libunwind",
+    function: "stepWithDwarf",
+    feature: "MTE",
+    augmentation: 'G',
+    mechanism: "LLVM libunwind's DwarfInstructions::stepWithDwarf runs its MTE stg re-tagging \
+                only `if (stage2 && cieInfo.mteTaggedFrame)`, and parseCIE sets mteTaggedFrame \
+                only for the 'G' augmentation; stage 2 unwinds the frames between a panic and the \
+                catch_unwind that stops it, all in the artifact's own code, since this \
+                libunwind is linked in privately (not exported)",
+}];
+
+/// The gate of `function` in `crate_name` that covers one of its undispatched features.
+pub fn unwind_gate(
+    crate_name: &str,
+    function: &str,
+    undispatched: &BTreeMap<String, u64>,
+) -> Option<&'static UnwindGated> {
+    UNWIND_GATED.iter().find(|gate| {
+        gate.crate_name == crate_name
+            && function.contains(gate.function)
+            && undispatched.contains_key(gate.feature)
+    })
+}
 
 /// The reviewed crates of an architecture.
 pub fn for_arch(arch: Arch) -> &'static [CrateDispatch] {

@@ -84,21 +84,9 @@ pub fn analyze(instructions: &[Instruction], facts: &dyn DetectionFacts) -> Guar
     // Forward taint to a fixpoint. A block's entry state is the meet of its predecessors'
     // exit states (roots start clean); `chosen` marks a path that took a guard edge and
     // has not met another path since.
-    let mut predecessors: Vec<Vec<usize>> = vec![Vec::new(); cfg.blocks.len()];
-    for (block, list) in cfg.successors.iter().enumerate() {
-        for &successor in list {
-            predecessors[successor].push(block);
-        }
-    }
-    let is_root: Vec<bool> = {
-        let mut roots = vec![false; cfg.blocks.len()];
-        for &root in &cfg.roots {
-            roots[root] = true;
-        }
-        roots
-    };
+    let predecessors = cfg.predecessors();
+    let is_root = cfg.root_mask();
     // Per block: exit state and whether the block ends in a guard.
-    let mut exits: Vec<Option<(Taint, bool)>> = vec![None; cfg.blocks.len()];
     let entry_of = |block: usize, exits: &[Option<(Taint, bool)>]| -> Option<Taint> {
         let incoming = predecessors[block].iter().filter_map(|&p| {
             exits[p].as_ref().map(|(state, ends_in_guard)| {
@@ -123,25 +111,9 @@ pub fn analyze(instructions: &[Instruction], facts: &dyn DetectionFacts) -> Guar
             }
         }
     };
-    // Work in reverse postorder (predecessors first), so the fixpoint settles in few passes.
-    let order = cfg.reverse_postorder();
-    let mut rank = vec![usize::MAX; cfg.blocks.len()];
-    for (position, &block) in order.iter().enumerate() {
-        rank[block] = position;
-    }
-    let mut work: BTreeSet<(usize, usize)> = order.iter().map(|&b| (rank[b], b)).collect();
     let mut result = GuardAnalysis::default();
-    // A safety net for the fixpoint (the implicit-flow meet is not strictly monotone):
-    // without convergence the function proves nothing.
-    let mut budget = 64 * cfg.blocks.len() + 1024;
-    while let Some((_, block)) = work.pop_first() {
-        if budget == 0 {
-            return GuardAnalysis::default();
-        }
-        budget -= 1;
-        let Some(mut state) = entry_of(block, &exits) else {
-            continue;
-        };
+    let exits = cfg.fixpoint(|block, exits| {
+        let mut state = entry_of(block, exits)?;
         let chosen = state.chosen && predecessors[block].len() == 1;
         let mut ends_in_guard = false;
         for instruction in &instructions[cfg.blocks[block].clone()] {
@@ -149,12 +121,11 @@ pub fn analyze(instructions: &[Instruction], facts: &dyn DetectionFacts) -> Guar
             ends_in_guard = tainted && instruction.flow_control() == FlowControl::ConditionalBranch;
         }
         state.chosen = chosen;
-        let exit = Some((state, ends_in_guard));
-        if exits[block] != exit {
-            exits[block] = exit;
-            work.extend(cfg.successors[block].iter().map(|&s| (rank[s], s)));
-        }
-    }
+        Some((state, ends_in_guard))
+    });
+    let Some(exits) = exits else {
+        return GuardAnalysis::default();
+    };
     let entry_states: Vec<Option<Taint>> = (0..cfg.blocks.len())
         .map(|block| entry_of(block, &exits))
         .collect();

@@ -14,6 +14,7 @@ use object::{
     Object, ObjectKind, ObjectSection, ObjectSymbol, RelocationTarget, SectionKind, SymbolKind,
 };
 
+use super::eh_frame::EhFrame;
 use super::features::{Arch, FeatureList, is_architectural, runs_on_baseline};
 
 /// Name given to code that no function symbol covers.
@@ -34,6 +35,8 @@ pub struct Program<'data> {
     /// Where execution starts: the ELF entry point and the exported functions.
     pub entry_points: Vec<u64>,
     pub arch: Arch,
+    /// The CIEs of `.eh_frame` (none when the file has no such section).
+    pub eh_frame: EhFrame,
     /// aarch64 mapping symbols, sorted (see [`Image::mapping`]).
     mapping: Vec<(u64, bool)>,
     code: Vec<CodeSection<'data>>,
@@ -124,6 +127,7 @@ pub struct Image<'data> {
     /// PIE or shared library: absolute addresses only appear through relocations.
     pub position_independent: bool,
     pub arch: Arch,
+    pub eh_frame: EhFrame,
 }
 
 impl<'data> Image<'data> {
@@ -173,6 +177,11 @@ impl<'data> Image<'data> {
                 }
                 _ => {}
             }
+        }
+        if let Some(section) = file.section_by_name(".eh_frame") {
+            let bytes = section.data().context("reading .eh_frame")?;
+            image.eh_frame = super::eh_frame::parse(bytes, file.is_little_endian())
+                .context("walking the CIEs of .eh_frame")?;
         }
         for symbol in file.symbols() {
             if arch == Arch::Aarch64
@@ -300,6 +309,7 @@ impl<'data> Program<'data> {
             data_symbols,
             entry_points: image.entry_points,
             arch,
+            eh_frame: image.eh_frame,
             mapping,
             code,
         };

@@ -231,6 +231,14 @@ pub fn render_markdown(report: &Report) -> String {
                         "reviewed type-state dispatch, not proven ({mechanism}); detection \
                          code in `{detection_in}`"
                     ),
+                    Evidence::NoGatingFrames {
+                        mechanism,
+                        augmentation,
+                        eh_frame,
+                    } => format!(
+                        "runs only for unwind frames whose CIE has the '{augmentation}' \
+                         augmentation; .eh_frame has none ({eh_frame}); {mechanism}"
+                    ),
                     other => format!("{other:?}"),
                 };
                 rows.entry(&function.function)

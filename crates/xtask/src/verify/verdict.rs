@@ -51,6 +51,16 @@ pub fn judge(artifact: &Artifact, level: &Level, audit: &Audit) -> (Vec<Finding>
                     " ({crate_name} is a reviewed type-state dispatcher, but this artifact has \
                      none of its detection code, so the exemption does not apply)"
                 )),
+                Evidence::GatingFramesPresent {
+                    augmentation,
+                    cies,
+                    eh_frame,
+                } => Some(format!(
+                    " (`{}` runs only for unwind frames whose CIE has the '{augmentation}' \
+                     augmentation, but this artifact's .eh_frame has {cies} such CIE(s): \
+                     {eh_frame})",
+                    f.function
+                )),
                 _ => None,
             })
             .unwrap_or_default();
@@ -100,6 +110,30 @@ pub fn judge(artifact: &Artifact, level: &Level, audit: &Audit) -> (Vec<Finding>
                     .join(", ")
             ),
         ));
+    }
+
+    // Code gated by a CIE augmentation the artifact's .eh_frame lacks: proven from the
+    // unwind tables, on a reviewed reading of the unwinder's source.
+    for function in &audit.beyond_level {
+        if let Evidence::NoGatingFrames {
+            mechanism,
+            augmentation,
+            eh_frame,
+        } = &function.evidence
+        {
+            warnings.push(finding(
+                &function.crate_name,
+                format!(
+                    "`{}` ({}) beyond {level} accepted: it runs only for unwind frames whose CIE \
+                     has the '{augmentation}' augmentation, and this artifact's .eh_frame has \
+                     none ({eh_frame}); {mechanism}",
+                    function.function,
+                    report::format_features(
+                        function.features.iter().map(|(f, c)| (f.as_str(), *c))
+                    ),
+                ),
+            ));
+        }
     }
 
     // Words the decoder cannot read were not audited: say so, with where they are.

@@ -33,16 +33,8 @@ pub fn analyze(instructions: &[Insn], facts: &dyn DetectionFacts) -> GuardAnalys
         return GuardAnalysis::default();
     }
     let cfg = control_flow(instructions, facts);
-    let mut predecessors: Vec<Vec<usize>> = vec![Vec::new(); cfg.blocks.len()];
-    for (block, list) in cfg.successors.iter().enumerate() {
-        for &successor in list {
-            predecessors[successor].push(block);
-        }
-    }
-    let mut is_root = vec![false; cfg.blocks.len()];
-    for &root in &cfg.roots {
-        is_root[root] = true;
-    }
+    let predecessors = cfg.predecessors();
+    let is_root = cfg.root_mask();
     let entry = State::default();
     let entry_of = |block: usize, exits: &[Option<State>]| -> Option<State> {
         let mut incoming: Vec<&State> = predecessors[block]
@@ -59,33 +51,18 @@ pub fn analyze(instructions: &[Insn], facts: &dyn DetectionFacts) -> GuardAnalys
         )
     };
 
-    // Forward to a fixpoint, predecessors first.
-    let order = cfg.reverse_postorder();
-    let mut rank = vec![usize::MAX; cfg.blocks.len()];
-    for (position, &block) in order.iter().enumerate() {
-        rank[block] = position;
-    }
-    let mut work: BTreeSet<(usize, usize)> = order.iter().map(|&b| (rank[b], b)).collect();
-    let mut exits: Vec<Option<State>> = vec![None; cfg.blocks.len()];
+    // Forward to a fixpoint; without one the function proves nothing.
     let mut scratch = GuardAnalysis::default();
-    let mut budget = 64 * cfg.blocks.len() + 1024;
-    while let Some((_, block)) = work.pop_first() {
-        if budget == 0 {
-            // Without convergence the function proves nothing.
-            return GuardAnalysis::default();
-        }
-        budget -= 1;
-        let Some(mut state) = entry_of(block, &exits) else {
-            continue;
-        };
+    let exits = cfg.fixpoint(|block, exits| {
+        let mut state = entry_of(block, exits)?;
         for insn in &instructions[cfg.blocks[block].clone()] {
             state.step(insn, facts, &mut scratch);
         }
-        if exits[block].as_ref() != Some(&state) {
-            exits[block] = Some(state);
-            work.extend(cfg.successors[block].iter().map(|&s| (rank[s], s)));
-        }
-    }
+        Some(state)
+    });
+    let Some(exits) = exits else {
+        return GuardAnalysis::default();
+    };
 
     // Final pass with the fixpoint states: guards, stores, returns.
     let mut result = GuardAnalysis::default();

@@ -5,8 +5,23 @@ use std::collections::BTreeSet;
 
 use super::{Program, ReferenceKind};
 
+/// Non-Rust symbols whose prefix names their crate, `(prefix, crate)`: ring's C and
+/// assembly (`ring_core_<version>__`); LLVM's libunwind (C++ names rustc-demangle leaves
+/// alone, and its C entry points); compiler-rt's aarch64 outline atomics, linked through
+/// compiler_builtins.
+const SYMBOL_PREFIXES: &[(&str, &str)] = &[
+    ("ring_core_", "ring"),
+    ("_ZN9libunwind", "libunwind"),
+    ("__libunwind_", "libunwind"),
+    ("__unw_", "libunwind"),
+    ("unw_", "libunwind"),
+    ("_Unwind_", "libunwind"),
+    ("__aarch64_", "compiler_builtins"),
+];
+
 /// The crate a demangled Rust function name belongs to: the first path segment, looking
-/// inside `<Type as Trait>` at the type. Non-Rust names (libc, assembly) are `<C>`.
+/// inside `<Type as Trait>` at the type; a [`SYMBOL_PREFIXES`] prefix names the crate of
+/// non-Rust code; other non-Rust names (libc, assembly) are `<C>`.
 pub fn crate_of(function: &str) -> &str {
     let name = function.trim_start_matches(['<', '&', '*', ' ']);
     let name = name
@@ -15,26 +30,11 @@ pub fn crate_of(function: &str) -> &str {
         .or_else(|| name.strip_prefix("const "))
         .unwrap_or(name)
         .trim_start_matches(['<', '&', '*', ' ', '(', '[']);
-    // ring's C and assembly functions carry its own prefix (`ring_core_<version>__`).
-    if name.starts_with("ring_core_") {
-        return "ring";
-    }
-    // LLVM's libunwind (C++ names rustc-demangle leaves alone, and its C entry points), and
-    // compiler-rt's aarch64 outline atomics, linked through compiler_builtins.
-    if [
-        "_ZN9libunwind",
-        "__libunwind_",
-        "__unw_",
-        "unw_",
-        "_Unwind_",
-    ]
-    .iter()
-    .any(|prefix| name.starts_with(prefix))
+    if let Some((_, crate_name)) = SYMBOL_PREFIXES
+        .iter()
+        .find(|(prefix, _)| name.starts_with(prefix))
     {
-        return "libunwind";
-    }
-    if name.starts_with("__aarch64_") {
-        return "compiler_builtins";
+        return crate_name;
     }
     match name.find("::") {
         Some(end) if name[..end].chars().all(|c| c.is_alphanumeric() || c == '_') && end > 0 => {

@@ -67,6 +67,7 @@ fn program(functions: &[(&str, &[(usize, ReferenceKind)])]) -> Program<'static> 
         data_symbols: Vec::new(),
         entry_points: Vec::new(),
         arch: Default::default(),
+        eh_frame: Default::default(),
         mapping: Vec::new(),
         code: Vec::new(),
     }

@@ -95,11 +95,14 @@ const CRC32X: u32 = 0x9AC1_4C00;
 const SHA256H: u32 = 0x5E02_4020;
 const ADD_X0_X0_X1: u32 = 0x8B01_0000;
 const MRS_X0_ID_AA64ISAR0: u32 = 0xD538_0600;
+const STG_X0_X0: u32 = 0xD920_0800;
 
 /// A program under construction: functions in slots, `main` first.
 struct Arm {
     functions: Vec<Function>,
     names: Vec<&'static str>,
+    /// What the file's `.eh_frame` says (empty: no CIEs).
+    eh_frame: eh_frame::EhFrame,
 }
 
 impl Arm {
@@ -108,6 +111,7 @@ impl Arm {
         Arm {
             functions: Vec::new(),
             names: names.to_vec(),
+            eh_frame: Default::default(),
         }
     }
     fn address(&self, name: &str) -> u64 {
@@ -154,6 +158,7 @@ impl Arm {
             ],
             entry_points: vec![self.address("main")],
             arch: Arch::Aarch64,
+            eh_frame: self.eh_frame.clone(),
             ..Image::default()
         };
         let program = Program::from_image(image).unwrap();
@@ -429,6 +434,85 @@ fn a_type_state_crate_passes_only_with_its_detection_code() {
     );
 }
 
+/// LLVM libunwind's MTE `stg` in stepWithDwarf runs only for frames whose CIE has the 'G'
+/// augmentation: accepted when `.eh_frame` has no such CIE, failed when it has one, even
+/// where libunwind's SME detection code would accept the crate's other code.
+#[test]
+fn unwinder_mte_code_passes_only_without_mte_tagged_frames() {
+    const STEP: &str = "_ZN9libunwind17DwarfInstructionsINS_17LocalAddressSpaceENS_15Registers_arm64EE13stepWithDwarfERS1_mmRS2_Rbb";
+    const INIT: &str =
+        "_ZN9libunwind12UnwindCursorINS_17LocalAddressSpaceENS_15Registers_arm64EE6initEv";
+    let tagged = eh_frame::EhFrame {
+        augmentations: [("zR".to_owned(), 1), ("zRG".to_owned(), 1)].into(),
+        fdes: 2,
+        terminators: 0,
+    };
+    let plain = eh_frame::EhFrame {
+        augmentations: [("zR".to_owned(), 2)].into(),
+        fdes: 2,
+        terminators: 0,
+    };
+    // `sve`: the step also holds SVE code only the detection evidence can accept.
+    let build = |eh_frame: &eh_frame::EhFrame, sve: bool, detection: bool| {
+        let mut arm = Arm::new(&["main", STEP, INIT]);
+        arm.eh_frame = eh_frame.clone();
+        let [step, init] = [STEP, INIT].map(|name| arm.address(name));
+        arm.function("main").bl(init).bl(step).ret();
+        let f = arm.function(STEP);
+        f.word(STG_X0_X0);
+        if sve {
+            f.word(SVE_ADD);
+        }
+        f.ret();
+        let f = arm.function(INIT);
+        if detection {
+            f.load_static(8, CACHE, false).mov(0, 8);
+        }
+        f.ret();
+        arm.audit()
+    };
+
+    let audit = build(&plain, false, false);
+    assert!(violations(&audit).is_empty(), "{audit:#?}");
+    assert!(matches!(
+        &finding(&audit, STEP).evidence,
+        Evidence::NoGatingFrames { augmentation: 'G', eh_frame, .. } if eh_frame.contains("2 CIE(s)")
+    ));
+
+    let audit = build(&tagged, false, true);
+    assert_eq!(violations(&audit), [STEP]);
+    assert!(matches!(
+        finding(&audit, STEP).evidence,
+        Evidence::GatingFramesPresent { cies: 1, .. }
+    ));
+
+    // MTE by the unwind tables, SVE by the reviewed detection code.
+    let audit = build(&plain, true, true);
+    assert!(violations(&audit).is_empty(), "{audit:#?}");
+    assert!(matches!(
+        &finding(&audit, STEP).evidence,
+        Evidence::CrateExemption { mechanism, .. } if mechanism.contains("MTE only for unwind frames")
+    ));
+    let audit = build(&tagged, true, true);
+    assert_eq!(violations(&audit), [STEP]);
+    assert_eq!(
+        finding(&audit, STEP)
+            .undispatched
+            .keys()
+            .collect::<Vec<_>>(),
+        ["MTE", "SVE"]
+    );
+    // Without detection code the SVE part fails on its own; the MTE part is still proven.
+    let audit = build(&plain, true, false);
+    assert_eq!(
+        finding(&audit, STEP)
+            .undispatched
+            .keys()
+            .collect::<Vec<_>>(),
+        ["SVE"]
+    );
+}
+
 /// The real aarch64 builds: `MCP_FOUNDRY_AUDIT_DIST` or the workspace's `dist/` (after
 /// `cargo xtask dist`). Skipped loudly when there are none.
 #[test]
@@ -462,6 +546,22 @@ fn the_real_aarch64_builds_pass_or_name_their_leaks() {
             .collect();
         assert!(leaks.is_empty(), "{}: {leaks:#?}", artifact.path);
         assert!(audit.instructions > 10_000, "{}", artifact.path);
+        // The unwinder's MTE re-tagging is accepted by the unwind tables alone, not by a
+        // review of the crate (zig's libunwind in the Python module has no SME detection).
+        for step in audit
+            .beyond_level
+            .iter()
+            .filter(|b| b.function.contains("stepWithDwarf") && b.features.contains_key("MTE"))
+        {
+            let proven = match &step.evidence {
+                Evidence::NoGatingFrames { .. } => true,
+                Evidence::CrateExemption { mechanism, .. } => {
+                    mechanism.contains("MTE only for unwind frames")
+                }
+                _ => false,
+            };
+            assert!(proven, "{}: {step:#?}", artifact.path);
+        }
         audited.insert(artifact.path.clone(), audit.beyond_level.len());
     }
     assert!(

@@ -115,6 +115,7 @@ impl Built {
             entry_points: vec![self.addresses["main"]],
             position_independent: false,
             arch: Default::default(),
+            eh_frame: Default::default(),
             mapping: Vec::new(),
         };
         let program = Program::from_image(image).unwrap();
