@@ -1,6 +1,7 @@
 //! `cargo xtask`: the mcp-foundry build driver.
 //!
 //! - [`metadata`]: the workspace's crates and CPU variants, read from `cargo metadata`.
+//! - [`apt`]: Debian packages of another architecture, fetched with a private apt state.
 //! - [`bench`]: build-profile choices, runtime numbers and the reference MCP servers, each
 //!   measured side by side (`cargo xtask bench`).
 //! - [`cross`]: builds for other architectures (aarch64 from x86_64) and their run under
@@ -16,6 +17,7 @@
 //! - [`timing`]: per-step wall times, printed as a table when a task ends.
 //! - [`wheel`]: the Python wheel of `dist/` and its install test.
 
+pub mod apt;
 pub mod bench;
 pub mod ci;
 pub mod cpu;

@@ -20,7 +20,6 @@ pub fn display(command: &Command) -> String {
     text
 }
 
-/// Runs `command` with inherited stdio; a non-zero exit is an error naming the command.
 /// `python` (a Python interpreter command, possibly wrapped in a chroot or an emulator)
 /// made a quiet `python -m pip install`; the caller adds what to install and where.
 pub fn pip_install(python: &mut Command) -> &mut Command {
@@ -33,6 +32,7 @@ pub fn pip_install(python: &mut Command) -> &mut Command {
     ])
 }
 
+/// Runs `command` with inherited stdio; a non-zero exit is an error naming the command.
 pub fn run(command: &mut Command) -> Result<()> {
     let shown = display(command);
     let status = command

@@ -358,17 +358,13 @@ fn install_references(work: &Path) -> Result<(PathBuf, PathBuf)> {
     let venv = work.join("venv");
     let git_server = venv.join("bin/mcp-server-git");
     let pinned = format!("mcp-server-git=={MCP_SERVER_GIT_VERSION}");
+    let python = venv.join("bin/python");
     let installed =
-        process::output(Command::new(venv.join("bin/pip")).args(["show", "mcp-server-git"]))
+        process::output(Command::new(&python).args(["-m", "pip", "show", "mcp-server-git"]))
             .is_ok_and(|info| info.contains(&format!("Version: {MCP_SERVER_GIT_VERSION}")));
     if !installed {
         process::run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
-        process::run(Command::new(venv.join("bin/pip")).args([
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            &pinned,
-        ]))?;
+        process::run(process::pip_install(&mut Command::new(&python)).arg(&pinned))?;
     }
     let prefix = work.join("npm");
     let package = "@modelcontextprotocol/server-filesystem";

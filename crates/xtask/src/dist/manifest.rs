@@ -264,7 +264,7 @@ pub fn by_path(manifest: &Manifest) -> BTreeMap<&str, &Artifact> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -282,7 +282,7 @@ mod tests {
         assert_eq!(human_size(12_897_485), "12.3 MiB");
     }
 
-    fn artifact(path: &str) -> Artifact {
+    pub(crate) fn artifact(path: &str) -> Artifact {
         Artifact {
             path: path.into(),
             kind: ArtifactKind::ServerBinary,

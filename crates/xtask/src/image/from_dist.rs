@@ -17,7 +17,7 @@ use super::{
     platform, platform_entries, smoke, write_crate_images,
 };
 use crate::dist::{Artifact, ArtifactKind, BASELINE_CPU, Manifest};
-use crate::metadata::{CrateSpec, Role, Workspace};
+use crate::metadata::{CrateSpec, Role, VariantSpec, Workspace};
 
 /// Builds the layouts for the selected servers and variants from the dist output.
 pub fn build_images(
@@ -40,14 +40,6 @@ pub fn build_images(
     if variants.is_empty() {
         bail!("none of the selected variants is built for {main_arch}");
     }
-    let arch_of = |artifact: &Artifact| {
-        artifact
-            .target
-            .split('-')
-            .next()
-            .unwrap_or_default()
-            .to_owned()
-    };
     let mut built = Vec::new();
     for server in servers {
         let server_binaries = || {
@@ -56,39 +48,18 @@ pub fn build_images(
                 .iter()
                 .filter(|a| a.kind == ArtifactKind::ServerBinary && a.crate_name == server.name)
         };
-        let mut artifacts: Vec<(&str, &Artifact)> = Vec::new();
-        for variant in &variants {
-            let found =
-                server_binaries().find(|a| a.variant == variant.name && arch_of(a) == main_arch);
-            match found {
-                Some(artifact) => artifacts.push((variant.name.as_str(), artifact)),
-                // A variant asked for by name must be there; by default, a variant dist did
-                // not build for this server (`cargo xtask ci`'s ci-crates) is left out loudly.
-                None if args.variants.is_empty() && variant.ci_crates.is_some() => eprintln!(
-                    "!!! image: {}: no {} build in {}/manifest.json (not in that variant's \
-                     ci-crates); its images leave it out !!!",
-                    server.name,
-                    variant.name,
-                    dist.display()
-                ),
-                None => bail!(
-                    "{}/manifest.json has no {} build of {}; run `cargo xtask dist --crate {} --variant {}`",
-                    dist.display(),
-                    variant.name,
-                    server.name,
-                    server.name,
-                    variant.name
-                ),
-            }
+        let builds = variant_builds(
+            &manifest.artifacts,
+            &server.name,
+            &variants,
+            main_arch,
+            !args.variants.is_empty(),
+            dist,
+        )?;
+        for notice in &builds.left_out {
+            eprintln!("{notice}");
         }
-        if artifacts.is_empty() {
-            bail!(
-                "{}/manifest.json has no {main_arch} build of {}; run `cargo xtask dist --crate {}`",
-                dist.display(),
-                server.name,
-                server.name
-            );
-        }
+        let artifacts = builds.found;
         let target_arch = main_arch.to_owned();
         let architecture = oci_arch(&target_arch)?;
         // The launcher knows every variant of its architecture; a dispatch image missing one
@@ -140,7 +111,7 @@ pub fn build_images(
                 && arch_of(a) != main_arch
                 && variants.iter().any(|v| v.name == a.variant)
         }) {
-            let arch = oci_arch(&arch_of(artifact))?;
+            let arch = oci_arch(arch_of(artifact))?;
             let path = dist.join(&artifact.path);
             check_artifact(&path, artifact)?;
             image_variants.push(smoke::ImageVariant::of(
@@ -215,6 +186,74 @@ pub fn build_images(
         });
     }
     Ok(built)
+}
+
+/// The target architecture an artifact was built for (`x86_64` of `x86_64-unknown-linux-musl`).
+fn arch_of(artifact: &Artifact) -> &str {
+    artifact.target.split('-').next().unwrap_or_default()
+}
+
+/// The builds of one server that its images hold, and why any variant is left out.
+#[derive(Debug)]
+struct VariantBuilds<'a> {
+    /// `(variant, server binary)` for `arch`, in the order of the variants asked for.
+    found: Vec<(&'a str, &'a Artifact)>,
+    /// One loud notice per variant left out.
+    left_out: Vec<String>,
+}
+
+/// Picks the server binary of `server` for each of `variants` on `arch` from dist's artifacts.
+///
+/// A missing build is an error (dist is incomplete), with one exception: by default (no
+/// variant asked for by name), a variant whose `ci-crates` leave this server out is left out
+/// of its images with a loud notice, because `cargo xtask ci` builds such a variant only for
+/// its `ci-crates`. A variant asked for by name must be there.
+fn variant_builds<'a>(
+    artifacts: &'a [Artifact],
+    server: &str,
+    variants: &[&'a VariantSpec],
+    arch: &str,
+    asked_by_name: bool,
+    dist: &Path,
+) -> Result<VariantBuilds<'a>> {
+    let mut builds = VariantBuilds {
+        found: Vec::new(),
+        left_out: Vec::new(),
+    };
+    for variant in variants {
+        let found = artifacts.iter().find(|a| {
+            a.kind == ArtifactKind::ServerBinary
+                && a.crate_name == server
+                && a.variant == variant.name
+                && arch_of(a) == arch
+        });
+        let ci_leaves_out = variant
+            .ci_crates
+            .as_ref()
+            .is_some_and(|keep| !keep.iter().any(|name| name == server));
+        match found {
+            Some(artifact) => builds.found.push((variant.name.as_str(), artifact)),
+            None if !asked_by_name && ci_leaves_out => builds.left_out.push(format!(
+                "!!! image: {server}: no {} build in {}/manifest.json (not in that variant's \
+                 ci-crates); its images leave it out !!!",
+                variant.name,
+                dist.display()
+            )),
+            None => bail!(
+                "{}/manifest.json has no {} build of {server}; run `cargo xtask dist --crate {server} --variant {}`",
+                dist.display(),
+                variant.name,
+                variant.name
+            ),
+        }
+    }
+    if builds.found.is_empty() {
+        bail!(
+            "{}/manifest.json has no {arch} build of {server}; run `cargo xtask dist --crate {server}`",
+            dist.display()
+        );
+    }
+    Ok(builds)
 }
 
 fn select_servers<'a>(workspace: &'a Workspace, names: &[String]) -> Result<Vec<&'a CrateSpec>> {
@@ -314,4 +353,182 @@ pub(super) fn image_labels(
         labels.insert(ANNOTATION_LICENSES.to_owned(), license.clone());
     }
     labels
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dist::manifest::tests::artifact;
+
+    const DIST: &str = "/tmp/dist";
+
+    fn variant(name: &str, ci_crates: Option<&[&str]>) -> VariantSpec {
+        VariantSpec {
+            name: name.into(),
+            description: String::new(),
+            target_cpu: name.into(),
+            rustflags: Vec::new(),
+            architectures: vec!["x86_64".into()],
+            ci_crates: ci_crates.map(|names| names.iter().map(|n| n.to_string()).collect()),
+        }
+    }
+
+    fn server_binary(server: &str, variant: &str, target: &str) -> Artifact {
+        Artifact {
+            crate_name: server.into(),
+            variant: variant.into(),
+            target: target.into(),
+            ..artifact(&format!("{variant}/{target}/bin/{server}"))
+        }
+    }
+
+    /// dist as `cargo xtask ci` leaves it: `generic` for both servers, `x86-64-v3` (ci-crates
+    /// bash-god) only for bash-god, and an aarch64 `generic` of devops.
+    fn ci_dist() -> Vec<Artifact> {
+        vec![
+            server_binary("bash-god", "generic", "x86_64-unknown-linux-musl"),
+            server_binary("bash-god", "x86-64-v3", "x86_64-unknown-linux-musl"),
+            server_binary("devops", "generic", "x86_64-unknown-linux-musl"),
+            server_binary("devops", "generic", "aarch64-unknown-linux-musl"),
+        ]
+    }
+
+    fn pick<'a>(
+        artifacts: &'a [Artifact],
+        server: &str,
+        variants: &[&'a VariantSpec],
+        asked_by_name: bool,
+    ) -> Result<VariantBuilds<'a>> {
+        variant_builds(
+            artifacts,
+            server,
+            variants,
+            "x86_64",
+            asked_by_name,
+            Path::new(DIST),
+        )
+    }
+
+    fn found_paths(builds: &VariantBuilds<'_>) -> Vec<(String, String)> {
+        builds
+            .found
+            .iter()
+            .map(|(v, a)| ((*v).to_owned(), a.path.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn by_default_a_variant_whose_ci_crates_leave_the_server_out_is_left_out_loudly() {
+        let (generic, v3) = (
+            variant("generic", None),
+            variant("x86-64-v3", Some(&["bash-god", "mcp-rust-core"])),
+        );
+        let artifacts = ci_dist();
+        let builds = pick(&artifacts, "devops", &[&generic, &v3], false).unwrap();
+        assert_eq!(
+            found_paths(&builds),
+            [(
+                "generic".to_owned(),
+                "generic/x86_64-unknown-linux-musl/bin/devops".to_owned()
+            )]
+        );
+        assert_eq!(builds.left_out.len(), 1, "{:?}", builds.left_out);
+        let notice = &builds.left_out[0];
+        assert!(
+            notice.starts_with("!!! image: devops: no x86-64-v3 build in /tmp/dist/manifest.json")
+        );
+        assert!(
+            notice.contains("ci-crates") && notice.ends_with("!!!"),
+            "{notice}"
+        );
+
+        // bash-god is in the ci-crates, so both of its builds are there and nothing is left out.
+        let builds = pick(&artifacts, "bash-god", &[&generic, &v3], false).unwrap();
+        assert_eq!(
+            found_paths(&builds),
+            [
+                (
+                    "generic".to_owned(),
+                    "generic/x86_64-unknown-linux-musl/bin/bash-god".to_owned()
+                ),
+                (
+                    "x86-64-v3".to_owned(),
+                    "x86-64-v3/x86_64-unknown-linux-musl/bin/bash-god".to_owned()
+                ),
+            ]
+        );
+        assert!(builds.left_out.is_empty(), "{:?}", builds.left_out);
+    }
+
+    #[test]
+    fn a_variant_asked_for_by_name_must_be_there() {
+        let v3 = variant("x86-64-v3", Some(&["bash-god"]));
+        let artifacts = ci_dist();
+        let error = pick(&artifacts, "devops", &[&v3], true)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "/tmp/dist/manifest.json has no x86-64-v3 build of devops; \
+             run `cargo xtask dist --crate devops --variant x86-64-v3`"
+        );
+    }
+
+    #[test]
+    fn a_missing_build_of_a_variant_ci_builds_for_the_server_means_dist_is_incomplete() {
+        let artifacts = ci_dist();
+        // No ci-crates: dist builds the variant for every server.
+        let znver4 = variant("znver4", None);
+        let error = pick(&artifacts, "bash-god", &[&znver4], false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("has no znver4 build of bash-god")
+                && error.contains("cargo xtask dist --crate bash-god --variant znver4"),
+            "{error}"
+        );
+        // ci-crates that name the server: ci builds it there too.
+        let v4 = variant("x86-64-v4", Some(&["bash-god"]));
+        let error = pick(&artifacts, "bash-god", &[&v4], false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("has no x86-64-v4 build of bash-god"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_server_with_no_build_for_this_architecture_is_an_error_even_if_all_were_left_out() {
+        let v3 = variant("x86-64-v3", Some(&["bash-god"]));
+        // Only an aarch64 build of devops for a variant that runs on both.
+        let artifacts = vec![server_binary(
+            "devops",
+            "x86-64-v3",
+            "aarch64-unknown-linux-musl",
+        )];
+        let error = pick(&artifacts, "devops", &[&v3], false)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "/tmp/dist/manifest.json has no x86_64 build of devops; run `cargo xtask dist --crate devops`"
+        );
+    }
+
+    #[test]
+    fn only_server_binaries_of_the_server_and_architecture_count() {
+        let generic = variant("generic", None);
+        let mut python_module = server_binary("devops", "generic", "x86_64-unknown-linux-musl");
+        python_module.kind = ArtifactKind::SharedLibrary;
+        let artifacts = vec![
+            python_module,
+            server_binary("bash-god", "generic", "x86_64-unknown-linux-musl"),
+            server_binary("devops", "generic", "aarch64-unknown-linux-musl"),
+        ];
+        let error = pick(&artifacts, "devops", &[&generic], false)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("has no generic build of devops"), "{error}");
+    }
 }

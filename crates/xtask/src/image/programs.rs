@@ -9,12 +9,13 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use object::read::elf::ProgramHeader as _;
 use object::{Architecture, Object as _};
 use oci_spec::image::Arch;
+
+use crate::apt::{self, PrivateApt};
 
 /// A static program an image can ship.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,52 +105,21 @@ fn fetch_foreign(program: &StaticProgram, architecture: &Arch, cache: &Path) -> 
     if file.is_file() {
         return Ok(file);
     }
-    let apt_state = cache.join(&arch).join("apt");
-    for sub in ["lists/partial", "cache/archives/partial"] {
-        fs::create_dir_all(apt_state.join(sub))
-            .with_context(|| format!("creating {}", apt_state.join(sub).display()))?;
-    }
-    let download = dir.join("download");
-    let _ = fs::remove_dir_all(&download);
-    fs::create_dir_all(&download).with_context(|| format!("creating {}", download.display()))?;
-    let apt = |args: &[&str]| {
-        let mut command = Command::new("apt-get");
-        command
-            .arg("-q")
-            .arg(format!(
-                "-oDir::State::Lists={}",
-                apt_state.join("lists").display()
-            ))
-            .arg(format!(
-                "-oDir::Cache={}",
-                apt_state.join("cache").display()
-            ))
-            .arg(format!("-oAPT::Architectures::={arch}"))
-            // Private state: the system's lock is neither needed nor taken.
-            .arg("-oDebug::NoLocking=1")
-            .args(args)
-            .current_dir(&download)
-            .env("DEBIAN_FRONTEND", "noninteractive");
-        command
+    // OCI's names of the two architectures (`amd64`, `arm64`) are Debian's.
+    let fix = || {
+        format!(
+            "the {arch} image needs {} from the Debian package {}:{arch}; this needs apt-get with \
+             the system's Debian sources and network access to the Debian archive",
+            program.name, program.debian
+        )
     };
-    let fix = format!(
-        "the {arch} image needs {} from the Debian package {}:{arch}; this needs apt-get with          the system's Debian sources and network access to the Debian archive",
-        program.name, program.debian
-    );
-    crate::process::run(&mut apt(&["update"])).with_context(|| fix.clone())?;
-    crate::process::run(&mut apt(&[
-        "download",
-        &format!("{}:{arch}", program.debian),
-    ]))
-    .with_context(|| fix.clone())?;
-    let deb = fs::read_dir(&download)?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .find(|path| path.extension().is_some_and(|e| e == "deb"))
-        .with_context(|| format!("apt-get download left no .deb in {}", download.display()))?;
+    let apt = PrivateApt::update(&cache.join(&arch).join("apt"), &arch).with_context(fix)?;
+    let deb = apt
+        .download(program.debian, &dir.join("download"))
+        .with_context(fix)?;
     let partial = dir.join("root.partial");
     let _ = fs::remove_dir_all(&partial);
-    crate::process::run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&partial))
-        .with_context(|| format!("unpacking {}", deb.display()))?;
+    apt::unpack(&deb, &partial)?;
     fs::rename(&partial, &unpacked)
         .with_context(|| format!("renaming {} to {}", partial.display(), unpacked.display()))?;
     if !file.is_file() {
@@ -200,6 +170,8 @@ pub fn read_static(path: &Path, architecture: &Arch) -> Result<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
+    use std::process::Command;
+
     use super::*;
 
     #[test]

@@ -19,6 +19,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+use crate::apt::{self, PrivateApt};
 use crate::process;
 
 /// The Debian packages of the emulated userland: the interpreter and numpy (with their
@@ -99,53 +100,19 @@ impl Userland {
 /// Downloads and unpacks the userland into `dir/root` (via `dir/root.partial`), with apt's
 /// private state in `dir/apt`.
 fn unpack(dir: &Path, debian_arch: &str, stamp: &str) -> Result<()> {
-    let apt_state = dir.join("apt");
-    for sub in ["lists/partial", "cache/archives/partial"] {
-        fs::create_dir_all(apt_state.join(sub))
-            .with_context(|| format!("creating {}", apt_state.join(sub).display()))?;
-    }
-    // An empty dpkg status: apt resolves every dependency, as for an empty system.
-    let status = apt_state.join("status");
-    fs::write(&status, "").with_context(|| format!("writing {}", status.display()))?;
-    let apt = |args: &[&str]| {
-        let mut command = Command::new("apt-get");
-        command
-            .arg("-q")
-            .arg(format!(
-                "-oDir::State::Lists={}",
-                apt_state.join("lists").display()
-            ))
-            .arg(format!(
-                "-oDir::Cache={}",
-                apt_state.join("cache").display()
-            ))
-            .arg(format!("-oDir::State::status={}", status.display()))
-            .arg(format!("-oAPT::Architecture={debian_arch}"))
-            .arg(format!("-oAPT::Architectures::={debian_arch}"))
-            // Private state: the system's lock is neither needed nor taken.
-            .arg("-oDebug::NoLocking=1")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive");
-        command
+    let fix = || {
+        format!(
+            "the {debian_arch} wheel test needs Debian's {} for {debian_arch}: apt-get with the \
+             system's Debian sources and access to the Debian archive",
+            PACKAGES.join(" and ")
+        )
     };
-    let fix = format!(
-        "the {debian_arch} wheel test needs Debian's {} for {debian_arch}: apt-get with the \
-         system's Debian sources and access to the Debian archive",
-        PACKAGES.join(" and ")
-    );
     eprintln!(
         "--> fetching Debian's {} for {debian_arch}",
         PACKAGES.join(", ")
     );
-    process::run(&mut apt(&["update"])).with_context(|| fix.clone())?;
-    let mut install = apt(&[
-        "install",
-        "--download-only",
-        "--yes",
-        "--no-install-recommends",
-    ]);
-    install.args(PACKAGES);
-    process::run(&mut install).with_context(|| fix.clone())?;
+    let apt = PrivateApt::update(&dir.join("apt"), debian_arch).with_context(fix)?;
+    let debs = apt.download_with_dependencies(PACKAGES).with_context(fix)?;
 
     let partial = dir.join("root.partial");
     let root = dir.join("root");
@@ -155,19 +122,8 @@ fn unpack(dir: &Path, debian_arch: &str, stamp: &str) -> Result<()> {
                 .with_context(|| format!("removing the stale {}", stale.display()))?;
         }
     }
-    let archives = apt_state.join("cache/archives");
-    let mut debs: Vec<PathBuf> = fs::read_dir(&archives)
-        .with_context(|| format!("reading {}", archives.display()))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.extension().is_some_and(|e| e == "deb"))
-        .collect();
-    debs.sort();
-    if debs.is_empty() {
-        bail!("apt-get left no package in {}", archives.display());
-    }
     for deb in &debs {
-        process::run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&partial))
-            .with_context(|| format!("unpacking {}", deb.display()))?;
+        apt::unpack(deb, &partial)?;
         fs::remove_file(deb).ok();
     }
     link_alternatives(&partial)?;
