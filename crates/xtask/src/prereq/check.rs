@@ -250,7 +250,8 @@ pub fn ensure(root: &Path, needs: &Needs) -> Result<()> {
 /// cargo-nextest + cargo-hakari took 1017 s of CPU as two release installs and 392 s as
 /// debug installs sharing their dependencies' builds, minutes of every fresh CI run. The
 /// tools' own speed does not matter here: nextest's time goes to the tests it runs, and
-/// hakari reads one dependency graph.
+/// hakari reads one dependency graph. Without debug info: nobody debugs them, and it was
+/// most of the gigabytes their build leaves on CI's small disk.
 fn tool_install_command(root: &Path, krate: &str, version: &str) -> Command {
     let mut command = Command::new(cargo());
     command
@@ -260,8 +261,15 @@ fn tool_install_command(root: &Path, krate: &str, version: &str) -> Command {
             "--debug",
             &format!("{krate}@{version}"),
         ])
-        .env("CARGO_TARGET_DIR", root.join("target").join("cargo-tools"));
+        .env("CARGO_TARGET_DIR", tools_target_dir(root))
+        .env("CARGO_PROFILE_DEV_DEBUG", "false");
     command
+}
+
+/// Where the cargo tools are built; removed once they are installed (their binaries are
+/// copied to cargo's bin directory, and nothing else reuses the build).
+fn tools_target_dir(root: &Path) -> PathBuf {
+    root.join("target").join("cargo-tools")
 }
 
 /// Installs what can be installed without asking; the rest is left for [`explain`].
@@ -293,6 +301,17 @@ fn install(root: &Path, missing: &[Missing], manager: PackageManager) -> Result<
         // A failure here shows up as still missing, with the fix.
         if let Err(error) = process::run(command.current_dir(root)) {
             eprintln!("warning: {error:#}");
+        }
+    }
+    if missing
+        .iter()
+        .any(|item| matches!(item, Missing::Tool { .. }))
+    {
+        let tools_build = tools_target_dir(root);
+        if let Err(error) = fs::remove_dir_all(&tools_build)
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            eprintln!("warning: removing {}: {error}", tools_build.display());
         }
     }
     let packages = debian_packages(missing);
@@ -483,10 +502,16 @@ mod tests {
         let envs: Vec<_> = command.get_envs().collect();
         assert_eq!(
             envs,
-            [(
-                std::ffi::OsStr::new("CARGO_TARGET_DIR"),
-                Some(Path::new("/ws/target/cargo-tools").as_os_str())
-            )]
+            [
+                (
+                    std::ffi::OsStr::new("CARGO_PROFILE_DEV_DEBUG"),
+                    Some(std::ffi::OsStr::new("false"))
+                ),
+                (
+                    std::ffi::OsStr::new("CARGO_TARGET_DIR"),
+                    Some(Path::new("/ws/target/cargo-tools").as_os_str())
+                )
+            ]
         );
     }
 
