@@ -365,9 +365,14 @@ fn build_jobs(
         progress.suspend(|| eprintln!("==> [{}/{}] building {label}", index + 1, jobs.len()));
         progress.set_prefix(format!("{} × {}", job.variant.name, job.crate_names()));
         progress.set_message("starting cargo");
+        // One target directory per variant: cargo keeps the variant's flags in its
+        // fingerprints, not in file names, so variants sharing a directory overwrite each
+        // other's builds and every variant after the first rebuilt from scratch on the next
+        // run (and `cargo xtask ci`'s dist never reused the dist test's builds).
+        let target_dir = request.target_base.join(&job.variant.name);
         let invocation = Invocation {
             root: &request.workspace.root,
-            target_dir: &request.target_base,
+            target_dir: &target_dir,
             toolchain,
             source: &request.source,
             cargo_config: &options.cargo_config,

@@ -1,4 +1,4 @@
-//! dist + verify end to end for the Python module in both variants: real release builds
+//! dist + verify end to end for the Python module in every variant: real release builds
 //! (into the same per-variant target directories `cargo xtask dist` uses, so a later
 //! `cargo xtask dist` reuses them), a real instruction audit, and the proof that a znver4
 //! build passed off as generic fails the audit.
@@ -27,6 +27,24 @@ fn dist_and_verify_the_python_module_in_every_variant() {
         source: SourceInfo::collect(&workspace.root).unwrap(),
     };
     let manifest = dist::build(&request).unwrap();
+    // Each variant's build stays in its own target directory, so a later dist (ci's dist
+    // step after this test) reuses every one, not only the variant built last.
+    let module_file = format!("lib{}.so", module.name.replace('-', "_"));
+    let libraries: Vec<_> = manifest
+        .artifacts
+        .iter()
+        .filter(|a| a.kind == ArtifactKind::SharedLibrary)
+        .collect();
+    assert_eq!(libraries.len(), workspace.variants.len());
+    for library in libraries {
+        let kept = request
+            .target_base
+            .join(&library.variant)
+            .join(&library.target)
+            .join("audit")
+            .join(&module_file);
+        assert!(kept.is_file(), "{} was not kept", kept.display());
+    }
 
     // Layout and manifest.
     assert_eq!(Manifest::load(out.path()).unwrap(), manifest);

@@ -163,9 +163,8 @@ impl Invocation<'_> {
             .env("CARGO_TARGET_DIR", self.target_dir)
             // With `--target`, these flags reach only the artifacts, never build scripts or
             // proc-macros (which run here and must not contain e.g. AVX-512; cargo#4423).
-            // cargo keeps artifacts of different flags apart (the flags are part of their
-            // file names), so one target directory serves every variant and host artifacts
-            // are compiled once for all of them.
+            // cargo records these flags in its fingerprints, not in file names, so each
+            // variant gets its own target directory (`dist::build`).
             .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f"))
             .env_remove("RUSTFLAGS")
             .env("MCP_FOUNDRY_VARIANT", &job.variant.name)
