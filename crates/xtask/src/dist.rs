@@ -21,7 +21,7 @@
 //! - [`sources`]: a copy of the sources in another directory (rebuilds, benchmarks).
 
 mod cargo;
-mod collect;
+pub(crate) mod collect;
 pub mod isolation;
 pub mod manifest;
 mod planning;

@@ -306,13 +306,9 @@ fn install(root: &Path, missing: &[Missing], manager: PackageManager) -> Result<
     if missing
         .iter()
         .any(|item| matches!(item, Missing::Tool { .. }))
+        && let Err(error) = crate::dist::collect::remove_if_exists(&tools_target_dir(root))
     {
-        let tools_build = tools_target_dir(root);
-        if let Err(error) = fs::remove_dir_all(&tools_build)
-            && error.kind() != std::io::ErrorKind::NotFound
-        {
-            eprintln!("warning: removing {}: {error}", tools_build.display());
-        }
+        eprintln!("warning: {error:#}");
     }
     let packages = debian_packages(missing);
     if manager == PackageManager::Apt && !packages.is_empty() {
