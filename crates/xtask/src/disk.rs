@@ -1,13 +1,26 @@
-//! Disk space on the target directory's file system: a cold `cargo xtask ci` writes tens of
-//! gigabytes there, and a full disk shows up as an LLVM "IO failure on output stream" deep in
-//! a build. So ci warns before it starts, notes the space left after each step, and names a
-//! full disk when a step fails.
+//! Disk space on the target directory's file system: a cold `cargo xtask ci` writes about
+//! 15 GB there, and a full disk shows up as an LLVM "IO failure on output stream" deep in a
+//! build. So ci warns before it starts when less is free than the run can still write there,
+//! notes the space left after each step, and names a full disk when a step fails.
 
+use std::collections::HashSet;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use walkdir::WalkDir;
+
 /// What a `cargo xtask ci` from an empty target directory writes there at its peak (about
-/// 15 GB measured with per-variant dist directories, BENCHMARKS.md "Disk"), rounded up.
+/// 15 GB measured with `du -sb` with per-variant dist directories, BENCHMARKS.md "Disk"),
+/// rounded up.
 pub const COLD_CI_PEAK_BYTES: u64 = 16 * GIB;
+
+/// The least a run on a warm target directory is taken to write, however much the directory
+/// holds (an estimate, rounded up): dist assembles a new `dist/` (0.5 GB, usually on the same
+/// disk) beside the old one, images and wheels are made again (0.3 GB), and every workspace
+/// crate that changed is rebuilt in each target directory (tests, clippy, every variant; a
+/// server's test executable alone is about 50 MB). And part of what the directory holds may be
+/// nothing ci writes (release builds, benchmarks), yet it counts as progress towards the peak.
+const WARM_CI_FLOOR_BYTES: u64 = 2 * GIB;
 
 /// Below this, a failed step is reported as probably caused by the disk filling up.
 const NEARLY_FULL_BYTES: u64 = GIB / 2;
@@ -28,22 +41,80 @@ pub fn human(bytes: u64) -> String {
     format!("{:.1} GiB", bytes as f64 / GIB as f64)
 }
 
-/// Prints a loud warning when less is free than a cold run needed. Not an error: a warm
-/// target directory needs far less.
+/// Prints a loud warning when less is free than this run can still write: a cold run's peak
+/// minus what the target directory already holds, never less than [`WARM_CI_FLOOR_BYTES`].
+/// Not an error: the peak is an estimate. The target directory is walked only when free space
+/// alone does not settle it, and only until it holds enough.
 pub fn warn_if_short(target_dir: &Path) {
-    if let Some(message) = free_bytes(target_dir).and_then(|free| shortage(target_dir, free)) {
+    let Some(free) = free_bytes(target_dir) else {
+        return;
+    };
+    let held = match COLD_CI_PEAK_BYTES.checked_sub(free) {
+        Some(enough) if enough > 0 => {
+            // Seconds on a large target directory whose metadata is not cached yet.
+            eprintln!(
+                "==> [ci] {} free, less than a cold run writes: adding up what {} holds",
+                human(free),
+                target_dir.display()
+            );
+            bytes_held(target_dir, enough)
+        }
+        _ => 0,
+    };
+    if let Some(message) = shortage(target_dir, free, held, COLD_CI_PEAK_BYTES) {
         eprintln!("\n!!! {message} !!!\n");
     }
 }
 
-fn shortage(target_dir: &Path, free: u64) -> Option<String> {
-    (free < COLD_CI_PEAK_BYTES).then(|| {
+/// The bytes under `dir` (apparent sizes, each hard-linked file once and no other file
+/// system: what `du -sbx` counts, as the peak was measured), counted until `enough` is
+/// reached. Entries that cannot be read count as nothing, which errs towards warning.
+fn bytes_held(dir: &Path, enough: u64) -> u64 {
+    let mut held = 0u64;
+    // cargo hard-links every binary and test executable from `deps/` to its final name.
+    let mut linked = HashSet::new();
+    for entry in WalkDir::new(dir).same_file_system(true) {
+        if held >= enough {
+            break;
+        }
+        let Ok(metadata) = entry.and_then(|entry| entry.metadata()) else {
+            continue;
+        };
+        if metadata.nlink() > 1 && !linked.insert((metadata.dev(), metadata.ino())) {
+            continue;
+        }
+        held = held.saturating_add(metadata.len());
+    }
+    held
+}
+
+/// The warning when `free` bytes are free on the disk of `target_dir`, which holds `held`
+/// bytes (or at least `peak - free`) of a run that writes `peak` from empty; `None` when the
+/// space suffices.
+fn shortage(target_dir: &Path, free: u64, held: u64, peak: u64) -> Option<String> {
+    let still = peak.saturating_sub(held);
+    if free >= still.max(WARM_CI_FLOOR_BYTES) {
+        return None;
+    }
+    let start = format!(
+        "only {} free on the disk of {}",
+        human(free),
+        target_dir.display()
+    );
+    let fix = "Free space or set CARGO_TARGET_DIR to a larger disk";
+    Some(if still > WARM_CI_FLOOR_BYTES {
         format!(
-            "only {} free on the disk of {}; a cold `cargo xtask ci` wrote up to {} there. \
-             If this target directory is empty, free space or set CARGO_TARGET_DIR to a larger disk",
-            human(free),
-            target_dir.display(),
-            human(COLD_CI_PEAK_BYTES)
+            "{start}; `cargo xtask ci` may still write {} there: a cold run wrote up to {} and \
+             this target directory holds {} so far. {fix}",
+            human(still),
+            human(peak),
+            human(held)
+        )
+    } else {
+        format!(
+            "{start}; even on a warm target directory `cargo xtask ci` writes about {} anew \
+             (dist's new copy, images, rebuilt workspace crates). {fix}",
+            human(WARM_CI_FLOOR_BYTES)
         )
     })
 }
@@ -73,14 +144,67 @@ mod tests {
     }
 
     #[test]
-    fn a_short_disk_is_named_with_what_a_cold_run_needs() {
-        let message = shortage(Path::new("/w/target"), 3 * GIB).unwrap();
+    fn a_cold_target_directory_needs_the_whole_peak() {
+        let target = Path::new("/w/target");
+        let message = shortage(target, 3 * GIB, 0, 16 * GIB).unwrap();
+        assert_eq!(
+            message,
+            "only 3.0 GiB free on the disk of /w/target; `cargo xtask ci` may still write \
+             16.0 GiB there: a cold run wrote up to 16.0 GiB and this target directory holds \
+             0.0 GiB so far. Free space or set CARGO_TARGET_DIR to a larger disk"
+        );
+        assert_eq!(shortage(target, 16 * GIB, 0, 16 * GIB), None);
+    }
+
+    #[test]
+    fn a_warm_target_directory_needs_only_the_rest_of_the_peak() {
+        let target = Path::new("/w/target");
+        // 12 GiB held: 4 GiB still to write.
+        let message = shortage(target, 3 * GIB, 12 * GIB, 16 * GIB).unwrap();
         assert!(
-            message.contains("only 3.0 GiB free on the disk of /w/target"),
+            message.contains("may still write 4.0 GiB there"),
             "{message}"
         );
-        assert!(message.contains(&human(COLD_CI_PEAK_BYTES)), "{message}");
-        assert_eq!(shortage(Path::new("/w/target"), COLD_CI_PEAK_BYTES), None);
+        assert!(message.contains("holds 12.0 GiB so far"), "{message}");
+        assert_eq!(shortage(target, 4 * GIB, 12 * GIB, 16 * GIB), None);
+        assert_eq!(shortage(target, 3 * GIB, 13 * GIB, 16 * GIB), None);
+    }
+
+    #[test]
+    fn however_warm_the_target_directory_the_floor_stays_needed() {
+        let target = Path::new("/w/target");
+        for held in [15 * GIB, 16 * GIB, 40 * GIB] {
+            let message = shortage(target, GIB, held, 16 * GIB).unwrap();
+            assert!(
+                message.starts_with("only 1.0 GiB free on the disk of /w/target; even on a warm"),
+                "{message}"
+            );
+            assert!(message.contains("writes about 2.0 GiB anew"), "{message}");
+            assert_eq!(shortage(target, WARM_CI_FLOOR_BYTES, held, 16 * GIB), None);
+        }
+    }
+
+    #[test]
+    fn what_the_target_directory_holds_counts_hard_links_once_and_stops_at_enough() {
+        let scratch = tempfile::tempdir().unwrap();
+        let root = scratch.path().join("target");
+        std::fs::create_dir_all(root.join("debug/deps")).unwrap();
+        std::fs::write(root.join("debug/deps/server-0a1b"), vec![1u8; 30_000]).unwrap();
+        std::fs::hard_link(
+            root.join("debug/deps/server-0a1b"),
+            root.join("debug/server"),
+        )
+        .unwrap();
+        std::fs::write(root.join("debug/.cargo-lock"), b"").unwrap();
+        std::fs::write(root.join("CACHEDIR.TAG"), vec![2u8; 177]).unwrap();
+        let directories: u64 = ["", "debug", "debug/deps"]
+            .iter()
+            .map(|dir| std::fs::metadata(root.join(dir)).unwrap().len())
+            .sum();
+        assert_eq!(bytes_held(&root, u64::MAX), 30_177 + directories);
+        // The walk stops once it has seen enough (the 30 kB file is not always first).
+        assert!(bytes_held(&root, 1) < 30_177 + directories);
+        assert_eq!(bytes_held(&root.join("missing"), u64::MAX), 0);
     }
 
     #[test]

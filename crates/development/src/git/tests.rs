@@ -18,6 +18,14 @@ use super::info::*;
 use super::log::*;
 use super::show::*;
 
+/// `info`'s changed files as `(path, area, status)` rows, to compare with a literal list.
+fn change_rows(info: &GitInfo) -> Vec<(&str, ChangeArea, &str)> {
+    info.changes
+        .iter()
+        .map(|c| (c.path.as_str(), c.area, c.status.as_str()))
+        .collect()
+}
+
 fn git(dir: &Path, args: &[&str]) {
     let status = Command::new("git")
         .args(args)
@@ -74,7 +82,7 @@ fn reports_branch_commits_and_changes() {
         .map(|c| c.summary.as_str())
         .collect();
     assert_eq!(summaries, vec!["second commit", "first commit"]);
-    let head = info.head.unwrap();
+    let head = info.head.as_ref().unwrap();
     assert_eq!(head.summary, "second commit");
     assert_eq!(
         (head.author.as_str(), head.author_email.as_str()),
@@ -82,13 +90,8 @@ fn reports_branch_commits_and_changes() {
     );
     assert_eq!(head.date, "2024-05-01T12:00:00+02:00");
     assert_eq!(head.id.len(), 40);
-    let changes: Vec<_> = info
-        .changes
-        .iter()
-        .map(|c| (c.path.as_str(), c.area, c.status.as_str()))
-        .collect();
     assert_eq!(
-        changes,
+        change_rows(&info),
         vec![
             ("b.txt", ChangeArea::Unstaged, "modified"),
             ("new.txt", ChangeArea::Unstaged, "untracked"),
@@ -407,14 +410,9 @@ fn a_second_call_sees_what_changed_on_disk_since_the_first() {
         .map(|c| c.summary.as_str())
         .collect();
     assert_eq!(summaries, ["third commit", "second commit", "first commit"]);
-    assert_eq!(second.head.unwrap().summary, "third commit");
-    let changes: Vec<_> = second
-        .changes
-        .iter()
-        .map(|c| (c.path.as_str(), c.area, c.status.as_str()))
-        .collect();
+    assert_eq!(second.head.as_ref().unwrap().summary, "third commit");
     assert_eq!(
-        changes,
+        change_rows(&second),
         [
             ("a.txt", ChangeArea::Unstaged, "modified"),
             ("b.txt", ChangeArea::Unstaged, "modified"),
