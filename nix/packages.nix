@@ -42,6 +42,8 @@ let
         (root + "/Cargo.toml")
         (root + "/Cargo.lock")
         (craneLib.fileset.commonCargoSources (root + "/crates"))
+        # The MCP registry's server.json schema, which xtask embeds (include_str!).
+        (root + "/crates/xtask/schemas")
       ]
       # Tool configuration cargo, rustfmt, clippy, nextest and cargo-deny read from the root.
       ++ map (name: lib.fileset.maybeMissing (root + "/${name}")) [

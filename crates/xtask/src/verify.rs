@@ -7,6 +7,8 @@
 //!   visibly uses its level (the Python module in our own code: the learning-store kernels);
 //! - exports: the Python module exports exactly `PyInit_<module>` ([`linkage`]);
 //! - servers are statically linked ([`linkage`]);
+//! - every `dist/mcp-registry/<server>/server.json` (when `cargo xtask image` wrote them)
+//!   passes the MCP registry's schema and publishing rules ([`server_json_findings`]);
 //! - with `--rebuild`: a second build in another absolute directory is bit-identical
 //!   ([`rebuild`]).
 //!
@@ -112,6 +114,7 @@ pub fn run(workspace: &Workspace, args: &VerifyArgs) -> Result<Report> {
     // SBOM, provenance and embedded list agree with each binary (issue 14).
     let records = crate::provenance::check::dist_records(&dist_dir, &manifest);
     report.failures.extend(records);
+    report.failures.extend(server_json_findings(&dist_dir)?);
     if args.rebuild {
         let reproducibility = rebuild::rebuild(
             workspace,
@@ -141,6 +144,45 @@ pub fn run(workspace: &Workspace, args: &VerifyArgs) -> Result<Report> {
         );
     }
     Ok(report)
+}
+
+/// Every `dist/mcp-registry/<server>/server.json` against the MCP registry's schema and
+/// publishing rules ([`crate::image::registry::schema`]). `cargo xtask image` writes them
+/// (after dist and verify in the README's order), so their absence is no failure.
+pub fn server_json_findings(dist_dir: &Path) -> Result<Vec<Finding>> {
+    use crate::image::registry::schema;
+    let dir = dist_dir.join("mcp-registry");
+    let Some(files) = schema::server_files(&dir)? else {
+        eprintln!(
+            "verify: no {} (`cargo xtask image` writes it): no server.json to check",
+            dir.display()
+        );
+        return Ok(Vec::new());
+    };
+    let mut findings = Vec::new();
+    for file in &files {
+        if let Err(error) = schema::check_file(file) {
+            let artifact = file.strip_prefix(dist_dir).unwrap_or(file);
+            let server = file
+                .parent()
+                .and_then(Path::file_name)
+                .map(|name| name.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            findings.push(Finding {
+                artifact: artifact.display().to_string(),
+                crate_name: server,
+                message: format!("{error:#}"),
+            });
+        }
+    }
+    eprintln!(
+        "verify: {} of {} server.json file(s) in {} pass the MCP registry's schema {}",
+        files.len() - findings.len(),
+        files.len(),
+        dir.display(),
+        schema::SERVER_SCHEMA_VERSION
+    );
+    Ok(findings)
 }
 
 /// Integrity, instruction audit, exports and linking checks of every artifact.
@@ -338,6 +380,48 @@ mod tests {
     use super::*;
     use crate::isa::IsaClass;
     use iced_x86::CpuidFeature;
+
+    #[test]
+    fn server_json_files_in_dist_are_checked_against_the_registry_schema() {
+        let dist = tempfile::tempdir().unwrap();
+        assert_eq!(server_json_findings(dist.path()).unwrap(), []);
+        let registry = crate::image::registry::Registry {
+            namespace: "io.github.example".into(),
+            image_repository: "ghcr.io/example".into(),
+        };
+        let spec = crate::metadata::CrateSpec {
+            name: "devops".into(),
+            version: "0.3.1".into(),
+            description: "Operations".into(),
+            ..Default::default()
+        };
+        let written = registry
+            .write_server_json(&spec, &dist.path().join("mcp-registry"))
+            .unwrap();
+        assert_eq!(server_json_findings(dist.path()).unwrap(), []);
+        // A package without transport: named by file, server, pointer and rule.
+        let mut server: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&written).unwrap()).unwrap();
+        server["packages"][1]
+            .as_object_mut()
+            .unwrap()
+            .remove("transport");
+        fs::write(&written, server.to_string()).unwrap();
+        let findings = server_json_findings(dist.path()).unwrap();
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert_eq!(findings[0].artifact, "mcp-registry/devops/server.json");
+        assert_eq!(findings[0].crate_name, "devops");
+        assert!(
+            findings[0]
+                .message
+                .contains("/packages/1: \"transport\" is a required property")
+                && findings[0]
+                    .message
+                    .contains("#/definitions/Package/required"),
+            "{}",
+            findings[0].message
+        );
+    }
 
     #[test]
     fn each_variant_level_comes_from_its_own_rustflags() {

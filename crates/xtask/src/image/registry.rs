@@ -6,6 +6,11 @@
 //! `namespace` (e.g. `io.github.<owner>`, which the publisher must be able to prove) and
 //! `image-repository` (where the images are pushed). A server's name is
 //! `<namespace>/<crate>`, its image `<image-repository>/<crate>`.
+//!
+//! Every server.json is checked against the registry's schema before it is written
+//! ([`schema`]).
+
+pub mod schema;
 
 use std::path::{Path, PathBuf};
 
@@ -18,12 +23,13 @@ use crate::metadata::CrateSpec;
 
 /// Label (image config) and annotation (manifest, index) naming the MCP server.
 pub const SERVER_NAME_KEY: &str = "io.modelcontextprotocol.server.name";
-/// The server.json schema the files follow.
-pub const SERVER_SCHEMA: &str =
-    "https://static.modelcontextprotocol.io/schemas/2025-09-29/server.schema.json";
+pub use schema::SERVER_SCHEMA;
 /// The registry limits a server's description to this many characters.
 const MAX_DESCRIPTION: usize = 100;
-/// The port `--transport http` listens on inside the container (the runtime's default).
+/// The port `--transport http` listens on inside the container (the runtime's default), and
+/// the loopback port it is published on: fixed, because the registry lets a package's
+/// transport URL name only the package's arguments and environment variables, not a variable
+/// inside an argument's value (`--publish 127.0.0.1:{port}:8080`).
 const HTTP_PORT: u16 = 8080;
 /// Where the HTTP package expects the bearer token file inside the container.
 const TOKEN_FILE: &str = "/run/secrets/mcp-token";
@@ -91,20 +97,16 @@ impl Registry {
     }
 
     /// The server's `server.json`: the dispatch image (`<version>` tag) as an OCI package,
-    /// once over stdio and once as a streamable-HTTP server.
+    /// once over stdio and once as a streamable-HTTP server. An OCI package is the full image
+    /// reference, without `registryBaseUrl` or `version` (the registry rejects those since
+    /// schema 2025-10-11).
     pub fn server_json(&self, spec: &CrateSpec) -> Result<Value> {
-        let (host, path) = self
-            .image_repository
-            .split_once('/')
-            .context("image-repository has no path")?;
-        let identifier = format!("{path}/{}", spec.name);
+        let identifier = format!("{}/{}:{}", self.image_repository, spec.name, spec.version);
         let description = short_description(&spec.description);
         let package = |transport: Value, runtime_arguments: Value, package_arguments: Value| {
             json!({
                 "registryType": "oci",
-                "registryBaseUrl": format!("https://{host}"),
                 "identifier": identifier,
-                "version": spec.version,
                 "runtimeHint": "docker",
                 "runtimeArguments": runtime_arguments,
                 "packageArguments": package_arguments,
@@ -130,7 +132,7 @@ impl Registry {
         let http = package(
             json!({
                 "type": "streamable-http",
-                "url": format!("http://localhost:{{port}}/mcp"),
+                "url": format!("http://localhost:{HTTP_PORT}/mcp"),
                 "headers": [{
                     "name": "Authorization",
                     "value": "Bearer {token}",
@@ -145,8 +147,8 @@ impl Registry {
                 workdir_mount,
                 {
                     "type": "named", "name": "--publish",
-                    "value": format!("127.0.0.1:{{port}}:{HTTP_PORT}"),
-                    "variables": {"port": {"description": "Host port", "default": HTTP_PORT.to_string()}}
+                    "value": format!("127.0.0.1:{HTTP_PORT}:{HTTP_PORT}"),
+                    "description": "The server's port, on the host's loopback interface only"
                 },
                 {
                     "type": "named", "name": "--mount",
@@ -185,12 +187,15 @@ impl Registry {
         Ok(server)
     }
 
-    /// Writes `<out>/<crate>/server.json` and returns its path.
+    /// Writes `<out>/<crate>/server.json`, after checking it against the registry's schema
+    /// and rules, and returns its path.
     pub fn write_server_json(&self, spec: &CrateSpec, out: &Path) -> Result<PathBuf> {
         let dir = out.join(&spec.name);
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join("server.json");
-        let mut text = serde_json::to_string_pretty(&self.server_json(spec)?)?;
+        let server = self.server_json(spec)?;
+        schema::check(&server, &path)?;
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let mut text = serde_json::to_string_pretty(&server)?;
         text.push('\n');
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         Ok(path)
@@ -283,9 +288,9 @@ mod tests {
         assert_eq!(transports, ["stdio", "streamable-http"]);
         for package in packages {
             assert_eq!(package["registryType"], "oci");
-            assert_eq!(package["registryBaseUrl"], "https://ghcr.io");
-            assert_eq!(package["identifier"], "example/devops");
-            assert_eq!(package["version"], "0.3.1", "never `latest`");
+            // The crate version is the tag: never `latest`.
+            assert_eq!(package["identifier"], "ghcr.io/example/devops:0.3.1");
+            assert!(package.get("registryBaseUrl").is_none() && package.get("version").is_none());
         }
         let http = &packages[1];
         let args: Vec<&str> = http["packageArguments"]
@@ -296,6 +301,33 @@ mod tests {
             .collect();
         // Listening beyond loopback needs a token: the runtime refuses it otherwise.
         assert!(args.contains(&"--listen") && args.contains(&"--auth-token-file"));
-        assert!(http["transport"]["url"].as_str().unwrap().ends_with("/mcp"));
+        assert_eq!(http["transport"]["url"], "http://localhost:8080/mcp");
+        let publish = http["runtimeArguments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == "--publish")
+            .unwrap();
+        // Published on the host's loopback only, on the port the URL names.
+        assert_eq!(publish["value"], "127.0.0.1:8080:8080");
+        assert_eq!(schema::problems(&server).unwrap(), []);
+    }
+
+    #[test]
+    fn every_server_json_of_the_workspace_is_written_and_passes_the_schema() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let workspace = crate::metadata::Workspace::load_from(&root).unwrap();
+        let registry = Registry::load(&root).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let servers: Vec<&CrateSpec> = workspace.servers().collect();
+        assert!(servers.len() >= 4, "{servers:?}");
+        for server in servers {
+            let path = registry.write_server_json(server, out.path()).unwrap();
+            schema::check_file(&path).unwrap();
+            let written: Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            assert_eq!(written["$schema"], SERVER_SCHEMA);
+            assert_eq!(written["name"], registry.server_name(&server.name));
+        }
     }
 }
