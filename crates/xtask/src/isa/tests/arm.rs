@@ -514,11 +514,14 @@ fn unwinder_mte_code_passes_only_without_mte_tagged_frames() {
 }
 
 /// The real aarch64 builds: `MCP_FOUNDRY_AUDIT_DIST` or the workspace's `dist/` (after
-/// `cargo xtask dist`). Skipped loudly when there are none.
+/// `cargo xtask dist`). Skipped loudly when there are none; a dist directory named by
+/// `MCP_FOUNDRY_AUDIT_DIST` must have them, the workspace's may be a partial dist (e.g.
+/// `cargo xtask dist --variant x86-64-v3`).
 #[test]
 fn the_real_aarch64_builds_pass_or_name_their_leaks() {
-    let dist = std::env::var_os("MCP_FOUNDRY_AUDIT_DIST")
-        .map(std::path::PathBuf::from)
+    let named = std::env::var_os("MCP_FOUNDRY_AUDIT_DIST").map(std::path::PathBuf::from);
+    let explicit = named.is_some();
+    let dist = named
         .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist"));
     let Ok(manifest) = crate::dist::Manifest::load(&dist) else {
         eprintln!(
@@ -564,10 +567,18 @@ fn the_real_aarch64_builds_pass_or_name_their_leaks() {
         }
         audited.insert(artifact.path.clone(), audit.beyond_level.len());
     }
-    assert!(
-        !audited.is_empty(),
-        "the manifest at {} lists no aarch64 build",
-        dist.display()
-    );
+    if audited.is_empty() {
+        assert!(
+            !explicit,
+            "the manifest at {} lists no aarch64 build",
+            dist.display()
+        );
+        eprintln!(
+            "!!! SKIPPED: the manifest at {} lists no aarch64 build (a partial dist; run \
+             `cargo xtask dist`, or set MCP_FOUNDRY_AUDIT_DIST) !!!",
+            dist.display()
+        );
+        return;
+    }
     eprintln!("audited: {audited:?}");
 }
