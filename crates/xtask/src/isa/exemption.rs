@@ -68,13 +68,6 @@ pub const TYPE_STATE_DISPATCH_AARCH64: &[CrateDispatch] = &[
                     the stored Repr",
     },
     CrateDispatch {
-        crate_name: "sha2",
-        mechanism: "sha256::compress calls aarch64_sha2::compress only when sha2_hwcap::get() \
-                    (cpufeatures::new!(sha2_hwcap, \"sha2\"): getauxval(AT_HWCAP) & HWCAP_SHA2, \
-                    cached in a static) is true, else soft::compress; proven from the \
-                    disassembly in the servers, where the check stays a visible branch",
-    },
-    CrateDispatch {
         crate_name: "ring",
         mechanism: "cpu::features() runs detect_features once (getauxval(AT_HWCAP): the AES, \
                     PMULL, SHA2 and SHA512 bits, kept in OPENSSL_armcap_P); keys and contexts \
