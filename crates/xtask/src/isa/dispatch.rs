@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use super::features::Arch;
 use super::guard::{self, DetectionFacts, GuardAnalysis};
-use super::program::Program;
+use super::program::{Program, ReferenceKind, plt};
 
 /// The std_detect statics that cache `is_x86_feature_detected!` results, by name prefix.
 const STD_DETECT_CACHE: &str = "std_detect::detect::cache::CACHE";
@@ -158,7 +158,9 @@ pub fn analyze(program: &Program) -> Dispatch {
         if function.name.starts_with(STD_DETECT_INIT) {
             facts.returning.insert(function.address);
         }
-        if GETAUXVAL.contains(&function.name.as_str()) {
+        // A shared library calls the C library's through its PLT stub.
+        let name = plt::import_of(&function.name).unwrap_or(&function.name);
+        if GETAUXVAL.contains(&name) {
             facts.auxv.insert(function.address);
         }
     }
@@ -174,7 +176,7 @@ pub fn analyze(program: &Program) -> Dispatch {
                     facts.is_detection_state(r.target)
                         || facts.points_to_detection_state(r.target)
                         || facts.slot_returns_detection(r.target)
-                        || (r.kind == super::program::ReferenceKind::Call
+                        || (matches!(r.kind, ReferenceKind::Call | ReferenceKind::Jump)
                             && (facts.returns_detection(r.target) || facts.reads_auxv(r.target)))
                 });
             if !candidate {

@@ -5,6 +5,7 @@
 //! is decoded here with iced-x86, aarch64 code in [`aarch64`].
 
 pub mod aarch64;
+pub mod plt;
 
 use std::collections::BTreeMap;
 
@@ -123,6 +124,9 @@ pub struct Image<'data> {
     pub mapping: Vec<(u64, bool)>,
     /// `(slot, target)` of every dynamic relocation that resolves to an address.
     pub relocations: Vec<(u64, u64)>,
+    /// Slot → name of every dynamic relocation to an imported (undefined) symbol: the GOT
+    /// slots PLT stubs jump through.
+    pub imports: BTreeMap<u64, String>,
     pub entry_points: Vec<u64>,
     /// PIE or shared library: absolute addresses only appear through relocations.
     pub position_independent: bool,
@@ -147,10 +151,14 @@ impl<'data> Image<'data> {
         for section in file.sections() {
             let name = section.name().unwrap_or("").to_owned();
             match section.kind() {
-                SectionKind::Text => image.code.push((
-                    section.address(),
-                    section.data().context("reading a code section")?,
-                )),
+                SectionKind::Text => {
+                    image.code.push((
+                        section.address(),
+                        section.data().context("reading a code section")?,
+                    ));
+                    let stubs = plt::stubs(arch, &name, section.address(), section.size());
+                    image.function_symbols.extend(stubs);
+                }
                 SectionKind::Data
                 | SectionKind::ReadOnlyData
                 | SectionKind::ReadOnlyDataWithRel
@@ -208,6 +216,12 @@ impl<'data> Image<'data> {
                     RelocationTarget::Symbol(index) => match file.symbol_by_index(index) {
                         Ok(symbol) if symbol.address() != 0 => {
                             symbol.address().wrapping_add(relocation.addend() as u64)
+                        }
+                        Ok(symbol) if symbol.is_undefined() => {
+                            if let Ok(name) = symbol.name() {
+                                image.imports.insert(slot, name.to_owned());
+                            }
+                            continue;
                         }
                         _ => continue,
                     },
@@ -293,6 +307,8 @@ impl<'data> Program<'data> {
                 functions.push(section.decode(arch, &mapping, NO_SYMBOL, covered_until, end, pic));
             }
         }
+
+        plt::name_stubs(&mut functions, &image.imports);
 
         let mut data_sections = image.data_sections;
         data_sections.sort_by_key(|d| d.address);

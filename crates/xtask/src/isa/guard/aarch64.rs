@@ -33,6 +33,7 @@ pub fn analyze(instructions: &[Insn], facts: &dyn DetectionFacts) -> GuardAnalys
         return GuardAnalysis::default();
     }
     let cfg = control_flow(instructions, facts);
+    let body = instructions[0].address..instructions[instructions.len() - 1].address + 4;
     let predecessors = cfg.predecessors();
     let is_root = cfg.root_mask();
     let entry = State::default();
@@ -56,7 +57,7 @@ pub fn analyze(instructions: &[Insn], facts: &dyn DetectionFacts) -> GuardAnalys
     let exits = cfg.fixpoint(|block, exits| {
         let mut state = entry_of(block, exits)?;
         for insn in &instructions[cfg.blocks[block].clone()] {
-            state.step(insn, facts, &mut scratch);
+            state.step(insn, &body, facts, &mut scratch);
         }
         Some(state)
     });
@@ -72,7 +73,7 @@ pub fn analyze(instructions: &[Insn], facts: &dyn DetectionFacts) -> GuardAnalys
             continue;
         };
         for insn in &instructions[range.clone()] {
-            let tainted = state.step(insn, facts, &mut result);
+            let tainted = state.step(insn, &body, facts, &mut result);
             if tainted && matches!(insn.flow, Flow::Branch { .. }) {
                 result.guarded.insert(insn.address);
                 guards.push(block);
@@ -197,22 +198,38 @@ impl State {
         }
     }
 
-    /// Applies one instruction; returns whether it read a detection-derived value (for a
-    /// conditional branch: whether it is a guard).
+    /// Whether a call to `target` now returns a detection-derived value.
+    fn call_returns_detection(&self, target: u64, facts: &dyn DetectionFacts) -> bool {
+        facts.returns_detection(target)
+            || (facts.reads_auxv(target) && self.argument.is_some_and(|a| AT_HWCAP.contains(&a)))
+    }
+
+    /// Applies one instruction of the function whose code spans `body`; returns whether it
+    /// read a detection-derived value (for a conditional branch: whether it is a guard).
     fn step(
         &mut self,
         insn: &Insn,
+        body: &std::ops::Range<u64>,
         facts: &dyn DetectionFacts,
         result: &mut GuardAnalysis,
     ) -> bool {
+        // A tail call (`b getauxval`, `cpufeatures::aarch64::getauxval_hwcap`'s whole body)
+        // returns what its target returns: detection-derived or not.
+        if let Flow::Jump(target) | Flow::Branch { target, .. } = insn.flow
+            && !body.contains(&target)
+            && !facts.never_returns(target)
+        {
+            if self.call_returns_detection(target, facts) {
+                result.tainted_returns = true;
+                result.reads_detection = true;
+            } else {
+                result.clean_returns = true;
+            }
+        }
         match insn.flow {
             Flow::Call(_) | Flow::IndirectCall => {
                 let returns = match insn.flow {
-                    Flow::Call(target) => {
-                        facts.returns_detection(target)
-                            || (facts.reads_auxv(target)
-                                && self.argument.is_some_and(|a| AT_HWCAP.contains(&a)))
-                    }
+                    Flow::Call(target) => self.call_returns_detection(target, facts),
                     _ => false,
                 };
                 self.argument = None;

@@ -117,6 +117,7 @@ impl Built {
             arch: Default::default(),
             eh_frame: Default::default(),
             mapping: Vec::new(),
+            imports: Default::default(),
         };
         let program = Program::from_image(image).unwrap();
         let dispatch = dispatch::analyze(&program);
