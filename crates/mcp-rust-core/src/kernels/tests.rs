@@ -369,6 +369,73 @@ fn given_norms_give_the_same_bits_as_computed_ones() {
     }
 }
 
+/// Matrices past [`lanes::PAIRED_MAX_BYTES`] are scanned one row at a time instead of in
+/// pairs: the same bits for every row (checked against the paired scan of small windows of
+/// the same rows) and the same ranking rules (zero rows score 0, NaN rows rank last), for
+/// odd row counts and dimensions with a tail.
+#[test]
+fn large_matrices_scanned_row_by_row_give_the_paired_bits_and_ranking() {
+    const WINDOW: usize = 64;
+    for kernels in runnable() {
+        let mut rng = XorShift(9);
+        for dim in [33, 384] {
+            let rows = (lanes::PAIRED_MAX_BYTES / (4 * dim) + 3) | 1;
+            assert!(rows * dim * 4 > lanes::PAIRED_MAX_BYTES);
+            let mut matrix = rng.vec(rows * dim);
+            matrix[dim..2 * dim].fill(0.0);
+            matrix[2 * dim + 5] = f32::NAN;
+            let query = rng.vec(dim);
+            let row_norms = kernels.norms(&matrix, dim).unwrap();
+            // Per-row scores from the paired scan, window by window (windows are small).
+            let mut paired = vec![0u32; rows];
+            for (window, chunk) in matrix.chunks(WINDOW * dim).enumerate() {
+                for hit in kernels.cosine_topk(chunk, dim, &query, WINDOW).unwrap() {
+                    paired[window * WINDOW + hit.index] = hit.score.to_bits();
+                }
+            }
+            let mut expected: Vec<(usize, f32)> = paired
+                .iter()
+                .map(|bits| f32::from_bits(*bits))
+                .enumerate()
+                .collect();
+            let key = |score: f32| {
+                if score.is_nan() {
+                    f32::NEG_INFINITY
+                } else {
+                    score
+                }
+            };
+            expected.sort_by(|a, b| key(b.1).total_cmp(&key(a.1)).then(a.0.cmp(&b.0)));
+            let expected: Vec<(usize, u32)> = expected
+                .into_iter()
+                .map(|(i, s)| (i, s.to_bits()))
+                .collect();
+            let streamed = kernels.cosine_topk(&matrix, dim, &query, rows).unwrap();
+            let given = kernels
+                .cosine_topk_with_norms(&matrix, dim, &row_norms, &query, rows)
+                .unwrap();
+            for hits in [streamed, given] {
+                let got: Vec<(usize, u32)> =
+                    hits.iter().map(|h| (h.index, h.score.to_bits())).collect();
+                assert_eq!(got.len(), rows);
+                assert!(
+                    got == expected,
+                    "{:?} dim {dim}: ranking differs",
+                    kernels.isa()
+                );
+            }
+            assert_eq!(f32::from_bits(paired[1]), 0.0, "the zero row scores 0");
+            assert!(f32::from_bits(paired[2]).is_nan());
+            let top = kernels.cosine_topk(&matrix, dim, &query, 5).unwrap();
+            assert_eq!(top.len(), 5);
+            assert_eq!(
+                top.iter().map(|h| h.index).collect::<Vec<_>>(),
+                expected[..5].iter().map(|e| e.0).collect::<Vec<_>>()
+            );
+        }
+    }
+}
+
 #[test]
 fn cosine_topk_with_k_above_row_count_returns_every_row() {
     let matrix = [1.0, 0.0, 0.0, 1.0, 1.0, 1.0];
