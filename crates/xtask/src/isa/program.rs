@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result, bail};
 use iced_x86::{Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind};
 use object::{
-    Object, ObjectKind, ObjectSection, ObjectSymbol, RelocationTarget, SectionKind, SymbolKind,
+    Object, ObjectKind, ObjectSection, ObjectSymbol, ObjectSymbolTable, RelocationTarget,
+    SectionKind, SymbolKind,
 };
 
 use super::eh_frame::EhFrame;
@@ -209,11 +210,15 @@ impl<'data> Image<'data> {
                 _ => {}
             }
         }
-        if let Some(relocations) = file.dynamic_relocations() {
+        if let Some(relocations) = file.dynamic_relocations()
+            && let Some(dynamic_symbols) = file.dynamic_symbol_table()
+        {
             for (slot, relocation) in relocations {
                 let target = match relocation.target() {
                     RelocationTarget::Absolute => relocation.addend() as u64,
-                    RelocationTarget::Symbol(index) => match file.symbol_by_index(index) {
+                    // Dynamic relocations index the dynamic symbol table, not `.symtab`.
+                    RelocationTarget::Symbol(index) => match dynamic_symbols.symbol_by_index(index)
+                    {
                         Ok(symbol) if symbol.address() != 0 => {
                             symbol.address().wrapping_add(relocation.addend() as u64)
                         }
