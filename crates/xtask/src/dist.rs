@@ -9,15 +9,16 @@
 //! audited code is byte-for-byte the shipped code (only the symbol table differs).
 //!
 //! Work is shared where it is the same work: one cargo invocation per variant × target
-//! triple × profile builds all its crates together (shared dependencies compile once), and
-//! one target directory serves every variant, so build scripts and proc-macros (which never
-//! get a variant's flags) compile once for all variants.
+//! triple × profile builds all its crates together (shared dependencies compile once, in the
+//! variant's own target directory). Two invocations of different variants run at once
+//! ([`schedule`]), so one's serial fat-LTO link does not leave the other cores idle.
 //!
 //! - [`cargo`]: the `cargo build` command of a job and what its messages say it built;
 //! - [`collect`]: from cargo's outputs to the staged `dist/` and its atomic publication;
 //! - [`isolation`]: whether a crate's dependencies resolve the same alone and with others;
 //! - [`manifest`]: `manifest.json` and the source facts it records;
 //! - [`planning`]: the architectures and jobs of a run, and where their artifacts go;
+//! - [`schedule`]: which jobs run at once, sharing one jobserver;
 //! - [`sources`]: a copy of the sources in another directory (rebuilds, benchmarks).
 
 mod cargo;
@@ -25,6 +26,7 @@ pub(crate) mod collect;
 pub mod isolation;
 pub mod manifest;
 mod planning;
+mod schedule;
 pub mod sources;
 
 use std::path::PathBuf;
@@ -33,7 +35,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
-pub use cargo::rustflags;
+pub use cargo::{COMPILE_SOURCE_DATE_EPOCH, rustflags};
 use cargo::{Invocation, Toolchain};
 use collect::Built;
 pub use manifest::{
@@ -45,7 +47,7 @@ pub use planning::{architectures, artifact_dir};
 
 use crate::metadata::{CrateSpec, Role, VariantSpec, Workspace};
 use crate::prereq;
-use crate::timing::{Steps, human};
+use crate::timing::{Outcome, Steps, human};
 use crate::{provenance, sbom};
 
 /// The cargo profile of the Python module's dist builds (see the root Cargo.toml).
@@ -339,8 +341,9 @@ fn python_package_dir(spec: &CrateSpec) -> PathBuf {
         .join(spec.python_module.as_deref().unwrap_or_default())
 }
 
-/// Runs every job in order under one progress display (crate × variant building, elapsed,
-/// the last finished compilation unit), staging each job's artifacts as soon as it is done.
+/// Runs the jobs, two of different variants at a time ([`schedule`]), under one progress
+/// display (the jobs building, elapsed, the last finished compilation unit), staging each
+/// job's artifacts as soon as it is done.
 fn build_jobs(
     request: &DistRequest<'_>,
     options: &BuildOptions,
@@ -348,23 +351,83 @@ fn build_jobs(
     toolchain: &Toolchain,
     steps: &mut Steps,
 ) -> Result<Vec<Built>> {
-    let staging = request.out.join(".staging");
     let rustc_verbose = provenance::rustc_verbose(&request.workspace.root)?;
     let progress = ProgressBar::new(jobs.len() as u64);
     progress.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {pos}/{len} {prefix} {wide_msg}",
-        )
-        // invariant: the template is a literal that parses.
-        .expect("static progress template"),
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {pos}/{len} {wide_msg}")
+            // invariant: the template is a literal that parses.
+            .expect("static progress template"),
     );
     progress.enable_steady_tick(Duration::from_millis(200));
-    let mut built = Vec::new();
-    for (index, job) in jobs.iter().enumerate() {
+    let jobserver = schedule::jobserver()?;
+    let workers = schedule::workers();
+    eprintln!(
+        "dist: {} job(s), {workers} at a time (jobs of one variant one after another)",
+        jobs.len()
+    );
+    let shared_steps = std::sync::Mutex::new(std::mem::take(steps));
+    let keys: Vec<&str> = jobs.iter().map(|job| job.variant.name.as_str()).collect();
+    let context = JobContext {
+        request,
+        options,
+        toolchain,
+        rustc_verbose: &rustc_verbose,
+        progress: &progress,
+        jobserver: &jobserver,
+        steps: &shared_steps,
+        count: jobs.len(),
+    };
+    let result = schedule::run_all(&keys, workers, |index| context.run(index, &jobs[index]));
+    *steps = shared_steps
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    match result {
+        Ok(built) => {
+            progress.finish_and_clear();
+            Ok(built.into_iter().flatten().collect())
+        }
+        Err(error) => {
+            progress.abandon_with_message("a dist job failed");
+            Err(error)
+        }
+    }
+}
+
+/// What every job of one run shares.
+struct JobContext<'a> {
+    request: &'a DistRequest<'a>,
+    options: &'a BuildOptions,
+    toolchain: &'a Toolchain,
+    rustc_verbose: &'a str,
+    progress: &'a ProgressBar,
+    jobserver: &'a jobserver::Client,
+    steps: &'a std::sync::Mutex<Steps>,
+    count: usize,
+}
+
+impl JobContext<'_> {
+    /// Times `step` as a row of the dist steps table.
+    fn time<T>(&self, name: String, step: impl FnOnce() -> Result<T>) -> Result<T> {
+        let started = Instant::now();
+        let result = step();
+        let outcome = if result.is_ok() {
+            Outcome::Passed
+        } else {
+            Outcome::Failed
+        };
+        self.steps
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .record(name, outcome, started.elapsed());
+        result
+    }
+
+    /// Builds job `index` and stages its artifacts.
+    fn run(&self, index: usize, job: &Job<'_>) -> Result<Vec<Built>> {
+        let request = self.request;
+        let progress = self.progress;
         let label = job.label();
-        progress.suspend(|| eprintln!("==> [{}/{}] building {label}", index + 1, jobs.len()));
-        progress.set_prefix(format!("{} × {}", job.variant.name, job.crate_names()));
-        progress.set_message("starting cargo");
+        progress.suspend(|| eprintln!("==> [{}/{}] building {label}", index + 1, self.count));
         // One target directory per variant: cargo keeps the variant's flags in its
         // fingerprints, not in file names, so variants sharing a directory overwrite each
         // other's builds and every variant after the first rebuilt from scratch on the next
@@ -373,87 +436,93 @@ fn build_jobs(
         let invocation = Invocation {
             root: &request.workspace.root,
             target_dir: &target_dir,
-            toolchain,
+            toolchain: self.toolchain,
             source: &request.source,
-            cargo_config: &options.cargo_config,
+            cargo_config: &self.options.cargo_config,
             log_path: request.target_base.join("logs").join(format!(
                 "{}-{}-{}.log",
                 job.variant.name, job.target, job.profile
             )),
+            jobserver: Some(self.jobserver),
         };
         let started = Instant::now();
-        let outputs = steps.time(format!("build {}", job.label()), || {
-            invocation.run(job, &mut |unit| {
-                progress.set_message(format!("compiled {unit}"));
+        let name = format!("{} × {}", job.variant.name, job.target);
+        let outputs = self
+            .time(format!("build {label}"), || {
+                invocation.run(job, &mut |unit| {
+                    progress.set_message(format!("{name}: compiled {unit}"));
+                })
             })
-        });
-        let outputs = match outputs {
-            Ok(outputs) => outputs,
-            Err(error) => {
-                progress.abandon_with_message(format!("{label} failed"));
-                return Err(error);
-            }
-        };
+            .inspect_err(|_| progress.suspend(|| eprintln!("    {label} failed")))?;
         progress.suspend(|| {
-            eprintln!("    built in {}", human(started.elapsed()));
+            eprintln!("    {label}: built in {}", human(started.elapsed()));
             for spec in &job.specs {
                 if let Some(ready) = outputs.get(&spec.manifest_path).and_then(|o| o.ready_after) {
                     eprintln!("      {:<16} ready after {}", spec.name, human(ready));
                 }
             }
         });
-        progress.set_message("stripping and staging");
-        steps.time(
-            format!("stage {} × {}", job.variant.name, job.target),
-            || {
-                // What each crate links, from cargo's resolution for this job's target and
-                // features: embedded in the artifact, and its SBOM (crate::sbom).
-                let features = job_features(job);
-                let resolved = sbom::resolve(&request.workspace.root, &job.target, &features)?;
-                for spec in &job.specs {
-                    let crate_outputs = outputs
-                        .get(&spec.manifest_path)
-                        .cloned()
-                        .unwrap_or_default();
-                    let linked = sbom::LinkedCrates::of(&resolved, &spec.name)?;
-                    let items = collect::collect(
-                        job,
-                        spec,
-                        toolchain,
-                        &request.source,
-                        &staging,
-                        &crate_outputs,
-                        &invocation.log_path,
-                        &linked.section_bytes()?,
-                    )?;
-                    let repository = resolved
-                        .metadata
-                        .workspace_packages()
-                        .into_iter()
-                        .find(|p| p.name.as_str() == spec.name)
-                        .and_then(|p| p.repository.clone())
-                        .unwrap_or_default();
-                    let facts = provenance::BuildFacts {
-                        source: &request.source,
-                        rustc_verbose: &rustc_verbose,
-                        repository: &repository,
-                        features: &features,
-                    };
-                    provenance::write_records(
-                        &staging,
-                        items.iter().map(|b| &b.artifact),
-                        &linked,
-                        &facts,
-                    )?;
-                    built.extend(items);
-                }
-                Ok(())
-            },
-        )?;
+        progress.set_message(format!("{name}: stripping and staging"));
+        let built = self.time(format!("stage {name}"), || {
+            self.stage(job, &outputs, &invocation)
+        })?;
         progress.inc(1);
+        Ok(built)
     }
-    progress.finish_and_clear();
-    Ok(built)
+
+    /// Strips and stages one job's artifacts with their SBOM and provenance.
+    fn stage(
+        &self,
+        job: &Job<'_>,
+        outputs: &std::collections::BTreeMap<PathBuf, cargo::CargoOutputs>,
+        invocation: &Invocation<'_>,
+    ) -> Result<Vec<Built>> {
+        let request = self.request;
+        let staging = request.out.join(".staging");
+        let mut built = Vec::new();
+        // What each crate links, from cargo's resolution for this job's target and
+        // features: embedded in the artifact, and its SBOM (crate::sbom).
+        let features = job_features(job);
+        let resolved = sbom::resolve(&request.workspace.root, &job.target, &features)?;
+        for spec in &job.specs {
+            let crate_outputs = outputs
+                .get(&spec.manifest_path)
+                .cloned()
+                .unwrap_or_default();
+            let linked = sbom::LinkedCrates::of(&resolved, &spec.name)?;
+            let items = collect::collect(
+                job,
+                spec,
+                self.toolchain,
+                &request.source,
+                &staging,
+                &crate_outputs,
+                &invocation.log_path,
+                &linked.section_bytes()?,
+            )?;
+            let repository = resolved
+                .metadata
+                .workspace_packages()
+                .into_iter()
+                .find(|p| p.name.as_str() == spec.name)
+                .and_then(|p| p.repository.clone())
+                .unwrap_or_default();
+            let facts = provenance::BuildFacts {
+                source: &request.source,
+                rustc_verbose: self.rustc_verbose,
+                repository: &repository,
+                features: &features,
+            };
+            provenance::write_records(
+                &staging,
+                items.iter().map(|b| &b.artifact),
+                &linked,
+                &facts,
+            )?;
+            built.extend(items);
+        }
+        Ok(built)
+    }
 }
 
 /// The cargo features a job enables (`package/feature`): the Python module's bindings.

@@ -83,7 +83,10 @@ pub fn statement(artifact: &Artifact, facts: &BuildFacts<'_>, sbom_sha256: &str)
                     // this machine's paths to fixed ones (so that they are not in the binary).
                     "rustflags": artifact.rustflags,
                     "rustc": facts.rustc_verbose,
-                    "sourceDateEpoch": facts.source.source_date_epoch,
+                    // What the compilers saw (a constant, see dist's cargo invocation), and
+                    // the commit's time (image mtimes).
+                    "sourceDateEpoch": crate::dist::COMPILE_SOURCE_DATE_EPOCH,
+                    "commitTime": facts.source.source_date_epoch,
                     "sourceDirty": facts.source.git_dirty,
                 },
                 "resolvedDependencies": [

@@ -95,6 +95,15 @@ impl CargoOutputs {
     }
 }
 
+/// `SOURCE_DATE_EPOCH` of every dist compilation: a constant (nixpkgs' stdenv default,
+/// 1980-01-01, as in the Nix packages), not the commit time. The cc crate's build scripts
+/// declare `rerun-if-env-changed=SOURCE_DATE_EPOCH`, so a per-commit value made each new
+/// commit recompile every C dependency (ring, psm, the tree-sitter grammars) and all that
+/// depends on them, in every variant: a warm `cargo xtask ci` dist took 55 min instead of
+/// minutes. No Rust code reads it; C code only through `__DATE__`/`__TIME__`, which a
+/// constant keeps reproducible. The commit time stays in the manifest (image mtimes).
+pub const COMPILE_SOURCE_DATE_EPOCH: u64 = 315_532_800;
+
 /// Everything one job's cargo invocation depends on besides the job itself.
 pub struct Invocation<'a> {
     pub root: &'a Path,
@@ -105,6 +114,8 @@ pub struct Invocation<'a> {
     pub cargo_config: &'a [String],
     /// Where cargo's stderr goes.
     pub log_path: PathBuf,
+    /// A jobserver shared with other cargo invocations running at the same time.
+    pub jobserver: Option<&'a jobserver::Client>,
 }
 
 impl Invocation<'_> {
@@ -169,10 +180,7 @@ impl Invocation<'_> {
             .env_remove("RUSTFLAGS")
             .env("MCP_FOUNDRY_VARIANT", &job.variant.name)
             .env("MCP_FOUNDRY_GIT_COMMIT", &self.source.git_commit)
-            .env(
-                "SOURCE_DATE_EPOCH",
-                self.source.source_date_epoch.to_string(),
-            )
+            .env("SOURCE_DATE_EPOCH", COMPILE_SOURCE_DATE_EPOCH.to_string())
             .env("PYO3_PYTHON", &self.source.pyo3_python)
             .envs(job.env.iter().map(|(key, value)| (key, value)));
         command
@@ -190,6 +198,9 @@ impl Invocation<'_> {
         let log = fs::File::create(&self.log_path)
             .with_context(|| format!("creating {}", self.log_path.display()))?;
         let mut command = self.command(job);
+        if let Some(jobserver) = self.jobserver {
+            jobserver.configure(&mut command);
+        }
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -368,6 +379,7 @@ mod tests {
             source: &source,
             cargo_config: &config,
             log_path: PathBuf::from("/ws/target/dist/logs/x.log"),
+            jobserver: None,
         };
         let command = invocation.command(&job);
         let shown = process::display(&command);
@@ -384,7 +396,8 @@ mod tests {
             .filter_map(|(k, v)| Some((k.to_str()?.to_owned(), v?.to_str()?.to_owned())))
             .collect();
         assert_eq!(env["CARGO_TARGET_DIR"], "/ws/target/dist");
-        assert_eq!(env["SOURCE_DATE_EPOCH"], "7");
+        // Not the commit time (7): a per-commit value reruns every cc build script.
+        assert_eq!(env["SOURCE_DATE_EPOCH"], "315532800");
         assert_eq!(env["MCP_FOUNDRY_VARIANT"], "znver4");
         assert_eq!(env["CC_x86_64_unknown_linux_musl"], "/z/cc");
         let flags: Vec<&str> = env["CARGO_ENCODED_RUSTFLAGS"].split('\x1f').collect();

@@ -20,7 +20,8 @@ pub struct SourceInfo {
     pub git_commit: String,
     /// Uncommitted changes to tracked files were present.
     pub git_dirty: bool,
-    /// Commit time of `git_commit`, used as `SOURCE_DATE_EPOCH`.
+    /// Commit time of `git_commit`: the images' mtimes and `created` (the compilers get
+    /// [`super::COMPILE_SOURCE_DATE_EPOCH`]).
     pub source_date_epoch: u64,
     /// `rustc -V`.
     pub rustc_version: String,
