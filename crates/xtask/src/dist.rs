@@ -17,6 +17,8 @@
 //! - [`collect`]: from cargo's outputs to the staged `dist/` and its atomic publication;
 //! - [`isolation`]: whether a crate's dependencies resolve the same alone and with others;
 //! - [`manifest`]: `manifest.json` and the source facts it records;
+//! - [`out_dir`]: what in the output directory belongs to a run (all of it is replaced), and
+//!   the refusal of a directory that is not a dist directory;
 //! - [`planning`]: the architectures and jobs of a run, and where their artifacts go;
 //! - [`sources`]: a copy of the sources in another directory (rebuilds, benchmarks).
 
@@ -24,6 +26,7 @@ mod cargo;
 pub(crate) mod collect;
 pub mod isolation;
 pub mod manifest;
+pub mod out_dir;
 mod planning;
 pub mod sources;
 
@@ -37,8 +40,8 @@ pub use cargo::rustflags;
 use cargo::{Invocation, Toolchain};
 use collect::Built;
 pub use manifest::{
-    Artifact, ArtifactKind, Manifest, ManifestVariant, SourceInfo, by_path, hash_file, human_size,
-    sha256_hex,
+    Artifact, ArtifactKind, Manifest, ManifestVariant, Selection, SourceInfo, by_path, hash_file,
+    human_size, sha256_hex,
 };
 use planning::plan;
 pub use planning::{architectures, artifact_dir};
@@ -114,6 +117,12 @@ fn run_steps(workspace: &Workspace, args: &DistArgs, steps: &mut Steps) -> Resul
     let variants = workspace.select_variants(&args.variants)?;
     let crates = workspace.select_shipped_crates(&args.crates)?;
     let architectures = architectures(&variants, &args.architectures)?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| workspace.root.join("dist"));
+    // Before the prerequisites: a directory dist may not replace stops the run at once.
+    out_dir::previous_run(&out, &variant_names(workspace))?;
     let mut needs = prereq::Needs::dist(&crates);
     needs.add_architectures(&architectures);
     steps.time("prerequisites", || prereq::ensure(&workspace.root, &needs))?;
@@ -122,10 +131,7 @@ fn run_steps(workspace: &Workspace, args: &DistArgs, steps: &mut Steps) -> Resul
         variants,
         crates,
         architectures,
-        out: args
-            .out
-            .clone()
-            .unwrap_or_else(|| workspace.root.join("dist")),
+        out,
         target_base: workspace.target_dir.join("dist"),
         source: SourceInfo::collect(&workspace.root)?,
     };
@@ -213,6 +219,8 @@ pub fn build_with(
             request.architectures.join(", ")
         );
     }
+    let all_variants = variant_names(request.workspace);
+    out_dir::previous_run(&request.out, &all_variants)?;
     for job in &mut jobs {
         if crate::cross::uses_zig(&job.target) {
             let toolchain = crate::cross::toolchain_for(&job.target)?;
@@ -223,13 +231,14 @@ pub fn build_with(
     for spec in &request.crates {
         check_buildable(spec)?;
     }
+    let selection = planning::selection(request, options.ci_matrix)?;
 
     let toolchain = Toolchain::detect(&request.workspace.root)?;
     std::fs::create_dir_all(&request.out)
         .with_context(|| format!("creating {}", request.out.display()))?;
     // Everything is assembled here and moved into place only when all builds succeeded, so
     // a failed run never leaves a complete-looking partial `dist/`.
-    let staging = request.out.join(".staging");
+    let staging = request.out.join(out_dir::STAGING_DIR);
     collect::remove_if_exists(&staging)?;
     let built = match build_jobs(request, options, &jobs, &toolchain, steps) {
         Ok(built) => built,
@@ -262,6 +271,7 @@ pub fn build_with(
         rustc_version: request.source.rustc_version.clone(),
         cargo_lock_sha256: request.source.cargo_lock_sha256.clone(),
         profile,
+        selection: Some(selection),
         variants: request
             .variants
             .iter()
@@ -279,12 +289,13 @@ pub fn build_with(
             sorted
         },
     };
-    let all_variants: Vec<&str> = request
-        .workspace
-        .variants
-        .iter()
-        .map(|v| v.name.as_str())
-        .collect();
+    if let Some(selection) = manifest.selection.as_ref().filter(|s| !s.is_complete()) {
+        eprintln!(
+            "NOTE: {} is a {} dist (recorded in its manifest)",
+            request.out.display(),
+            selection.describe()
+        );
+    }
     steps.time("publish", || {
         collect::publish(&request.out, &staging, &manifest, &all_variants)
     })?;
@@ -293,6 +304,11 @@ pub fn build_with(
         crate::wheel::from_dist(&request.out, &manifest, &request.crates)
     })?;
     Ok(manifest)
+}
+
+/// The workspace's variant names: directories of a dist directory that a run replaces.
+fn variant_names(workspace: &Workspace) -> Vec<&str> {
+    workspace.variants.iter().map(|v| v.name.as_str()).collect()
 }
 
 /// Fails early, before any long build, when a crate cannot be built as its role requires.
@@ -348,7 +364,7 @@ fn build_jobs(
     toolchain: &Toolchain,
     steps: &mut Steps,
 ) -> Result<Vec<Built>> {
-    let staging = request.out.join(".staging");
+    let staging = request.out.join(out_dir::STAGING_DIR);
     let rustc_verbose = provenance::rustc_verbose(&request.workspace.root)?;
     let progress = ProgressBar::new(jobs.len() as u64);
     progress.set_style(
