@@ -16,7 +16,10 @@
 //! - [`cargo`]: the `cargo build` command of a job and what its messages say it built;
 //! - [`collect`]: from cargo's outputs to the staged `dist/` and its atomic publication;
 //! - [`isolation`]: whether a crate's dependencies resolve the same alone and with others;
+//! - [`job`]: one job's cargo build, then its stripped and staged artifacts;
 //! - [`manifest`]: `manifest.json` and the source facts it records;
+//! - [`out_dir`]: what in the output directory belongs to a run (all of it is replaced), and
+//!   the refusal of a directory that is not a dist directory;
 //! - [`planning`]: the architectures and jobs of a run, and where their artifacts go;
 //! - [`schedule`]: which jobs run at once, sharing one jobserver;
 //! - [`sources`]: a copy of the sources in another directory (rebuilds, benchmarks).
@@ -24,31 +27,33 @@
 mod cargo;
 pub(crate) mod collect;
 pub mod isolation;
+mod job;
 pub mod manifest;
+pub mod out_dir;
 mod planning;
 mod schedule;
 pub mod sources;
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use cargo::Toolchain;
 pub use cargo::{COMPILE_SOURCE_DATE_EPOCH, rustflags};
-use cargo::{Invocation, Toolchain};
 use collect::Built;
 pub use manifest::{
-    Artifact, ArtifactKind, Manifest, ManifestVariant, SourceInfo, by_path, hash_file, human_size,
-    sha256_hex,
+    Artifact, ArtifactKind, Manifest, ManifestVariant, Selection, SourceInfo, by_path, hash_file,
+    human_size, sha256_hex,
 };
 use planning::plan;
 pub use planning::{architectures, artifact_dir};
 
 use crate::metadata::{CrateSpec, Role, VariantSpec, Workspace};
 use crate::prereq;
-use crate::timing::{Outcome, Steps, human};
-use crate::{provenance, sbom};
+use crate::provenance;
+use crate::timing::{Steps, human};
 
 /// The cargo profile of the Python module's dist builds (see the root Cargo.toml).
 pub const PYTHON_MODULE_PROFILE: &str = "audit";
@@ -116,6 +121,12 @@ fn run_steps(workspace: &Workspace, args: &DistArgs, steps: &mut Steps) -> Resul
     let variants = workspace.select_variants(&args.variants)?;
     let crates = workspace.select_shipped_crates(&args.crates)?;
     let architectures = architectures(&variants, &args.architectures)?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| workspace.root.join("dist"));
+    // Before the prerequisites: a directory dist may not replace stops the run at once.
+    out_dir::previous_run(&out, &variant_names(workspace))?;
     let mut needs = prereq::Needs::dist(&crates);
     needs.add_architectures(&architectures);
     steps.time("prerequisites", || prereq::ensure(&workspace.root, &needs))?;
@@ -124,10 +135,7 @@ fn run_steps(workspace: &Workspace, args: &DistArgs, steps: &mut Steps) -> Resul
         variants,
         crates,
         architectures,
-        out: args
-            .out
-            .clone()
-            .unwrap_or_else(|| workspace.root.join("dist")),
+        out,
         target_base: workspace.target_dir.join("dist"),
         source: SourceInfo::collect(&workspace.root)?,
     };
@@ -215,6 +223,8 @@ pub fn build_with(
             request.architectures.join(", ")
         );
     }
+    let all_variants = variant_names(request.workspace);
+    out_dir::previous_run(&request.out, &all_variants)?;
     for job in &mut jobs {
         if crate::cross::uses_zig(&job.target) {
             let toolchain = crate::cross::toolchain_for(&job.target)?;
@@ -225,13 +235,14 @@ pub fn build_with(
     for spec in &request.crates {
         check_buildable(spec)?;
     }
+    let selection = planning::selection(request, options.ci_matrix)?;
 
     let toolchain = Toolchain::detect(&request.workspace.root)?;
     std::fs::create_dir_all(&request.out)
         .with_context(|| format!("creating {}", request.out.display()))?;
     // Everything is assembled here and moved into place only when all builds succeeded, so
     // a failed run never leaves a complete-looking partial `dist/`.
-    let staging = request.out.join(".staging");
+    let staging = request.out.join(out_dir::STAGING_DIR);
     collect::remove_if_exists(&staging)?;
     let built = match build_jobs(request, options, &jobs, &toolchain, steps) {
         Ok(built) => built,
@@ -264,6 +275,7 @@ pub fn build_with(
         rustc_version: request.source.rustc_version.clone(),
         cargo_lock_sha256: request.source.cargo_lock_sha256.clone(),
         profile,
+        selection: Some(selection),
         variants: request
             .variants
             .iter()
@@ -281,12 +293,13 @@ pub fn build_with(
             sorted
         },
     };
-    let all_variants: Vec<&str> = request
-        .workspace
-        .variants
-        .iter()
-        .map(|v| v.name.as_str())
-        .collect();
+    if let Some(selection) = manifest.selection.as_ref().filter(|s| !s.is_complete()) {
+        eprintln!(
+            "NOTE: {} is a {} dist (recorded in its manifest)",
+            request.out.display(),
+            selection.describe()
+        );
+    }
     steps.time("publish", || {
         collect::publish(&request.out, &staging, &manifest, &all_variants)
     })?;
@@ -295,6 +308,11 @@ pub fn build_with(
         crate::wheel::from_dist(&request.out, &manifest, &request.crates)
     })?;
     Ok(manifest)
+}
+
+/// The workspace's variant names: directories of a dist directory that a run replaces.
+fn variant_names(workspace: &Workspace) -> Vec<&str> {
+    workspace.variants.iter().map(|v| v.name.as_str()).collect()
 }
 
 /// Fails early, before any long build, when a crate cannot be built as its role requires.
@@ -367,7 +385,7 @@ fn build_jobs(
     );
     let shared_steps = std::sync::Mutex::new(std::mem::take(steps));
     let keys: Vec<&str> = jobs.iter().map(|job| job.variant.name.as_str()).collect();
-    let context = JobContext {
+    let context = job::JobContext {
         request,
         options,
         toolchain,
@@ -391,150 +409,6 @@ fn build_jobs(
             Err(error)
         }
     }
-}
-
-/// What every job of one run shares.
-struct JobContext<'a> {
-    request: &'a DistRequest<'a>,
-    options: &'a BuildOptions,
-    toolchain: &'a Toolchain,
-    rustc_verbose: &'a str,
-    progress: &'a ProgressBar,
-    jobserver: &'a jobserver::Client,
-    steps: &'a std::sync::Mutex<Steps>,
-    count: usize,
-}
-
-impl JobContext<'_> {
-    /// Times `step` as a row of the dist steps table.
-    fn time<T>(&self, name: String, step: impl FnOnce() -> Result<T>) -> Result<T> {
-        let started = Instant::now();
-        let result = step();
-        let outcome = if result.is_ok() {
-            Outcome::Passed
-        } else {
-            Outcome::Failed
-        };
-        self.steps
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .record(name, outcome, started.elapsed());
-        result
-    }
-
-    /// Builds job `index` and stages its artifacts.
-    fn run(&self, index: usize, job: &Job<'_>) -> Result<Vec<Built>> {
-        let request = self.request;
-        let progress = self.progress;
-        let label = job.label();
-        progress.suspend(|| eprintln!("==> [{}/{}] building {label}", index + 1, self.count));
-        // One target directory per variant: cargo keeps the variant's flags in its
-        // fingerprints, not in file names, so variants sharing a directory overwrite each
-        // other's builds and every variant after the first rebuilt from scratch on the next
-        // run (and `cargo xtask ci`'s dist never reused the dist test's builds).
-        let target_dir = request.target_base.join(&job.variant.name);
-        let invocation = Invocation {
-            root: &request.workspace.root,
-            target_dir: &target_dir,
-            toolchain: self.toolchain,
-            source: &request.source,
-            cargo_config: &self.options.cargo_config,
-            log_path: request.target_base.join("logs").join(format!(
-                "{}-{}-{}.log",
-                job.variant.name, job.target, job.profile
-            )),
-            jobserver: Some(self.jobserver),
-        };
-        let started = Instant::now();
-        let name = format!("{} × {}", job.variant.name, job.target);
-        let outputs = self
-            .time(format!("build {label}"), || {
-                invocation.run(job, &mut |unit| {
-                    progress.set_message(format!("{name}: compiled {unit}"));
-                })
-            })
-            .inspect_err(|_| progress.suspend(|| eprintln!("    {label} failed")))?;
-        progress.suspend(|| {
-            eprintln!("    {label}: built in {}", human(started.elapsed()));
-            for spec in &job.specs {
-                if let Some(ready) = outputs.get(&spec.manifest_path).and_then(|o| o.ready_after) {
-                    eprintln!("      {:<16} ready after {}", spec.name, human(ready));
-                }
-            }
-        });
-        progress.set_message(format!("{name}: stripping and staging"));
-        let built = self.time(format!("stage {name}"), || {
-            self.stage(job, &outputs, &invocation)
-        })?;
-        progress.inc(1);
-        Ok(built)
-    }
-
-    /// Strips and stages one job's artifacts with their SBOM and provenance.
-    fn stage(
-        &self,
-        job: &Job<'_>,
-        outputs: &std::collections::BTreeMap<PathBuf, cargo::CargoOutputs>,
-        invocation: &Invocation<'_>,
-    ) -> Result<Vec<Built>> {
-        let request = self.request;
-        let staging = request.out.join(".staging");
-        let mut built = Vec::new();
-        // What each crate links, from cargo's resolution for this job's target and
-        // features: embedded in the artifact, and its SBOM (crate::sbom).
-        let features = job_features(job);
-        let resolved = sbom::resolve(&request.workspace.root, &job.target, &features)?;
-        for spec in &job.specs {
-            let crate_outputs = outputs
-                .get(&spec.manifest_path)
-                .cloned()
-                .unwrap_or_default();
-            let linked = sbom::LinkedCrates::of(&resolved, &spec.name)?;
-            let items = collect::collect(
-                job,
-                spec,
-                self.toolchain,
-                &request.source,
-                &staging,
-                &crate_outputs,
-                &invocation.log_path,
-                &linked.section_bytes()?,
-            )?;
-            let repository = resolved
-                .metadata
-                .workspace_packages()
-                .into_iter()
-                .find(|p| p.name.as_str() == spec.name)
-                .and_then(|p| p.repository.clone())
-                .unwrap_or_default();
-            let facts = provenance::BuildFacts {
-                source: &request.source,
-                rustc_verbose: self.rustc_verbose,
-                repository: &repository,
-                features: &features,
-            };
-            provenance::write_records(
-                &staging,
-                items.iter().map(|b| &b.artifact),
-                &linked,
-                &facts,
-            )?;
-            built.extend(items);
-        }
-        Ok(built)
-    }
-}
-
-/// The cargo features a job enables (`package/feature`): the Python module's bindings.
-fn job_features(job: &Job<'_>) -> Vec<String> {
-    job.specs
-        .iter()
-        .filter(|spec| spec.role == Role::PythonModule)
-        .filter_map(|spec| {
-            let feature = spec.python_feature.as_deref()?;
-            Some(format!("{}/{feature}", spec.name))
-        })
-        .collect()
 }
 
 /// The final table: crate, variant, when it was ready within its job, shipped size.

@@ -50,6 +50,8 @@ pub const VARIANTS_DIR: &str = "opt/mcp";
 pub const LAUNCHER_BIN: &str = "mcp-launcher";
 /// Label naming the build an image holds: a variant name, or `dispatch`.
 pub const VARIANT_LABEL: &str = "io.github.mcp-foundry.variant";
+/// Where `cargo xtask image` writes the layouts by default, in the dist directory.
+pub const IMAGES_DIR: &str = "images";
 const BIN_DIR: &str = "usr/local/bin";
 const WORK_DIR: &str = "/work";
 
@@ -135,7 +137,7 @@ pub fn run(workspace: &Workspace, args: &ImageArgs) -> Result<()> {
         .dist
         .clone()
         .unwrap_or_else(|| workspace.root.join("dist"));
-    let out = args.out.clone().unwrap_or_else(|| dist.join("images"));
+    let out = args.out.clone().unwrap_or_else(|| dist.join(IMAGES_DIR));
     let needs = if args.smoke {
         prereq::Needs::new(
             "image --smoke",

@@ -106,7 +106,10 @@ fn collect_files(root: &Path, dir: &Path, files: &mut Vec<String>) -> Result<()>
             .with_context(|| format!("{} is outside {}", path.display(), root.display()))?
             .to_string_lossy()
             .into_owned();
-        if relative == SUMS || relative == SIGNATURE || relative == ".staging" {
+        if relative == SUMS
+            || relative == SIGNATURE
+            || relative == crate::dist::out_dir::STAGING_DIR
+        {
             continue;
         }
         let kind = entry.file_type()?;

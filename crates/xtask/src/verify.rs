@@ -111,6 +111,7 @@ pub fn run(workspace: &Workspace, args: &VerifyArgs) -> Result<Report> {
         .unwrap_or_else(|| workspace.root.join("dist"));
     let manifest = Manifest::load(&dist_dir)?;
     let mut report = audit(workspace, &dist_dir, &manifest)?;
+    report.warnings.extend(selection_warning(&manifest));
     // SBOM, provenance and embedded list agree with each binary (issue 14).
     let records = crate::provenance::check::dist_records(&dist_dir, &manifest);
     report.failures.extend(records);
@@ -140,10 +141,24 @@ pub fn run(workspace: &Workspace, args: &VerifyArgs) -> Result<Report> {
             "verify found {} problem(s):\n  {}\n(details: {})",
             report.failures.len(),
             report::grouped(&report.failures).join("\n  "),
-            dist_dir.join("report.md").display()
+            dist_dir.join(report::MARKDOWN_FILE).display()
         );
     }
     Ok(report)
+}
+
+/// A warning when the manifest records a partial dist run: verify checks what is there, and
+/// a passing report must not read as the whole matrix.
+fn selection_warning(manifest: &Manifest) -> Option<Finding> {
+    let selection = manifest.selection.as_ref()?;
+    (!selection.is_complete()).then(|| Finding {
+        artifact: Manifest::FILE_NAME.to_owned(),
+        crate_name: String::new(),
+        message: format!(
+            "a {} dist: only what it holds is checked",
+            selection.describe()
+        ),
+    })
 }
 
 /// Every `dist/mcp-registry/<server>/server.json` against the MCP registry's schema and
@@ -151,7 +166,7 @@ pub fn run(workspace: &Workspace, args: &VerifyArgs) -> Result<Report> {
 /// (after dist and verify in the README's order), so their absence is no failure.
 pub fn server_json_findings(dist_dir: &Path) -> Result<Vec<Finding>> {
     use crate::image::registry::schema;
-    let dir = dist_dir.join("mcp-registry");
+    let dir = dist_dir.join(crate::image::registry::REGISTRY_DIR);
     let Some(files) = schema::server_files(&dir)? else {
         eprintln!(
             "verify: no {} (`cargo xtask image` writes it): no server.json to check",
@@ -380,6 +395,30 @@ mod tests {
     use super::*;
     use crate::isa::IsaClass;
     use iced_x86::CpuidFeature;
+
+    #[test]
+    fn a_partial_dist_is_reported_as_one() {
+        let mut manifest = crate::dist::manifest::tests::manifest(Manifest::SCHEMA_VERSION, vec![]);
+        // An older manifest says nothing about its selection.
+        assert_eq!(selection_warning(&manifest), None);
+        let mut selection = dist::Selection {
+            variants: vec!["generic".into()],
+            crates: vec!["devops".into()],
+            architectures: vec!["x86_64".into()],
+            ci_matrix: false,
+            left_out: vec![],
+        };
+        manifest.selection = Some(selection.clone());
+        assert_eq!(selection_warning(&manifest), None);
+        selection.left_out = vec!["variant znver4".into()];
+        manifest.selection = Some(selection);
+        let warning = selection_warning(&manifest).unwrap();
+        assert_eq!(warning.artifact, "manifest.json");
+        assert!(
+            warning.message.contains("partial, without variant znver4"),
+            "{warning}"
+        );
+    }
 
     #[test]
     fn server_json_files_in_dist_are_checked_against_the_registry_schema() {

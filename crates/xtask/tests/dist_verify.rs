@@ -144,4 +144,43 @@ fn dist_and_verify_the_python_module_in_every_variant() {
             report.failures
         );
     }
+
+    // A second, narrower run (cargo has nothing to rebuild) leaves nothing of the first:
+    // not what was made from its artifacts (server.json, images, reports), not the variants
+    // it no longer builds. Its manifest says what it left out.
+    for stale in [
+        "mcp-registry/devops/server.json",
+        "images/devops/index.json",
+        "report.md",
+    ] {
+        let path = out.path().join(stale);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, "from the first run").unwrap();
+    }
+    let baseline = workspace
+        .variants
+        .iter()
+        .find(|v| v.target_cpu == dist::BASELINE_CPU)
+        .unwrap();
+    let narrower = DistRequest {
+        variants: vec![baseline],
+        ..request.clone()
+    };
+    let second = dist::build(&narrower).unwrap();
+    let mut left: Vec<String> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, [baseline.name.as_str(), "manifest.json", "wheels"]);
+    let selection = second.selection.unwrap();
+    assert!(!selection.is_complete());
+    for variant in workspace
+        .variants
+        .iter()
+        .filter(|v| v.name != baseline.name)
+    {
+        let entry = format!("variant {}", variant.name);
+        assert!(selection.left_out.contains(&entry), "{selection:?}");
+    }
 }

@@ -1,6 +1,6 @@
 //! From cargo's outputs to `dist/`: each artifact is copied unstripped (for the audit) and
-//! stripped (to ship) into a staging directory, hashed, and the staging directory replaces
-//! the old variant directories in one step, manifest last.
+//! stripped (to ship) into a staging directory, hashed, and the staged variant directories
+//! replace everything the previous run left in one step, manifest last.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -11,6 +11,7 @@ use anyhow::{Context, Result, bail};
 
 use super::cargo::{CargoOutputs, Toolchain};
 use super::manifest::{Artifact, ArtifactKind, Manifest, SourceInfo, hash_file};
+use super::out_dir;
 use super::{Job, python_package_dir};
 use crate::metadata::{CrateSpec, Role};
 use crate::process;
@@ -192,38 +193,36 @@ pub fn remove_if_exists(path: &Path) -> Result<()> {
     }
 }
 
-/// Replaces the variant directories of `out` with the staged ones and writes the manifest
-/// last: a `dist/` with a manifest is always complete and consistent. `all_variants` are
-/// the workspace's variant names: every one of them goes, not only the rebuilt ones, so
-/// what remains matches the new manifest.
+/// Replaces everything the previous run left in `out` (its variant directories, wheels,
+/// reports, images, `server.json` files: see [`out_dir`]) with the staged variant
+/// directories, and writes the manifest last: a `dist/` with a manifest is always complete
+/// and consistent, and holds nothing the manifest does not describe. `all_variants` are the
+/// workspace's variant names. The staging directory goes only after the manifest is
+/// written, so an interrupted publication still leaves a directory [`out_dir`] recognises.
 pub fn publish(
     out: &Path,
     staging: &Path,
     manifest: &Manifest,
     all_variants: &[&str],
 ) -> Result<()> {
-    for stale in [Manifest::FILE_NAME, "report.json", "report.md"] {
-        let path = out.join(stale);
-        if path.exists() {
-            fs::remove_file(&path).with_context(|| format!("removing stale {}", path.display()))?;
-        }
-    }
-    for variant in all_variants {
-        remove_if_exists(&out.join(variant))?;
-    }
+    // Checked again: the directory may have changed while the run was building.
+    let mut previous = out_dir::previous_run(out, all_variants)?;
+    previous.retain(|path| path != staging);
+    // The manifest first, so no manifest describes a half-replaced directory.
+    previous.sort_by_key(|path| !path.ends_with(Manifest::FILE_NAME));
+    out_dir::remove(&previous)?;
     for variant in &manifest.variants {
         let from = staging.join(&variant.name);
         let to = out.join(&variant.name);
         fs::rename(&from, &to)
             .with_context(|| format!("moving {} to {}", from.display(), to.display()))?;
     }
-    remove_if_exists(staging)?;
     let path = out.join(Manifest::FILE_NAME);
-    let temporary = out.join(".manifest.json.tmp");
+    let temporary = out.join(out_dir::MANIFEST_TEMPORARY);
     fs::write(&temporary, manifest.to_json())
         .with_context(|| format!("writing {}", temporary.display()))?;
     fs::rename(&temporary, &path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    remove_if_exists(staging)
 }
 
 #[cfg(test)]
@@ -251,6 +250,23 @@ mod tests {
         assert_eq!(names, ["__init__.py", "__init__.pyi", "py.typed"]);
     }
 
+    /// A manifest of `variants` without artifacts.
+    fn manifest_of(variants: &[&str]) -> Manifest {
+        let variants: Vec<serde_json::Value> = variants
+            .iter()
+            .map(|name| {
+                serde_json::json!({"name": name, "target_cpu": "generic", "rustflags": [],
+                    "description": ""})
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "schema_version": Manifest::SCHEMA_VERSION, "git_commit": "abc", "git_dirty": false,
+            "source_date_epoch": 0, "rustc_version": "r", "cargo_lock_sha256": "00",
+            "profile": "p", "variants": variants, "artifacts": []
+        }))
+        .unwrap()
+    }
+
     #[test]
     fn publish_replaces_every_variant_directory_and_writes_the_manifest_last() {
         let out = tempfile::tempdir().unwrap();
@@ -262,20 +278,48 @@ mod tests {
             fs::create_dir_all(out.path().join(old).join("bin")).unwrap();
             fs::write(out.path().join(old).join("bin/old"), "old").unwrap();
         }
-        fs::write(out.path().join("report.md"), "stale").unwrap();
-        let manifest: Manifest = serde_json::from_value(serde_json::json!({
-            "schema_version": Manifest::SCHEMA_VERSION, "git_commit": "abc", "git_dirty": false,
-            "source_date_epoch": 0, "rustc_version": "r", "cargo_lock_sha256": "00",
-            "profile": "p", "variants": [{"name": "generic", "target_cpu": "generic",
-            "rustflags": [], "description": ""}], "artifacts": []
-        }))
-        .unwrap();
+        // What was made from the previous run's artifacts describes them, not the new ones.
+        for derived in [
+            "report.md",
+            "SHA256SUMS",
+            "images/demo/index.json",
+            "mcp-registry/demo/server.json",
+            "wheels/demo.whl",
+        ] {
+            let path = out.path().join(derived);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, "stale").unwrap();
+        }
+        let manifest = manifest_of(&["generic"]);
         publish(out.path(), &staging, &manifest, &["generic", "znver4"]).unwrap();
         assert!(out.path().join("generic/bin/new").is_file());
         assert!(!out.path().join("generic/bin/old").exists());
         assert!(!out.path().join("znver4").exists());
-        assert!(!out.path().join("report.md").exists());
         assert!(!staging.exists());
         assert_eq!(Manifest::load(out.path()).unwrap(), manifest);
+        let mut left: Vec<String> = fs::read_dir(out.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["generic", "manifest.json"]);
+    }
+
+    #[test]
+    fn publish_refuses_a_directory_that_gained_a_foreign_file_and_keeps_it() {
+        let out = tempfile::tempdir().unwrap();
+        let staging = out.path().join(".staging");
+        fs::create_dir_all(staging.join("generic/bin")).unwrap();
+        fs::write(out.path().join("notes.txt"), "mine").unwrap();
+        let error = publish(
+            out.path(),
+            &staging,
+            &manifest_of(&["generic"]),
+            &["generic"],
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("notes.txt"), "{error}");
+        assert!(out.path().join("notes.txt").is_file());
+        assert!(!out.path().join(Manifest::FILE_NAME).exists());
     }
 }

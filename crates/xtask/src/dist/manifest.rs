@@ -71,9 +71,47 @@ pub struct Manifest {
     pub cargo_lock_sha256: String,
     /// How artifacts are built and stripped (each artifact names its own cargo profile).
     pub profile: String,
+    /// What the run was asked to build (absent from manifests of older xtasks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<Selection>,
     pub variants: Vec<ManifestVariant>,
     /// Sorted by `path`.
     pub artifacts: Vec<Artifact>,
+}
+
+/// What a dist run was asked to build. A partial run (`--variant`, `--crate`, `--arch`,
+/// `--ci-matrix`) holds less than the workspace ships and says so here, so nobody takes its
+/// directory for the full matrix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Selection {
+    pub variants: Vec<String>,
+    pub crates: Vec<String>,
+    pub architectures: Vec<String>,
+    /// Variants with `ci-crates` were built for those crates only.
+    pub ci_matrix: bool,
+    /// What the workspace ships that the run was not asked for: `variant <name>`,
+    /// `crate <name>`, `architecture <name>`.
+    pub left_out: Vec<String>,
+}
+
+impl Selection {
+    /// Every variant, shipped crate and architecture of the workspace, in full.
+    pub fn is_complete(&self) -> bool {
+        self.left_out.is_empty() && !self.ci_matrix
+    }
+
+    /// One line for people: `complete`, or what the run left out.
+    pub fn describe(&self) -> String {
+        let mut parts = self.left_out.clone();
+        if self.ci_matrix {
+            parts.push("crates outside ci-crates (--ci-matrix)".to_owned());
+        }
+        if parts.is_empty() {
+            "complete".to_owned()
+        } else {
+            format!("partial, without {}", parts.join(", "))
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -305,7 +343,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn manifest(schema_version: u32, artifacts: Vec<Artifact>) -> Manifest {
+    pub(crate) fn manifest(schema_version: u32, artifacts: Vec<Artifact>) -> Manifest {
         Manifest {
             schema_version,
             git_commit: "abc".into(),
@@ -314,6 +352,7 @@ pub(crate) mod tests {
             rustc_version: "rustc 1.95.0".into(),
             cargo_lock_sha256: "22".repeat(32),
             profile: "audit".into(),
+            selection: None,
             variants: vec![],
             artifacts,
         }

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 
-use super::{BASELINE_CPU, Job, profile_for, target_triple};
+use super::manifest::Selection;
+use super::{BASELINE_CPU, DistRequest, Job, profile_for, target_triple};
 use crate::metadata::{CrateSpec, Role, VariantSpec};
 
 /// The architectures to build for: `requested` (each declared by a selected variant), or by
@@ -140,6 +141,46 @@ pub(crate) fn keep_ci_crates(jobs: &mut Vec<Job<'_>>) {
     jobs.retain(|job| !job.specs.is_empty());
 }
 
+/// What `request` asks for, and what the workspace ships that it leaves out (the manifest's
+/// [`Selection`]).
+pub(crate) fn selection(request: &DistRequest<'_>, ci_matrix: bool) -> Result<Selection> {
+    let workspace = request.workspace;
+    let every_variant: Vec<&VariantSpec> = workspace.variants.iter().collect();
+    let variants: Vec<String> = request.variants.iter().map(|v| v.name.clone()).collect();
+    let crates: Vec<String> = request.crates.iter().map(|c| c.name.clone()).collect();
+    let mut left_out = Vec::new();
+    let mut leave_out = |kind: &str, every: Vec<String>, chosen: &[String]| {
+        left_out.extend(
+            every
+                .into_iter()
+                .filter(|name| !chosen.contains(name))
+                .map(|name| format!("{kind} {name}")),
+        );
+    };
+    leave_out(
+        "variant",
+        every_variant.iter().map(|v| v.name.clone()).collect(),
+        &variants,
+    );
+    leave_out(
+        "crate",
+        workspace.shipped_crates().map(|c| c.name.clone()).collect(),
+        &crates,
+    );
+    leave_out(
+        "architecture",
+        architectures(&every_variant, &[])?,
+        &request.architectures,
+    );
+    Ok(Selection {
+        variants,
+        crates,
+        architectures: request.architectures.clone(),
+        ci_matrix,
+        left_out,
+    })
+}
+
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
@@ -243,6 +284,51 @@ pub(super) mod tests {
                 // v4's server job lists none of its ci-crates: it goes.
                 "x86-64-v4/mcp-rust-core",
             ]
+        );
+    }
+
+    #[test]
+    fn a_partial_selection_names_what_it_leaves_out() {
+        let host = std::env::consts::ARCH;
+        let workspace = crate::metadata::Workspace {
+            root: PathBuf::from("/ws"),
+            target_dir: PathBuf::from("/ws/target"),
+            variants: vec![
+                variant("generic", &[], &[host, "riscv64"]),
+                variant("znver4", &["-C", "target-cpu=znver4"], &[host]),
+            ],
+            crates: vec![
+                crate_spec("bash-god", Role::Server),
+                crate_spec("code-intel", Role::Library),
+                crate_spec("devops", Role::Server),
+            ],
+        };
+        let mut request = DistRequest {
+            workspace: &workspace,
+            variants: workspace.variants.iter().collect(),
+            crates: workspace.shipped_crates().collect(),
+            architectures: vec![host.to_owned(), "riscv64".to_owned()],
+            out: PathBuf::from("/ws/dist"),
+            target_base: PathBuf::from("/ws/target/dist"),
+            source: crate::provenance::tests::sample("generic/bin/s", "generic", "00").0,
+        };
+        let full = selection(&request, false).unwrap();
+        assert!(full.is_complete(), "{full:?}");
+        assert_eq!(full.describe(), "complete");
+        assert!(!selection(&request, true).unwrap().is_complete());
+
+        request.variants.truncate(1);
+        request.crates.truncate(1);
+        request.architectures.truncate(1);
+        let partial = selection(&request, false).unwrap();
+        assert_eq!(
+            partial.left_out,
+            ["variant znver4", "crate devops", "architecture riscv64"]
+        );
+        assert!(!partial.is_complete());
+        assert_eq!(
+            (partial.variants, partial.crates),
+            (vec!["generic".to_owned()], vec!["bash-god".to_owned()])
         );
     }
 

@@ -11,7 +11,7 @@ use oci_spec::image::{
     ANNOTATION_SOURCE, ANNOTATION_TITLE, ANNOTATION_VERSION, Arch,
 };
 
-use super::registry::{Registry, SERVER_NAME_KEY};
+use super::registry::{REGISTRY_DIR, Registry, SERVER_NAME_KEY};
 use super::{
     BuiltLayout, CrateImages, DISPATCH_TAG, ImageArgs, LAUNCHER_BIN, VariantBinary, layout,
     platform, platform_entries, smoke, write_crate_images,
@@ -166,7 +166,7 @@ pub fn build_images(
             records.insert(DISPATCH_TAG.to_owned(), held);
         }
         crate::provenance::referrer::attach_dist_records(&dir, dist, &images, &records)?;
-        let server_json = registry.write_server_json(server, &dist.join("mcp-registry"))?;
+        let server_json = registry.write_server_json(server, &dist.join(REGISTRY_DIR))?;
         built.push(BuiltLayout {
             crate_name: server.name.clone(),
             dir,

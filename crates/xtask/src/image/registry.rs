@@ -23,6 +23,8 @@ use crate::metadata::CrateSpec;
 
 /// Label (image config) and annotation (manifest, index) naming the MCP server.
 pub const SERVER_NAME_KEY: &str = "io.modelcontextprotocol.server.name";
+/// Where `cargo xtask image` writes `<crate>/server.json` in the dist directory.
+pub const REGISTRY_DIR: &str = "mcp-registry";
 pub use schema::SERVER_SCHEMA;
 /// The registry limits a server's description to this many characters.
 const MAX_DESCRIPTION: usize = 100;

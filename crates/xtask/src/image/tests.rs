@@ -191,21 +191,41 @@ fn tags_are_the_variants_and_latest_with_platform_variants_only_for_levels() {
     );
 }
 
-#[test]
-fn the_platform_index_lists_standard_platforms_and_names_the_server() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut request = inputs(dir.path(), true);
-    fs::write(dir.path().join("arm"), "arm64 build").unwrap();
+/// [`inputs`] with a baseline build for arm64 too, written as the layout `dir/demo-server`:
+/// the request, the layout's directory and its images.
+fn with_arm64_baseline(
+    dir: &Path,
+    with_launcher: bool,
+) -> (CrateImages, PathBuf, Vec<WrittenImage>) {
+    let mut request = inputs(dir, with_launcher);
+    fs::write(dir.join("arm"), "arm64 build").unwrap();
     request.foreign_baselines.push((
         Arch::ARM64,
         VariantBinary {
             variant: "generic".into(),
             target_cpu: "generic".into(),
-            path: dir.path().join("arm"),
+            path: dir.join("arm"),
         },
     ));
-    let out = dir.path().join("demo-server");
+    let out = dir.join("demo-server");
     let written = write_crate_images(&request, &out).unwrap();
+    (request, out, written)
+}
+
+/// The manifest digest of the image tagged `tag` in `written`.
+fn digest_of(written: &[WrittenImage], tag: &str) -> String {
+    written
+        .iter()
+        .find(|image| image.tag == tag)
+        .unwrap()
+        .manifest_digest
+        .clone()
+}
+
+#[test]
+fn the_platform_index_lists_standard_platforms_and_names_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, out, written) = with_arm64_baseline(dir.path(), true);
     let (descriptor, nested) = platform_index(&out);
     let top_annotations = descriptor.annotations().as_ref().unwrap();
     assert_eq!(
@@ -217,14 +237,6 @@ fn the_platform_index_lists_standard_platforms_and_names_the_server() {
         nested.annotations().as_ref().unwrap()[SERVER_NAME_KEY],
         SERVER_NAME
     );
-    let digest_of = |tag: &str| {
-        written
-            .iter()
-            .find(|image| image.tag == tag)
-            .unwrap()
-            .manifest_digest
-            .clone()
-    };
     let entries: Vec<(String, Option<String>, String)> = nested
         .manifests()
         .iter()
@@ -242,10 +254,18 @@ fn the_platform_index_lists_standard_platforms_and_names_the_server() {
     assert_eq!(
         entries,
         [
-            ("amd64".into(), None, digest_of("generic")),
-            ("amd64".into(), Some("v3".into()), digest_of("x86-64-v3")),
-            ("amd64".into(), Some("v4".into()), digest_of("x86-64-v4")),
-            ("arm64".into(), None, digest_of("generic-arm64")),
+            ("amd64".into(), None, digest_of(&written, "generic")),
+            (
+                "amd64".into(),
+                Some("v3".into()),
+                digest_of(&written, "x86-64-v3")
+            ),
+            (
+                "amd64".into(),
+                Some("v4".into()),
+                digest_of(&written, "x86-64-v4")
+            ),
+            ("arm64".into(), None, digest_of(&written, "generic-arm64")),
         ],
         "znver4 and latest are not in the platform index"
     );
@@ -266,27 +286,11 @@ fn the_platform_index_lists_standard_platforms_and_names_the_server() {
 #[test]
 fn skopeo_selects_each_platform_from_the_index() {
     let dir = tempfile::tempdir().unwrap();
-    let mut request = inputs(dir.path(), false);
-    fs::write(dir.path().join("arm"), "arm64 build").unwrap();
-    request.foreign_baselines.push((
-        Arch::ARM64,
-        VariantBinary {
-            variant: "generic".into(),
-            target_cpu: "generic".into(),
-            path: dir.path().join("arm"),
-        },
-    ));
-    let out = dir.path().join("demo-server");
-    let written = write_crate_images(&request, &out).unwrap();
+    let (request, out, written) = with_arm64_baseline(dir.path(), false);
     let selections: Vec<platform::Selection> = platform_entries(&request)
         .into_iter()
         .map(|(tag, architecture, variant)| platform::Selection {
-            manifest_digest: written
-                .iter()
-                .find(|image| image.tag == tag)
-                .unwrap()
-                .manifest_digest
-                .clone(),
+            manifest_digest: digest_of(&written, &tag),
             tag,
             architecture,
             variant,

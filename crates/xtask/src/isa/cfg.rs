@@ -1,11 +1,12 @@
 //! Control flow inside one function: basic blocks, the forward fixpoint both guard analyses
 //! run over them, and which blocks run only when a detection check went one particular way
-//! (see [`super::guard`]). The graph algorithms are the same for both architectures;
-//! [`Cfg::build`] reads x86-64 instructions.
+//! (see [`super::guard`]). The graph algorithms are the same for both architectures:
+//! [`Cfg::from_exits`] builds the graph from how each instruction leaves, which
+//! [`Cfg::build`] reads off x86-64 instructions and the aarch64 analysis off its own.
 
 use std::collections::{BTreeSet, HashSet};
 
-use iced_x86::{FlowControl, Instruction, OpKind, Register};
+use iced_x86::{FlowControl, Instruction, OpKind};
 
 /// Basic blocks (index ranges into the instruction list) and their successors.
 pub(super) struct Cfg {
@@ -16,54 +17,82 @@ pub(super) struct Cfg {
     pub roots: Vec<usize>,
 }
 
+/// How control leaves one instruction, as far as basic blocks are concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Exit {
+    /// On to the next instruction, in the same block (calls that return included).
+    Next,
+    /// Ends its block: to its target (when inside the function) or on to the next.
+    Branch,
+    /// Ends its block: to its target only (when inside the function).
+    Jump,
+    /// Ends its block and goes nowhere in the function (a return, an indirect jump, a trap).
+    Stop,
+}
+
 impl Cfg {
+    /// The graph of x86-64 `instructions`.
     pub fn build(instructions: &[Instruction]) -> Cfg {
         let index_of = |address: u64| instructions.binary_search_by_key(&address, |i| i.ip()).ok();
+        let exits: Vec<(Exit, Option<usize>)> = instructions
+            .iter()
+            .map(|instruction| {
+                let exit = match instruction.flow_control() {
+                    FlowControl::Next | FlowControl::Call | FlowControl::IndirectCall => Exit::Next,
+                    FlowControl::UnconditionalBranch => Exit::Jump,
+                    FlowControl::IndirectBranch
+                    | FlowControl::Return
+                    | FlowControl::Exception
+                    | FlowControl::Interrupt => Exit::Stop,
+                    // Conditional branches, and `xbegin`/`xabort`/`xend`, which end a block and
+                    // go on (to an abort handler this graph does not follow).
+                    _ => Exit::Branch,
+                };
+                (exit, internal_target(instruction).and_then(index_of))
+            })
+            .collect();
+        Cfg::from_exits(&exits)
+    }
+
+    /// The graph of a function's instructions given, for each in address order, how it
+    /// leaves ([`Exit`]) and the index of its branch target when that is in the function.
+    pub fn from_exits(exits: &[(Exit, Option<usize>)]) -> Cfg {
         let mut leaders = BTreeSet::from([0usize]);
-        for (index, instruction) in instructions.iter().enumerate() {
-            let flow = instruction.flow_control();
-            if ends_block(flow) {
-                if index + 1 < instructions.len() {
-                    leaders.insert(index + 1);
-                }
-                if let Some(target) = internal_target(instruction).and_then(index_of) {
-                    leaders.insert(target);
-                }
+        for (index, &(exit, target)) in exits.iter().enumerate() {
+            if exit != Exit::Next {
+                leaders.insert(index + 1);
+                leaders.extend(target);
             }
         }
+        leaders.retain(|&leader| leader < exits.len());
         let starts: Vec<usize> = leaders.into_iter().collect();
         let blocks: Vec<std::ops::Range<usize>> = starts
             .iter()
             .enumerate()
-            .map(|(n, &start)| start..starts.get(n + 1).copied().unwrap_or(instructions.len()))
+            .map(|(n, &start)| start..starts.get(n + 1).copied().unwrap_or(exits.len()))
             .collect();
         let block_of = |index: usize| starts.partition_point(|&s| s <= index) - 1;
-
-        let mut successors = vec![Vec::new(); blocks.len()];
-        for (block, range) in blocks.iter().enumerate() {
-            let last = &instructions[range.end - 1];
-            let fallthrough = (range.end < instructions.len()).then(|| block + 1);
-            let taken = internal_target(last).and_then(index_of).map(block_of);
-            let next: Vec<usize> = match last.flow_control() {
-                FlowControl::ConditionalBranch => taken.into_iter().chain(fallthrough).collect(),
-                FlowControl::UnconditionalBranch => taken.into_iter().collect(),
-                FlowControl::IndirectBranch
-                | FlowControl::Return
-                | FlowControl::Exception
-                | FlowControl::Interrupt => Vec::new(),
-                _ => fallthrough.into_iter().collect(),
-            };
-            successors[block] = next;
-        }
+        let successors = blocks
+            .iter()
+            .enumerate()
+            .map(|(block, range)| {
+                let (exit, target) = exits[range.end - 1];
+                let fallthrough = (range.end < exits.len()).then_some(block + 1);
+                let taken = target.map(block_of);
+                match exit {
+                    Exit::Next => fallthrough.into_iter().collect(),
+                    Exit::Branch => taken.into_iter().chain(fallthrough).collect(),
+                    Exit::Jump => taken.into_iter().collect(),
+                    Exit::Stop => Vec::new(),
+                }
+            })
+            .collect();
         Cfg::from_successors(blocks, successors)
     }
 
-    /// The graph of `blocks` with their `successors` (the aarch64 analysis builds these
-    /// itself); roots are the entry block and every block without a predecessor.
-    pub fn from_successors(
-        blocks: Vec<std::ops::Range<usize>>,
-        successors: Vec<Vec<usize>>,
-    ) -> Cfg {
+    /// The graph of `blocks` with their `successors`; roots are the entry block and every
+    /// block without a predecessor.
+    fn from_successors(blocks: Vec<std::ops::Range<usize>>, successors: Vec<Vec<usize>>) -> Cfg {
         let mut has_predecessor = vec![false; blocks.len()];
         for list in &successors {
             for &successor in list {
@@ -248,32 +277,6 @@ impl Cfg {
         }
         seen
     }
-}
-
-/// Whether the audit asks about `instruction`: a reference to other code or to a static,
-/// or an instruction beyond the architectural baseline.
-pub(super) fn is_interesting(instruction: &Instruction) -> bool {
-    let absolute_memory = (0..instruction.op_count()).any(|op| {
-        instruction.op_kind(op) == OpKind::Memory
-            && instruction.memory_base() == Register::None
-            && instruction.memory_index() == Register::None
-    });
-    matches!(
-        instruction.flow_control(),
-        FlowControl::Call | FlowControl::UnconditionalBranch | FlowControl::ConditionalBranch
-    ) || instruction.is_ip_rel_memory_operand()
-        || absolute_memory
-        || instruction
-            .cpuid_features()
-            .iter()
-            .any(|&f| !super::features::is_architectural(f))
-}
-
-fn ends_block(flow: FlowControl) -> bool {
-    !matches!(
-        flow,
-        FlowControl::Next | FlowControl::Call | FlowControl::IndirectCall
-    )
 }
 
 /// The target of a direct jump, if the instruction is one.

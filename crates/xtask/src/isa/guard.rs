@@ -18,7 +18,7 @@ use iced_x86::{
     FlowControl, Instruction, InstructionInfoFactory, Mnemonic, OpAccess, OpKind, Register,
 };
 
-use super::cfg::{Cfg, internal_target, is_interesting};
+use super::cfg::{Cfg, internal_target};
 
 pub mod aarch64;
 mod registers;
@@ -126,23 +126,83 @@ pub fn analyze(instructions: &[Instruction], facts: &dyn DetectionFacts) -> Guar
     let Some(exits) = exits else {
         return GuardAnalysis::default();
     };
-    let entry_states: Vec<Option<Taint>> = (0..cfg.blocks.len())
-        .map(|block| entry_of(block, &exits))
-        .collect();
-
-    // Final pass with the fixpoint states: guards, stores, returns.
-    let mut guards = Vec::new();
     result.detection_stores.clear();
     result.tainted_returns = false;
     result.clean_returns = false;
+    final_pass(
+        &cfg,
+        instructions,
+        |block| entry_of(block, &exits),
+        |state, instruction, result| state.step(instruction, &mut context, result),
+        &mut result,
+    );
+    let selected: Vec<u64> = result
+        .selected_addresses
+        .difference(&result.escaped_addresses)
+        .copied()
+        .collect();
+    result.guarded.extend(selected);
+    result
+}
+
+/// What the parts of the analysis both architectures share ask of an instruction.
+trait Code {
+    fn address(&self) -> u64;
+    /// A conditional branch: a guard when its condition is detection-derived.
+    fn is_conditional_branch(&self) -> bool;
+    /// The audit asks about it: a reference to other code or to a static, or an
+    /// instruction beyond the architectural baseline.
+    fn is_interesting(&self) -> bool;
+}
+
+impl Code for Instruction {
+    fn address(&self) -> u64 {
+        self.ip()
+    }
+
+    fn is_conditional_branch(&self) -> bool {
+        self.flow_control() == FlowControl::ConditionalBranch
+    }
+
+    fn is_interesting(&self) -> bool {
+        let absolute_memory = (0..self.op_count()).any(|op| {
+            self.op_kind(op) == OpKind::Memory
+                && self.memory_base() == Register::None
+                && self.memory_index() == Register::None
+        });
+        matches!(
+            self.flow_control(),
+            FlowControl::Call | FlowControl::UnconditionalBranch | FlowControl::ConditionalBranch
+        ) || self.is_ip_rel_memory_operand()
+            || absolute_memory
+            || self
+                .cpuid_features()
+                .iter()
+                .any(|&f| !super::features::is_architectural(f))
+    }
+}
+
+/// The pass both analyses end with, once the forward analysis has settled: every reached
+/// block is stepped again from its entry state (`entry(block)`; `step` applies one
+/// instruction and says whether it read a detection-derived value). A conditional branch
+/// on such a value is a guard and counts as guarded itself; so does every instruction of a
+/// block only guard edges lead to ([`Cfg::guarded_blocks`], among the blocks holding
+/// something the audit asks about). Settles the stores and the returns too.
+fn final_pass<I: Code, S>(
+    cfg: &Cfg,
+    instructions: &[I],
+    entry: impl Fn(usize) -> Option<S>,
+    mut step: impl FnMut(&mut S, &I, &mut GuardAnalysis) -> bool,
+    result: &mut GuardAnalysis,
+) {
+    let mut guards = Vec::new();
     for (block, range) in cfg.blocks.iter().enumerate() {
-        let Some(mut state) = entry_states[block].clone() else {
+        let Some(mut state) = entry(block) else {
             continue;
         };
         for instruction in &instructions[range.clone()] {
-            let tainted_condition = state.step(instruction, &mut context, &mut result);
-            if tainted_condition && instruction.flow_control() == FlowControl::ConditionalBranch {
-                result.guarded.insert(instruction.ip());
+            if step(&mut state, instruction, result) && instruction.is_conditional_branch() {
+                result.guarded.insert(instruction.address());
                 guards.push(block);
             }
         }
@@ -151,29 +211,17 @@ pub fn analyze(instructions: &[Instruction], facts: &dyn DetectionFacts) -> Guar
     result.detection_stores.dedup();
     result.returns_detection = result.tainted_returns && !result.clean_returns;
 
-    let selected: Vec<u64> = result
-        .selected_addresses
-        .difference(&result.escaped_addresses)
-        .copied()
-        .collect();
-    result.guarded.extend(selected);
-
-    // Only blocks holding something the audit asks about: references and instructions
-    // beyond the architectural baseline.
     let interesting: Vec<bool> = cfg
         .blocks
         .iter()
-        .map(|range| instructions[range.clone()].iter().any(is_interesting))
+        .map(|range| instructions[range.clone()].iter().any(I::is_interesting))
         .collect();
-    let guarded_blocks = cfg.guarded_blocks(&guards, &interesting);
-    for (block, range) in cfg.blocks.iter().enumerate() {
-        if guarded_blocks.contains(&block) {
-            result
-                .guarded
-                .extend(instructions[range.clone()].iter().map(|i| i.ip()));
-        }
+    for block in cfg.guarded_blocks(&guards, &interesting) {
+        let range = cfg.blocks[block].clone();
+        result
+            .guarded
+            .extend(instructions[range].iter().map(I::address));
     }
-    result
 }
 
 /// What every step needs besides the state.

@@ -11,10 +11,14 @@ use super::{Finding, Report};
 use crate::dist;
 use crate::isa::{Evidence, IsaClass};
 
+pub const JSON_FILE: &str = "report.json";
+pub const MARKDOWN_FILE: &str = "report.md";
+
 pub fn write(dist_dir: &Path, report: &Report) -> Result<()> {
     let json = serde_json::to_string_pretty(report).context("serializing the report")? + "\n";
-    fs::write(dist_dir.join("report.json"), json).context("writing report.json")?;
-    fs::write(dist_dir.join("report.md"), render_markdown(report)).context("writing report.md")?;
+    fs::write(dist_dir.join(JSON_FILE), json).context("writing report.json")?;
+    fs::write(dist_dir.join(MARKDOWN_FILE), render_markdown(report))
+        .context("writing report.md")?;
     Ok(())
 }
 

@@ -14,8 +14,8 @@
 
 use std::collections::BTreeSet;
 
-use super::{DetectionFacts, GuardAnalysis};
-use crate::isa::cfg::Cfg;
+use super::{Code, DetectionFacts, GuardAnalysis, final_pass};
+use crate::isa::cfg::{Cfg, Exit};
 use crate::isa::program::aarch64::{Address, Flow, Insn, evaluate, static_address};
 
 /// x19-x29: what a call preserves (AAPCS64); x0-x18 and x30 may change.
@@ -65,50 +65,35 @@ pub fn analyze(instructions: &[Insn], facts: &dyn DetectionFacts) -> GuardAnalys
         return GuardAnalysis::default();
     };
 
-    // Final pass with the fixpoint states: guards, stores, returns.
     let mut result = GuardAnalysis::default();
-    let mut guards = Vec::new();
-    for (block, range) in cfg.blocks.iter().enumerate() {
-        let Some(mut state) = entry_of(block, &exits) else {
-            continue;
-        };
-        for insn in &instructions[range.clone()] {
-            let tainted = state.step(insn, &body, facts, &mut result);
-            if tainted && matches!(insn.flow, Flow::Branch { .. }) {
-                result.guarded.insert(insn.address);
-                guards.push(block);
-            }
-        }
-    }
-    result.detection_stores.sort_unstable();
-    result.detection_stores.dedup();
-    result.returns_detection = result.tainted_returns && !result.clean_returns;
-
-    let interesting: Vec<bool> = cfg
-        .blocks
-        .iter()
-        .map(|range| instructions[range.clone()].iter().any(is_interesting))
-        .collect();
-    for block in cfg.guarded_blocks(&guards, &interesting) {
-        result.guarded.extend(
-            instructions[cfg.blocks[block].clone()]
-                .iter()
-                .map(|i| i.address),
-        );
-    }
+    final_pass(
+        &cfg,
+        instructions,
+        |block| entry_of(block, &exits),
+        |state, insn, result| state.step(insn, &body, facts, result),
+        &mut result,
+    );
     result
 }
 
-/// Whether the audit asks about `insn`: a reference to other code or to a static, or an
-/// instruction beyond the baseline.
-fn is_interesting(insn: &Insn) -> bool {
-    !insn.features.is_empty()
-        || insn.memory.is_some()
-        || insn.value.is_some()
-        || matches!(
-            insn.flow,
-            Flow::Call(_) | Flow::Jump(_) | Flow::Branch { .. }
-        )
+impl Code for Insn {
+    fn address(&self) -> u64 {
+        self.address
+    }
+
+    fn is_conditional_branch(&self) -> bool {
+        matches!(self.flow, Flow::Branch { .. })
+    }
+
+    fn is_interesting(&self) -> bool {
+        !self.features.is_empty()
+            || self.memory.is_some()
+            || self.value.is_some()
+            || matches!(
+                self.flow,
+                Flow::Call(_) | Flow::Jump(_) | Flow::Branch { .. }
+            )
+    }
 }
 
 /// Basic blocks and successors of one function's instructions (4 bytes each, in order).
@@ -119,47 +104,20 @@ fn control_flow(instructions: &[Insn], facts: &dyn DetectionFacts) -> Cfg {
         (offset % 4 == 0 && ((offset / 4) as usize) < instructions.len())
             .then_some((offset / 4) as usize)
     };
-    let noreturn =
-        |insn: &Insn| matches!(insn.flow, Flow::Call(target) if facts.never_returns(target));
-    let ends_block = |insn: &Insn| {
-        noreturn(insn) || !matches!(insn.flow, Flow::Next | Flow::Call(_) | Flow::IndirectCall)
-    };
-    let mut leaders = BTreeSet::from([0usize]);
-    for (index, insn) in instructions.iter().enumerate() {
-        if ends_block(insn) {
-            leaders.insert(index + 1);
-            if let Some(target) = insn.target().and_then(index_of) {
-                leaders.insert(target);
-            }
-        }
-    }
-    leaders.retain(|&leader| leader < instructions.len());
-    let starts: Vec<usize> = leaders.into_iter().collect();
-    let blocks: Vec<std::ops::Range<usize>> = starts
+    let exits: Vec<(Exit, Option<usize>)> = instructions
         .iter()
-        .enumerate()
-        .map(|(n, &start)| start..starts.get(n + 1).copied().unwrap_or(instructions.len()))
-        .collect();
-    let block_of = |index: usize| starts.partition_point(|&s| s <= index) - 1;
-    let successors = blocks
-        .iter()
-        .enumerate()
-        .map(|(block, range)| {
-            let last = &instructions[range.end - 1];
-            let fallthrough = (range.end < instructions.len()).then_some(block + 1);
-            let taken = last.target().and_then(index_of).map(block_of);
-            match last.flow {
-                _ if noreturn(last) => Vec::new(),
-                Flow::Branch { .. } => taken.into_iter().chain(fallthrough).collect(),
-                Flow::Jump(_) => taken.into_iter().collect(),
-                Flow::IndirectJump | Flow::Return | Flow::Stop => Vec::new(),
-                Flow::Next | Flow::Call(_) | Flow::IndirectCall => {
-                    fallthrough.into_iter().collect()
-                }
-            }
+        .map(|insn| {
+            let exit = match insn.flow {
+                Flow::Call(target) if facts.never_returns(target) => Exit::Stop,
+                Flow::Next | Flow::Call(_) | Flow::IndirectCall => Exit::Next,
+                Flow::Branch { .. } => Exit::Branch,
+                Flow::Jump(_) => Exit::Jump,
+                Flow::IndirectJump | Flow::Return | Flow::Stop => Exit::Stop,
+            };
+            (exit, insn.target().and_then(index_of))
         })
         .collect();
-    Cfg::from_successors(blocks, successors)
+    Cfg::from_exits(&exits)
 }
 
 /// Detection-derived registers, flags and stack slots, and the addresses registers hold.
