@@ -18,7 +18,7 @@
 //!
 //! A status is computed afresh every call (nothing kept) for repositories with submodules
 //! (their state lives in other git directories), bare ones, working trees on file systems
-//! other than local disks and tmpfs or with mount points inside, trees needing more than
+//! other than local disks, tmpfs and overlays, or with mount points inside, trees needing more than
 //! [`MAX_WATCHES`] watches, and when /proc is missing. Known blind spot, the same as git's
 //! fsmonitor and watchman: a write through a shared writable `mmap` raises no inotify event.
 
@@ -41,7 +41,8 @@ use super::patch::Change;
 pub const MAX_WATCHES: usize = 50_000;
 
 /// File systems whose every change goes through this kernel (so inotify sees it): ext2-4,
-/// xfs, btrfs, tmpfs, f2fs, bcachefs. Network and FUSE file systems are not.
+/// xfs, btrfs, tmpfs, f2fs, bcachefs, zfs, and overlayfs (containers; changes made through
+/// the overlay). Network, FUSE and virtual machine shares (9p, virtiofs) are not.
 const LOCAL_FILE_SYSTEMS: &[u64] = &[
     0xEF53,
     0x5846_5342,
@@ -49,7 +50,15 @@ const LOCAL_FILE_SYSTEMS: &[u64] = &[
     0x0102_1994,
     0xF2F5_2010,
     0xCA45_1A4E,
+    0x2FC1_2FC1,
+    0x794C_7630,
 ];
+
+/// True when the file system holding `dir` is one whose changes inotify sees.
+#[cfg(test)]
+pub(crate) fn is_local_file_system(dir: &Path) -> bool {
+    rustix::fs::statfs(dir).is_ok_and(|fs| LOCAL_FILE_SYSTEMS.contains(&(fs.f_type as u64)))
+}
 
 /// The statuses kept, for one working tree at a time (the last one asked about).
 #[derive(Default)]

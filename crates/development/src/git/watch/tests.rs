@@ -45,6 +45,20 @@ fn computed(cache: &StatusCache) -> usize {
     cache.computed.load(Ordering::Relaxed)
 }
 
+/// False (with a note) where the temporary directory's file system is not watched: then
+/// every status is computed afresh, which the exactness checks still cover, but no call
+/// can be served from the cache.
+fn watchable(root: &Path) -> bool {
+    let local = super::is_local_file_system(root);
+    if !local {
+        eprintln!(
+            "NOTE: {} is not on a watched file system; the cache is off here",
+            root.display()
+        );
+    }
+    local
+}
+
 /// Sets the watches up (first call), checks a second call is served from the cache, runs
 /// `change` and checks the next call sees what a fresh status sees, and that it differs
 /// from before (the change is visible in a status at all).
@@ -225,7 +239,9 @@ fn git_diff_changes_are_kept_and_dropped_too() {
     };
     assert_eq!(diff(&cache), ["b.txt Modified"]);
     assert_eq!(diff(&cache), ["b.txt Modified"]);
-    assert_eq!(computed(&cache), 1);
+    if watchable(dir.path()) {
+        assert_eq!(computed(&cache), 1);
+    }
     fs::write(dir.path().join("a.txt"), "TWO\n").unwrap();
     let mut after = diff(&cache);
     after.sort();
