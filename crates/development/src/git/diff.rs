@@ -131,7 +131,11 @@ pub fn git_diff(
         None if params.staged => ("HEAD -> index".to_owned(), staged_changes(&repo)?),
         None => (
             "index -> worktree".to_owned(),
-            unstaged_changes(&repo, cancel)?,
+            super::SHARED_STATUS.get_or_compute(
+                &repo,
+                |watched| &mut watched.unstaged,
+                || unstaged_changes(&repo, cancel),
+            )?,
         ),
     };
     let changes: Vec<Change> = changes

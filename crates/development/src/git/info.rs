@@ -143,7 +143,11 @@ pub fn git_info(
     let mut changes = if bare {
         Vec::new()
     } else {
-        changed_files(&repo, cancel)?
+        super::SHARED_STATUS.get_or_compute(
+            &repo,
+            |watched| &mut watched.all_changes,
+            || changed_files(&repo, cancel),
+        )?
     };
     changes.sort_by(|a, b| (&a.path, a.area).cmp(&(&b.path, b.area)));
     let total_changes = changes.len();
@@ -161,7 +165,7 @@ pub fn git_info(
     })
 }
 
-fn changed_files(
+pub(crate) fn changed_files(
     repo: &gix::Repository,
     cancel: &CancelFlag,
 ) -> Result<Vec<ChangedFile>, ToolError> {

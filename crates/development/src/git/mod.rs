@@ -7,6 +7,9 @@
 //! - `git_show`: one commit with stats and diff, or a blob/tree at `rev:path` — [`show`].
 //! - `git_branches`: local and remote-tracking branches — [`branches`].
 //!
+//! `git_info` and `git_diff` keep a working tree's status between calls while inotify
+//! proves it unchanged ([`watch`]).
+//!
 //! Every tool finds its repository with [`open_repository`], which stays within the roots:
 //! discovery never looks above the root holding the start path (gix ceiling directories),
 //! and a repository whose working tree or git directory lies outside the roots is refused.
@@ -20,6 +23,7 @@ mod patch;
 pub mod show;
 #[cfg(test)]
 mod tests;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
@@ -107,6 +111,9 @@ pub(crate) fn open_repository(
 
 /// The decoded objects every git call of this process shares (see [`objects`]).
 static SHARED_OBJECTS: LazyLock<Arc<objects::SharedObjects>> = LazyLock::new(Arc::default);
+
+/// The working-tree statuses every git call of this process shares (see [`watch`]).
+pub(crate) static SHARED_STATUS: LazyLock<watch::StatusCache> = LazyLock::new(Default::default);
 
 fn check_within_roots(repo: &gix::Repository, roots: &Roots) -> Result<(), ToolError> {
     let canonical = |path: &Path| path.canonicalize().unwrap_or_else(|_| path.to_path_buf());

@@ -26,7 +26,7 @@ fn change_rows(info: &GitInfo) -> Vec<(&str, ChangeArea, &str)> {
         .collect()
 }
 
-fn git(dir: &Path, args: &[&str]) {
+pub(crate) fn git(dir: &Path, args: &[&str]) {
     let status = Command::new("git")
         .args(args)
         .current_dir(dir)
@@ -51,7 +51,7 @@ fn params() -> GitInfoParams {
     }
 }
 
-fn repo_fixture() -> (tempfile::TempDir, Roots) {
+pub(crate) fn repo_fixture() -> (tempfile::TempDir, Roots) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     git(root, &["init", "-q", "-b", "trunk"]);
