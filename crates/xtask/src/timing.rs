@@ -22,6 +22,21 @@ impl Outcome {
     }
 }
 
+/// Runs `step`: its result, whether it passed, and its wall time (for [`Steps::time`] and
+/// for callers that record into shared steps).
+pub fn measure<T>(
+    step: impl FnOnce() -> anyhow::Result<T>,
+) -> (anyhow::Result<T>, Outcome, Duration) {
+    let started = Instant::now();
+    let result = step();
+    let outcome = if result.is_ok() {
+        Outcome::Passed
+    } else {
+        Outcome::Failed
+    };
+    (result, outcome, started.elapsed())
+}
+
 /// Steps in the order they ran.
 #[derive(Debug, Default)]
 pub struct Steps {
@@ -46,14 +61,8 @@ impl Steps {
         name: impl Into<String>,
         step: impl FnOnce() -> anyhow::Result<T>,
     ) -> anyhow::Result<T> {
-        let started = Instant::now();
-        let result = step();
-        let outcome = if result.is_ok() {
-            Outcome::Passed
-        } else {
-            Outcome::Failed
-        };
-        self.rows.push((name.into(), outcome, started.elapsed()));
+        let (result, outcome, elapsed) = measure(step);
+        self.rows.push((name.into(), outcome, elapsed));
         result
     }
 

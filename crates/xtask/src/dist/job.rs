@@ -13,7 +13,7 @@ use super::cargo::{self, Invocation, Toolchain};
 use super::collect::{self, Built};
 use super::{BuildOptions, DistRequest, Job, out_dir};
 use crate::metadata::Role;
-use crate::timing::{Outcome, Steps, human};
+use crate::timing::{Steps, human, measure};
 use crate::{provenance, sbom};
 
 /// What every job of one run shares.
@@ -31,17 +31,11 @@ pub(super) struct JobContext<'a> {
 impl JobContext<'_> {
     /// Times `step` as a row of the dist steps table.
     fn time<T>(&self, name: String, step: impl FnOnce() -> Result<T>) -> Result<T> {
-        let started = Instant::now();
-        let result = step();
-        let outcome = if result.is_ok() {
-            Outcome::Passed
-        } else {
-            Outcome::Failed
-        };
+        let (result, outcome, elapsed) = measure(step);
         self.steps
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .record(name, outcome, started.elapsed());
+            .record(name, outcome, elapsed);
         result
     }
 
