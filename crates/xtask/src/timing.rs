@@ -124,11 +124,18 @@ impl Steps {
 
 /// `1m 23.4s` / `4.2s`.
 pub fn human(elapsed: Duration) -> String {
-    let seconds = elapsed.as_secs_f64();
-    if seconds >= 60.0 {
-        format!("{}m {:04.1}s", (seconds / 60.0).floor(), seconds % 60.0)
+    // Round once, to the tenths shown, before splitting off minutes: 899.96 s is
+    // "15m 00.0s", not "14m 60.0s".
+    let tenths = (elapsed.as_secs_f64() * 10.0).round() as u64;
+    if tenths >= 600 {
+        format!(
+            "{}m {:02}.{}s",
+            tenths / 600,
+            tenths % 600 / 10,
+            tenths % 10
+        )
     } else {
-        format!("{seconds:.1}s")
+        format!("{}.{}s", tenths / 10, tenths % 10)
     }
 }
 
@@ -140,6 +147,9 @@ mod tests {
     fn durations_read_like_a_stopwatch() {
         assert_eq!(human(Duration::from_millis(4_240)), "4.2s");
         assert_eq!(human(Duration::from_millis(83_400)), "1m 23.4s");
+        assert_eq!(human(Duration::from_millis(899_960)), "15m 00.0s");
+        assert_eq!(human(Duration::from_millis(59_960)), "1m 00.0s");
+        assert_eq!(human(Duration::from_millis(605_000)), "10m 05.0s");
     }
 
     #[test]
