@@ -4,7 +4,7 @@
 //! printed at the end, also after a failure. Builds happen once: `dist` output is reused by
 //! `verify`, the FFI tests and the images.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
@@ -24,7 +24,8 @@ use crate::verify::{self, VerifyArgs};
 pub enum CiStep {
     /// `cargo fmt --all --check`
     Fmt,
-    /// `cargo clippy --workspace --all-targets --all-features --locked -- -D warnings`
+    /// clippy with `-D warnings` on every target of every member, all features, as the
+    /// members' compiler in the test build (see [`clippy_build`])
     Clippy,
     /// `cargo hakari generate --diff` and `manage-deps --dry-run`: the workspace-hack is current
     Hakari,
@@ -51,7 +52,7 @@ impl CiStep {
     fn title(self) -> &'static str {
         match self {
             CiStep::Fmt => "format check",
-            CiStep::Clippy => "clippy (-D warnings)",
+            CiStep::Clippy => "clippy (-D warnings), building the tests",
             CiStep::Hakari => "workspace-hack up to date",
             CiStep::Test => "tests",
             CiStep::Dist => {
@@ -225,18 +226,15 @@ fn run_steps(workspace: &Workspace, args: &CiArgs, steps: &mut Steps) -> Result<
 fn run_step(workspace: &Workspace, args: &CiArgs, step: CiStep) -> Result<()> {
     match step {
         CiStep::Fmt => process::run(cargo(workspace).args(["fmt", "--all", "--check"])),
-        CiStep::Clippy => process::run(cargo(workspace).args([
-            "clippy",
+        CiStep::Clippy => process::run(clippy_build(&workspace.root, &["test"])?.args([
+            "--no-run",
             "--workspace",
             "--all-targets",
             "--all-features",
             "--locked",
-            "--",
-            "-D",
-            "warnings",
         ])),
         CiStep::Hakari => check_workspace_hack(workspace),
-        CiStep::Test => run_tests(workspace),
+        CiStep::Test => run_tests(workspace, !args.skip.contains(&CiStep::Clippy)),
         CiStep::Dist => dist::run(
             workspace,
             &DistArgs {
@@ -405,30 +403,68 @@ fn run_images(workspace: &Workspace) -> Result<()> {
     crate::image::run(workspace, &command.args)
 }
 
-fn run_tests(workspace: &Workspace) -> Result<()> {
+/// The tests, built the way the clippy step built them when it ran (`linted`), so that
+/// nothing is compiled twice.
+fn run_tests(workspace: &Workspace, linted: bool) -> Result<()> {
+    let cargo_for = |subcommand: &[&str]| -> Result<Command> {
+        if linted {
+            clippy_build(&workspace.root, subcommand)
+        } else {
+            let mut command = cargo(workspace);
+            command.args(subcommand);
+            Ok(command)
+        }
+    };
     // nextest prints its own per-test lines and the final summary.
-    process::run(cargo(workspace).args([
-        "nextest",
-        "run",
+    process::run(cargo_for(&["nextest", "run"])?.args([
         "--workspace",
         "--all-features",
         "--locked",
         "--no-fail-fast",
     ]))?;
     // nextest does not run doctests.
-    process::run(cargo(workspace).args([
-        "test",
-        "--workspace",
-        "--all-features",
-        "--locked",
-        "--doc",
-    ]))
+    process::run(cargo_for(&["test"])?.args(["--workspace", "--all-features", "--locked", "--doc"]))
 }
+
+/// `cargo <subcommand...>` with clippy-driver as the compiler of the workspace members and
+/// `-D warnings`: what `cargo clippy` sets up, but for a real build instead of a check.
+/// The dependencies are then compiled once, for the tests, instead of a second time in
+/// check mode for clippy, the larger part of a cold clippy run (BENCHMARKS.md, "CI:
+/// clippy in the test build"). The wrapper is given as `--config`, not in the environment,
+/// so the tests' own cargo runs (dist's release builds) do not inherit it.
+fn clippy_build(root: &Path, subcommand: &[&str]) -> Result<Command> {
+    let driver = process::rustc_sysroot(root)?.join("bin/clippy-driver");
+    if !driver.is_file() {
+        bail!(
+            "{} is missing; install the clippy component of the toolchain in \
+             rust-toolchain.toml (`rustup component add clippy`)",
+            driver.display()
+        );
+    }
+    let mut command = cargo_in(root);
+    command
+        .args(subcommand)
+        .arg("--config")
+        .arg(format!(
+            "build.rustc-workspace-wrapper={}",
+            toml::Value::String(driver.to_string_lossy().into_owned())
+        ))
+        // clippy-driver's own argument channel (cargo-clippy's separator), tracked by cargo.
+        .env("CLIPPY_ARGS", CLIPPY_ARGS.join("__CLIPPY_HACKERY__"));
+    Ok(command)
+}
+
+/// What `cargo clippy -- <args>` would pass: every warning of rustc and clippy fails.
+const CLIPPY_ARGS: [&str; 2] = ["-D", "warnings"];
 
 /// `cargo` (the one running xtask) in the workspace root.
 pub fn cargo(workspace: &Workspace) -> Command {
+    cargo_in(&workspace.root)
+}
+
+fn cargo_in(root: &Path) -> Command {
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
-    command.current_dir(&workspace.root);
+    command.current_dir(root);
     // A ci run builds each unit once: incremental caches would only cost disk (gigabytes
     // for the test build) and time. Whoever sets CARGO_INCREMENTAL keeps their choice.
     if std::env::var_os("CARGO_INCREMENTAL").is_none() {
@@ -458,6 +494,62 @@ mod tests {
             .flat_map(|v| &v.architectures)
             .any(|arch| arch != std::env::consts::ARCH);
         assert_eq!(dist.contains(&Use::DistCross), foreign);
+    }
+
+    /// The clippy build must fail on a clippy lint and on a rustc warning, and build the
+    /// tests for real when the code is clean: a probe crate in all three states.
+    #[test]
+    fn the_clippy_build_denies_lints_and_builds_the_tests() {
+        let workspace = Workspace::load().unwrap();
+        let probe = tempfile::tempdir().unwrap();
+        std::fs::copy(
+            workspace.root.join("rust-toolchain.toml"),
+            probe.path().join("rust-toolchain.toml"),
+        )
+        .unwrap();
+        std::fs::write(
+            probe.path().join("Cargo.toml"),
+            "[package]\nname = \"lint-probe\"\nversion = \"0.0.0\"\nedition = \"2024\"\n\n[workspace]\n",
+        )
+        .unwrap();
+        std::fs::create_dir(probe.path().join("src")).unwrap();
+        let build = |body: &str| {
+            std::fs::write(probe.path().join("src/lib.rs"), body).unwrap();
+            let output = clippy_build(probe.path(), &["test"])
+                .unwrap()
+                .args(["--no-run", "--all-targets", "--offline"])
+                .env("CARGO_TARGET_DIR", probe.path().join("target"))
+                .output()
+                .unwrap();
+            (
+                output.status.success(),
+                String::from_utf8_lossy(&output.stderr).into_owned(),
+            )
+        };
+        let test = "#[test]\nfn one() { assert_eq!(super::one(), 1); }";
+        let (ok, stderr) = build(&format!(
+            "pub fn one() -> u32 {{ return 1; }}\n#[cfg(test)]\nmod tests {{ {test} }}\n"
+        ));
+        assert!(
+            !ok && stderr.contains("clippy::needless_return"),
+            "{stderr}"
+        );
+        let (ok, stderr) = build(&format!(
+            "pub fn one() -> u32 {{ let unused = 2; 1 }}\n#[cfg(test)]\nmod tests {{ {test} }}\n"
+        ));
+        assert!(!ok && stderr.contains("unused_variables"), "{stderr}");
+        let (ok, stderr) = build(&format!(
+            "pub fn one() -> u32 {{ 1 }}\n#[cfg(test)]\nmod tests {{ {test} }}\n"
+        ));
+        assert!(ok, "{stderr}");
+        let built = std::fs::read_dir(probe.path().join("target/debug/deps"))
+            .unwrap()
+            .filter_map(|entry| entry.ok())
+            .any(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                name.starts_with("lint_probe-") && !name.contains('.')
+            });
+        assert!(built, "the clean probe's test binary was not built");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Running external commands with errors that say which command failed and how.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
@@ -59,6 +59,17 @@ pub fn output(command: &mut Command) -> Result<String> {
         );
     }
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// The sysroot of the toolchain `rustc` resolves to in `root` (rustup reads the
+/// `rust-toolchain.toml` there).
+pub fn rustc_sysroot(root: &Path) -> Result<PathBuf> {
+    output(
+        Command::new("rustc")
+            .args(["--print", "sysroot"])
+            .current_dir(root),
+    )
+    .map(PathBuf::from)
 }
 
 /// Whether `program` can be found on PATH.

@@ -29,17 +29,13 @@ pub struct Toolchain {
 
 impl Toolchain {
     pub fn detect(root: &Path) -> Result<Toolchain> {
-        let sysroot = process::output(
-            Command::new("rustc")
-                .args(["--print", "sysroot"])
-                .current_dir(root),
-        )?;
+        let sysroot = process::rustc_sysroot(root)?;
         let verbose = process::output(Command::new("rustc").arg("-vV").current_dir(root))?;
         let host = verbose
             .lines()
             .find_map(|line| line.strip_prefix("host: "))
             .context("`rustc -vV` printed no host line")?;
-        let objcopy = Path::new(&sysroot).join(format!("lib/rustlib/{host}/bin/rust-objcopy"));
+        let objcopy = sysroot.join(format!("lib/rustlib/{host}/bin/rust-objcopy"));
         if !objcopy.is_file() {
             bail!(
                 "{} is missing; it ships with the Rust toolchain (reinstall the toolchain from \

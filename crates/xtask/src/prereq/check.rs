@@ -67,11 +67,7 @@ pub fn missing(root: &Path, needs: &Needs) -> Result<Vec<Missing>> {
     let mut missing = Vec::new();
     if needs.uses.iter().any(|u| TOOLCHAIN_USES.contains(u)) {
         let toolchain = ToolchainFile::load(root)?;
-        let sysroot = PathBuf::from(process::output(
-            Command::new("rustc")
-                .args(["--print", "sysroot"])
-                .current_dir(root),
-        )?);
+        let sysroot = process::rustc_sysroot(root)?;
         for target in &toolchain.targets {
             if !sysroot
                 .join("lib/rustlib")
