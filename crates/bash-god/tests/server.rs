@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use mcp_server_runtime::testing::{Hints, TestServer, assert_tool_list};
+use mcp_server_runtime::testing::{Hints, TestServer, assert_readme_documents, assert_tool_list};
 use rmcp::model::CallToolResult;
 use serde_json::{Value, json};
 
@@ -62,6 +62,10 @@ async fn lists_every_tool_with_schemas_and_annotations() {
         read_only: Some(name != "execute_command"),
         ..Hints::default()
     });
+    assert_readme_documents(
+        &tools,
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")),
+    );
     let execute = tools.iter().find(|t| t.name == "execute_command").unwrap();
     assert_eq!(execute.input_schema["required"], json!(["command"]));
     server.shutdown().await.unwrap();

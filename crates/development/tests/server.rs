@@ -4,7 +4,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use mcp_server_runtime::testing::{Hints, TestServer, assert_tool_list};
+use mcp_server_runtime::testing::{Hints, TestServer, assert_readme_documents, assert_tool_list};
 use serde_json::{Value, json};
 
 const TOOLS: [&str; 13] = [
@@ -89,6 +89,10 @@ async fn lists_tools_with_annotations_and_output_schemas() {
         idempotent: Some(true),
         ..Hints::READ_ONLY_LOCAL
     });
+    assert_readme_documents(
+        &tools,
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")),
+    );
     for tool in &tools {
         let properties = &tool.input_schema["properties"];
         assert!(

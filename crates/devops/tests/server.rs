@@ -4,7 +4,7 @@ mod https_fixture;
 
 use std::path::Path;
 
-use mcp_server_runtime::testing::{Hints, TestServer, assert_tool_list};
+use mcp_server_runtime::testing::{Hints, TestServer, assert_readme_documents, assert_tool_list};
 use rmcp::model::CallToolResult;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -53,6 +53,10 @@ async fn lists_every_tool_with_schemas_and_annotations() {
         open_world: Some(name == "check_endpoint"),
         ..Hints::READ_ONLY_LOCAL
     });
+    assert_readme_documents(
+        &tools,
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")),
+    );
     for tool in &tools {
         assert!(
             tool.description.as_ref().is_some_and(|d| d.len() > 20),

@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 mod fuzz;
@@ -262,4 +263,67 @@ pub fn temp_tree(files: &[(&str, &str)]) -> std::io::Result<tempfile::TempDir> {
         std::fs::write(target, contents)?;
     }
     Ok(dir)
+}
+
+/// Asserts that the `## Tools` section of the README at `readme` documents exactly `tools`
+/// (a `tools/list` answer of the real binary). A documented tool is a `` ### `name {…}` ``
+/// heading or a `` | `name {…}` | `` table row.
+pub fn assert_readme_documents(tools: &[Tool], readme: &Path) {
+    let text = std::fs::read_to_string(readme)
+        .unwrap_or_else(|error| panic!("reading {}: {error}", readme.display()));
+    let documented = readme_tools(&text);
+    let served: BTreeSet<String> = tools.iter().map(|tool| tool.name.to_string()).collect();
+    assert!(
+        served == documented,
+        "{}: `## Tools` documents {documented:?} but the server lists {served:?} (missing \
+         from the README: {:?}; not served: {:?})",
+        readme.display(),
+        served.difference(&documented).collect::<Vec<_>>(),
+        documented.difference(&served).collect::<Vec<_>>(),
+    );
+}
+
+/// The tool names a README's `## Tools` section documents.
+fn readme_tools(readme: &str) -> BTreeSet<String> {
+    let mut in_tools = false;
+    let mut tools = BTreeSet::new();
+    for line in readme.lines() {
+        if let Some(heading) = line.strip_prefix("## ") {
+            in_tools = heading.trim() == "Tools";
+            continue;
+        }
+        if !in_tools {
+            continue;
+        }
+        let rest = line
+            .strip_prefix("### `")
+            .or_else(|| line.strip_prefix("| `"));
+        let Some(rest) = rest else { continue };
+        let Some((name, after)) = rest.split_once(' ') else {
+            continue;
+        };
+        if after.starts_with('{')
+            && !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            tools.insert(name.to_owned());
+        }
+    }
+    tools
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_readme_tool_parser_reads_both_styles() {
+        let readme = "# x\n## Tools\n### `read_file {path}`\n| `run {cmd}` | a |\n| `sudo` `su` | rule |\n\
+                      ## Other\n### `not_a_tool {x}`\n";
+        let expected: BTreeSet<String> =
+            ["read_file", "run"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(readme_tools(readme), expected);
+    }
 }

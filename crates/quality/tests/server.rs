@@ -3,7 +3,7 @@
 use std::fs;
 use std::path::Path;
 
-use mcp_server_runtime::testing::{Hints, TestServer, assert_tool_list};
+use mcp_server_runtime::testing::{Hints, TestServer, assert_readme_documents, assert_tool_list};
 use serde_json::{Value, json};
 
 async fn spawn(root: &Path) -> anyhow::Result<TestServer> {
@@ -62,6 +62,10 @@ async fn lists_tools_with_annotations_and_output_schemas() -> anyhow::Result<()>
         &tools,
         &["code_stats", "complexity", "find_issues", "quality_report"],
         |_| Hints::READ_ONLY_LOCAL,
+    );
+    assert_readme_documents(
+        &tools,
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")),
     );
     server.shutdown().await
 }
