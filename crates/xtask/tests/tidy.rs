@@ -467,7 +467,7 @@ fn each_server_readme_lists_exactly_its_tools() {
             .flatten()
             .any(|entry| {
                 entry.path().extension().is_some_and(|e| e == "rs")
-                    && read(&entry.path()).contains("assert_readme_documents(&")
+                    && read(&entry.path()).contains("assert_readme_documents(")
             });
         if !checked {
             problems.push(format!(
