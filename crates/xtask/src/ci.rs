@@ -91,9 +91,11 @@ impl CiStep {
                 true
             }
             CiStep::Nix => needs.uses.insert(Use::Nix),
-            // Checks its own prerequisites (Nix or a chroot), and only when the pinned
-            // sources are given.
-            CiStep::NixOffline => needs.uses.insert(Use::NixOffline),
+            // Only when the pinned sources are given; otherwise the step says loudly that it
+            // skips, and nothing is installed for it.
+            CiStep::NixOffline => {
+                crate::nix_offline::sources_from_env().is_ok() && needs.uses.insert(Use::NixOffline)
+            }
         };
         needs
     }
@@ -480,11 +482,14 @@ mod tests {
     #[test]
     fn every_step_declares_what_it_needs() {
         let workspace = Workspace::load().unwrap();
+        let offline = crate::nix_offline::sources_from_env().is_ok();
         for step in CiStep::value_variants() {
-            assert!(
-                !step.uses(&workspace).uses.is_empty(),
-                "{step:?} declares no prerequisite use"
-            );
+            let uses = step.uses(&workspace).uses;
+            if *step == CiStep::NixOffline {
+                assert_eq!(uses.contains(&Use::NixOffline), offline);
+                continue;
+            }
+            assert!(!uses.is_empty(), "{step:?} declares no prerequisite use");
         }
         let dist = CiStep::Dist.uses(&workspace).uses;
         assert!(dist.contains(&Use::DistMusl) && dist.contains(&Use::DistPython));

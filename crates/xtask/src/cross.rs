@@ -28,13 +28,9 @@
 
 pub mod emulate;
 
+use anyhow::{Context, Result, bail};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use anyhow::{Context, Result, bail};
-
-use crate::process;
 
 /// The pinned `ziglang` package (zig's toolchain as a Python wheel). Its clang compiles the
 /// C code of foreign-architecture builds; a new version installs beside the old one.
@@ -50,21 +46,10 @@ pub fn is_foreign(target: &str) -> bool {
     target_arch(target) != std::env::consts::ARCH
 }
 
-/// Where the pinned zig toolchain lives: a venv in the user's cache directory, shared by every
-/// checkout (it is ~400 MB) and recreated by `cargo xtask setup` when removed.
+/// Where the pinned zig toolchain lives: a venv of its own ([`crate::prereq::venv`]; it is
+/// ~400 MB).
 pub fn zig_home() -> PathBuf {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|dir| !dir.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_default()
-                .join(".cache")
-        });
-    cache
-        .join("mcp-foundry")
-        .join(format!("ziglang-{ZIGLANG_VERSION}"))
+    crate::prereq::venv::home("ziglang", ZIGLANG_VERSION)
 }
 
 /// The `zig` executable of the venv at `home` (`lib/python3.X/site-packages/ziglang/zig`).
@@ -81,18 +66,9 @@ pub fn zig_installed() -> bool {
     zig_binary(&zig_home()).is_some()
 }
 
-/// Installs the pinned `ziglang` into [`zig_home`]: `python3 -m venv` and pip, the ordinary
-/// clients (the package registry is reachable wherever the Rust crates are).
+/// Installs the pinned `ziglang` into [`zig_home`].
 pub fn install_zig() -> Result<()> {
-    let home = zig_home();
-    if !home.join("bin/python").is_file() {
-        process::run(Command::new("python3").args(["-m", "venv"]).arg(&home))
-            .context("creating the venv of the cross C compiler (needs python3-venv)")?;
-    }
-    process::run(
-        process::pip_install(&mut Command::new(home.join("bin/python")))
-            .arg(format!("ziglang=={ZIGLANG_VERSION}")),
-    )
+    crate::prereq::venv::install("ziglang", ZIGLANG_VERSION)
 }
 
 /// The glibc the Python module is linked against on every architecture: the manylinux2014
@@ -260,6 +236,8 @@ fn write_executable(path: &Path, text: &str) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::process::Command;
+
     use super::*;
 
     #[test]

@@ -67,7 +67,13 @@ fn main() -> Result<()> {
             xtask::sign::run(&workspace.root.join("dist"), &args)
         }
         Command::NixCheck => xtask::nix_check::run(&workspace.root),
-        Command::NixOffline(args) => xtask::nix_offline::run(&workspace, &args),
+        Command::NixOffline(args) => {
+            prereq::ensure(
+                &workspace.root,
+                &Needs::new("nix-offline", [prereq::Use::NixOffline]),
+            )?;
+            xtask::nix_offline::run(&workspace, &args)
+        }
         Command::Bench(args) => xtask::bench::run(&workspace, &args),
         Command::Setup(args) => prereq::setup(&workspace.root, &args),
         Command::List => {

@@ -10,6 +10,7 @@
 //! list (a test keeps them equal).
 
 mod check;
+pub mod venv;
 
 use std::collections::BTreeSet;
 
@@ -174,17 +175,28 @@ pub struct PythonTool {
 }
 
 /// Every pinned Python package a task may need.
-pub const PYTHON_TOOLS: &[PythonTool] = &[PythonTool {
-    name: "zig",
-    package: "ziglang",
-    version: crate::cross::ZIGLANG_VERSION,
-    used_by: &[Use::DistPython, Use::DistCross, Use::Test],
-    why: "links the Python module against glibc 2.17 (manylinux2014) on every architecture; its \
+pub const PYTHON_TOOLS: &[PythonTool] = &[
+    PythonTool {
+        name: "zig",
+        package: "ziglang",
+        version: crate::cross::ZIGLANG_VERSION,
+        used_by: &[Use::DistPython, Use::DistCross, Use::Test],
+        why: "links the Python module against glibc 2.17 (manylinux2014) on every architecture; its \
           clang compiles the C code (tree-sitter, ring) of the cross-built aarch64 servers, \
           which rust-lld links with Rust's own musl",
-    installed: crate::cross::zig_installed,
-    install: crate::cross::install_zig,
-}];
+        installed: crate::cross::zig_installed,
+        install: crate::cross::install_zig,
+    },
+    PythonTool {
+        name: "maturin",
+        package: "maturin",
+        version: venv::MATURIN_VERSION,
+        used_by: &[Use::NixOffline],
+        why: "the Nix dev shell's maturin, which the offline nixpkgs substitute takes from this host",
+        installed: venv::maturin_installed,
+        install: venv::install_maturin,
+    },
+];
 
 /// Every system program a task may need.
 pub const PROGRAMS: &[Program] = &[
@@ -319,8 +331,8 @@ pub const CARGO_TOOLS: &[CargoTool] = &[
         krate: "cargo-nextest",
         version: "0.9.143",
         exact: false,
-        used_by: &[Use::Test],
-        why: "runs the workspace's tests",
+        used_by: &[Use::Test, Use::NixOffline],
+        why: "runs the workspace's tests (the Nix offline build's substitute serves this one)",
     },
     CargoTool {
         subcommand: "hakari",
@@ -329,6 +341,14 @@ pub const CARGO_TOOLS: &[CargoTool] = &[
         exact: true,
         used_by: &[Use::Hakari],
         why: "keeps crates/workspace-hack equal to what the dependency graph needs",
+    },
+    CargoTool {
+        subcommand: "deny",
+        krate: "cargo-deny",
+        version: "0.20.2",
+        exact: false,
+        used_by: &[Use::NixOffline],
+        why: "the flake's advisory check, which the Nix offline build's substitute serves from this host",
     },
 ];
 

@@ -13,11 +13,18 @@ use crate::dist::sha256_hex;
 use crate::metadata::Workspace;
 use crate::process;
 
-/// Tools outside Debian that the substitute exposes as packages (checks, dev shell).
-const HOST_TOOLS: [(&str, &str); 3] = [
-    ("cargo-nextest", "cargo install --locked cargo-nextest"),
-    ("cargo-deny", "cargo install --locked cargo-deny"),
-    ("maturin", "pip install maturin"),
+/// Where this host has a tool, if it does.
+type Locate = fn() -> Option<PathBuf>;
+
+/// Tools outside Debian that the substitute exposes as packages (checks, dev shell), and where
+/// this host has them: the prerequisites of the Nix offline build (`crate::prereq`) put the
+/// cargo tools on PATH and maturin in a venv of its own.
+const HOST_TOOLS: [(&str, Locate); 3] = [
+    ("cargo-nextest", || find_on_path("cargo-nextest")),
+    ("cargo-deny", || find_on_path("cargo-deny")),
+    ("maturin", || {
+        Some(crate::prereq::venv::maturin_binary()).filter(|path| path.is_file())
+    }),
 ];
 
 /// Where Rust releases are published (rustup's default dist server).
@@ -108,9 +115,10 @@ pub fn prepare(
     }
 
     let mut tools = Vec::new();
-    for (tool, install) in HOST_TOOLS {
-        let path = find_on_path(tool)
-            .with_context(|| format!("{tool} is not on PATH; install it: {install}"))?;
+    for (tool, locate) in HOST_TOOLS {
+        let path = locate().with_context(|| {
+            format!("{tool} is missing; install it: cargo xtask setup --for nix-offline")
+        })?;
         tools.push((tool, path));
     }
 

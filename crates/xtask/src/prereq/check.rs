@@ -445,7 +445,14 @@ pub fn setup(root: &Path, args: &SetupArgs) -> Result<()> {
         return Ok(());
     }
     let uses: Vec<Use> = if args.uses.is_empty() {
-        <Use as clap::ValueEnum>::value_variants().to_vec()
+        // What `cargo xtask ci` may need: its Nix offline build runs only when the pinned
+        // input sources are given (and its tools cost minutes to install).
+        let offline = crate::nix_offline::sources_from_env().is_ok();
+        <Use as clap::ValueEnum>::value_variants()
+            .iter()
+            .copied()
+            .filter(|u| *u != Use::NixOffline || offline)
+            .collect()
     } else {
         args.uses.clone()
     };
