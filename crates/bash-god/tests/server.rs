@@ -62,10 +62,7 @@ async fn lists_every_tool_with_schemas_and_annotations() {
         read_only: Some(name != "execute_command"),
         ..Hints::default()
     });
-    assert_readme_documents(
-        &tools,
-        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")),
-    );
+    assert_readme_documents(&tools, env!("CARGO_MANIFEST_DIR"));
     let execute = tools.iter().find(|t| t.name == "execute_command").unwrap();
     assert_eq!(execute.input_schema["required"], json!(["command"]));
     server.shutdown().await.unwrap();

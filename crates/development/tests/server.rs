@@ -89,10 +89,7 @@ async fn lists_tools_with_annotations_and_output_schemas() {
         idempotent: Some(true),
         ..Hints::READ_ONLY_LOCAL
     });
-    assert_readme_documents(
-        &tools,
-        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")),
-    );
+    assert_readme_documents(&tools, env!("CARGO_MANIFEST_DIR"));
     for tool in &tools {
         let properties = &tool.input_schema["properties"];
         assert!(

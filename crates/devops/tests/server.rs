@@ -53,10 +53,7 @@ async fn lists_every_tool_with_schemas_and_annotations() {
         open_world: Some(name == "check_endpoint"),
         ..Hints::READ_ONLY_LOCAL
     });
-    assert_readme_documents(
-        &tools,
-        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")),
-    );
+    assert_readme_documents(&tools, env!("CARGO_MANIFEST_DIR"));
     for tool in &tools {
         assert!(
             tool.description.as_ref().is_some_and(|d| d.len() > 20),

@@ -265,11 +265,13 @@ pub fn temp_tree(files: &[(&str, &str)]) -> std::io::Result<tempfile::TempDir> {
     Ok(dir)
 }
 
-/// Asserts that the `## Tools` section of the README at `readme` documents exactly `tools`
-/// (a `tools/list` answer of the real binary). A documented tool is a `` ### `name {…}` ``
-/// heading or a `` | `name {…}` | `` table row.
-pub fn assert_readme_documents(tools: &[Tool], readme: &Path) {
-    let text = std::fs::read_to_string(readme)
+/// Asserts that the `## Tools` section of `README.md` in `crate_dir` (a server's
+/// `env!("CARGO_MANIFEST_DIR")`) documents exactly `tools` (a `tools/list` answer of the real
+/// binary). A documented tool is a `` ### `name {…}` `` heading or a `` | `name {…}` | ``
+/// table row.
+pub fn assert_readme_documents(tools: &[Tool], crate_dir: &str) {
+    let readme = Path::new(crate_dir).join("README.md");
+    let text = std::fs::read_to_string(&readme)
         .unwrap_or_else(|error| panic!("reading {}: {error}", readme.display()));
     let documented = readme_tools(&text);
     let served: BTreeSet<String> = tools.iter().map(|tool| tool.name.to_string()).collect();

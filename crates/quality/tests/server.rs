@@ -63,10 +63,7 @@ async fn lists_tools_with_annotations_and_output_schemas() -> anyhow::Result<()>
         &["code_stats", "complexity", "find_issues", "quality_report"],
         |_| Hints::READ_ONLY_LOCAL,
     );
-    assert_readme_documents(
-        &tools,
-        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")),
-    );
+    assert_readme_documents(&tools, env!("CARGO_MANIFEST_DIR"));
     server.shutdown().await
 }
 

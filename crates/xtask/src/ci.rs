@@ -19,6 +19,10 @@ use crate::process;
 use crate::timing::{Outcome, Steps};
 use crate::verify::{self, VerifyArgs};
 
+mod test_build;
+
+use test_build::{clippy_build, run_tests};
+
 /// The steps of `cargo xtask ci`, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CiStep {
@@ -94,7 +98,7 @@ impl CiStep {
             // Only when the pinned sources are given; otherwise the step says loudly that it
             // skips, and nothing is installed for it.
             CiStep::NixOffline => {
-                crate::nix_offline::sources_from_env().is_ok() && needs.uses.insert(Use::NixOffline)
+                crate::nix_offline::sources_given() && needs.uses.insert(Use::NixOffline)
             }
         };
         needs
@@ -228,13 +232,23 @@ fn run_steps(workspace: &Workspace, args: &CiArgs, steps: &mut Steps) -> Result<
 fn run_step(workspace: &Workspace, args: &CiArgs, step: CiStep) -> Result<()> {
     match step {
         CiStep::Fmt => process::run(cargo(workspace).args(["fmt", "--all", "--check"])),
-        CiStep::Clippy => process::run(clippy_build(&workspace.root, &["test"])?.args([
-            "--no-run",
-            "--workspace",
-            "--all-targets",
-            "--all-features",
-            "--locked",
-        ])),
+        CiStep::Clippy => {
+            process::run(clippy_build(&workspace.root, &["test"])?.args([
+                "--no-run",
+                "--workspace",
+                "--all-targets",
+                "--all-features",
+                "--locked",
+            ]))?;
+            // `cargo test` builds a binary outside cfg(test) only for a package with
+            // integration tests; clippy --all-targets checks every binary both ways.
+            process::run(clippy_build(&workspace.root, &["build"])?.args([
+                "--workspace",
+                "--bins",
+                "--all-features",
+                "--locked",
+            ]))
+        }
         CiStep::Hakari => check_workspace_hack(workspace),
         CiStep::Test => run_tests(workspace, !args.skip.contains(&CiStep::Clippy)),
         CiStep::Dist => dist::run(
@@ -405,60 +419,6 @@ fn run_images(workspace: &Workspace) -> Result<()> {
     crate::image::run(workspace, &command.args)
 }
 
-/// The tests, built the way the clippy step built them when it ran (`linted`), so that
-/// nothing is compiled twice.
-fn run_tests(workspace: &Workspace, linted: bool) -> Result<()> {
-    let cargo_for = |subcommand: &[&str]| -> Result<Command> {
-        if linted {
-            clippy_build(&workspace.root, subcommand)
-        } else {
-            let mut command = cargo(workspace);
-            command.args(subcommand);
-            Ok(command)
-        }
-    };
-    // nextest prints its own per-test lines and the final summary.
-    process::run(cargo_for(&["nextest", "run"])?.args([
-        "--workspace",
-        "--all-features",
-        "--locked",
-        "--no-fail-fast",
-    ]))?;
-    // nextest does not run doctests.
-    process::run(cargo_for(&["test"])?.args(["--workspace", "--all-features", "--locked", "--doc"]))
-}
-
-/// `cargo <subcommand...>` with clippy-driver as the compiler of the workspace members and
-/// `-D warnings`: what `cargo clippy` sets up, but for a real build instead of a check.
-/// The dependencies are then compiled once, for the tests, instead of a second time in
-/// check mode for clippy, the larger part of a cold clippy run (BENCHMARKS.md, "CI:
-/// clippy in the test build"). The wrapper is given as `--config`, not in the environment,
-/// so the tests' own cargo runs (dist's release builds) do not inherit it.
-fn clippy_build(root: &Path, subcommand: &[&str]) -> Result<Command> {
-    let driver = process::rustc_sysroot(root)?.join("bin/clippy-driver");
-    if !driver.is_file() {
-        bail!(
-            "{} is missing; install the clippy component of the toolchain in \
-             rust-toolchain.toml (`rustup component add clippy`)",
-            driver.display()
-        );
-    }
-    let mut command = cargo_in(root);
-    command
-        .args(subcommand)
-        .arg("--config")
-        .arg(format!(
-            "build.rustc-workspace-wrapper={}",
-            toml::Value::String(driver.to_string_lossy().into_owned())
-        ))
-        // clippy-driver's own argument channel (cargo-clippy's separator), tracked by cargo.
-        .env("CLIPPY_ARGS", CLIPPY_ARGS.join("__CLIPPY_HACKERY__"));
-    Ok(command)
-}
-
-/// What `cargo clippy -- <args>` would pass: every warning of rustc and clippy fails.
-const CLIPPY_ARGS: [&str; 2] = ["-D", "warnings"];
-
 /// `cargo` (the one running xtask) in the workspace root.
 pub fn cargo(workspace: &Workspace) -> Command {
     cargo_in(&workspace.root)
@@ -482,14 +442,15 @@ mod tests {
     #[test]
     fn every_step_declares_what_it_needs() {
         let workspace = Workspace::load().unwrap();
-        let offline = crate::nix_offline::sources_from_env().is_ok();
-        for step in CiStep::value_variants() {
-            let uses = step.uses(&workspace).uses;
-            if *step == CiStep::NixOffline {
-                assert_eq!(uses.contains(&Use::NixOffline), offline);
-                continue;
-            }
-            assert!(!uses.is_empty(), "{step:?} declares no prerequisite use");
+        // The Nix offline build needs nothing installed unless its sources are given.
+        for step in CiStep::value_variants()
+            .iter()
+            .filter(|s| **s != CiStep::NixOffline)
+        {
+            assert!(
+                !step.uses(&workspace).uses.is_empty(),
+                "{step:?} declares no prerequisite use"
+            );
         }
         let dist = CiStep::Dist.uses(&workspace).uses;
         assert!(dist.contains(&Use::DistMusl) && dist.contains(&Use::DistPython));
@@ -499,62 +460,6 @@ mod tests {
             .flat_map(|v| &v.architectures)
             .any(|arch| arch != std::env::consts::ARCH);
         assert_eq!(dist.contains(&Use::DistCross), foreign);
-    }
-
-    /// The clippy build must fail on a clippy lint and on a rustc warning, and build the
-    /// tests for real when the code is clean: a probe crate in all three states.
-    #[test]
-    fn the_clippy_build_denies_lints_and_builds_the_tests() {
-        let workspace = Workspace::load().unwrap();
-        let probe = tempfile::tempdir().unwrap();
-        std::fs::copy(
-            workspace.root.join("rust-toolchain.toml"),
-            probe.path().join("rust-toolchain.toml"),
-        )
-        .unwrap();
-        std::fs::write(
-            probe.path().join("Cargo.toml"),
-            "[package]\nname = \"lint-probe\"\nversion = \"0.0.0\"\nedition = \"2024\"\n\n[workspace]\n",
-        )
-        .unwrap();
-        std::fs::create_dir(probe.path().join("src")).unwrap();
-        let build = |body: &str| {
-            std::fs::write(probe.path().join("src/lib.rs"), body).unwrap();
-            let output = clippy_build(probe.path(), &["test"])
-                .unwrap()
-                .args(["--no-run", "--all-targets", "--offline"])
-                .env("CARGO_TARGET_DIR", probe.path().join("target"))
-                .output()
-                .unwrap();
-            (
-                output.status.success(),
-                String::from_utf8_lossy(&output.stderr).into_owned(),
-            )
-        };
-        let test = "#[test]\nfn one() { assert_eq!(super::one(), 1); }";
-        let (ok, stderr) = build(&format!(
-            "pub fn one() -> u32 {{ return 1; }}\n#[cfg(test)]\nmod tests {{ {test} }}\n"
-        ));
-        assert!(
-            !ok && stderr.contains("clippy::needless_return"),
-            "{stderr}"
-        );
-        let (ok, stderr) = build(&format!(
-            "pub fn one() -> u32 {{ let unused = 2; 1 }}\n#[cfg(test)]\nmod tests {{ {test} }}\n"
-        ));
-        assert!(!ok && stderr.contains("unused_variables"), "{stderr}");
-        let (ok, stderr) = build(&format!(
-            "pub fn one() -> u32 {{ 1 }}\n#[cfg(test)]\nmod tests {{ {test} }}\n"
-        ));
-        assert!(ok, "{stderr}");
-        let built = std::fs::read_dir(probe.path().join("target/debug/deps"))
-            .unwrap()
-            .filter_map(|entry| entry.ok())
-            .any(|entry| {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                name.starts_with("lint_probe-") && !name.contains('.')
-            });
-        assert!(built, "the clean probe's test binary was not built");
     }
 
     #[test]

@@ -69,6 +69,12 @@ pub enum Step {
     Develop,
 }
 
+/// Whether every pinned source is given: only then does ci run the Nix offline build (and
+/// `cargo xtask setup` install its tools).
+pub fn sources_given() -> bool {
+    sources_from_env().is_ok()
+}
+
 /// The pinned sources, or the names of the variables that are not set.
 pub fn sources_from_env() -> std::result::Result<Vec<(String, PathBuf)>, Vec<&'static str>> {
     let mut found = Vec::new();

@@ -451,7 +451,7 @@ fn the_panic_scan_sees_what_it_must() {
 /// every server's tests make that check (`testing::assert_readme_documents`) on the binary
 /// cargo builds for them, so this test needs no build of its own.
 #[test]
-fn each_server_readme_lists_exactly_its_tools() {
+fn each_servers_tests_check_its_readme_tool_list() {
     let workspace = workspace();
     let servers: Vec<_> = workspace.servers().collect();
     assert!(

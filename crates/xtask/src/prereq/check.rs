@@ -447,11 +447,10 @@ pub fn setup(root: &Path, args: &SetupArgs) -> Result<()> {
     let uses: Vec<Use> = if args.uses.is_empty() {
         // What `cargo xtask ci` may need: its Nix offline build runs only when the pinned
         // input sources are given (and its tools cost minutes to install).
-        let offline = crate::nix_offline::sources_from_env().is_ok();
         <Use as clap::ValueEnum>::value_variants()
             .iter()
             .copied()
-            .filter(|u| *u != Use::NixOffline || offline)
+            .filter(|u| *u != Use::NixOffline || crate::nix_offline::sources_given())
             .collect()
     } else {
         args.uses.clone()
