@@ -19,12 +19,17 @@ use crate::process;
 const REMAPPED_WORKSPACE: &str = "/mcp-foundry";
 
 /// Paths of the Rust toolchain dist needs.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Toolchain {
     /// The toolchain's own `rust-objcopy` (strips the shipped copies).
     pub objcopy: PathBuf,
     pub cargo_home: PathBuf,
     pub rustup_home: PathBuf,
+    /// Where the `rust-src` component puts the standard library's sources.
+    pub rust_src: PathBuf,
+    /// `commit-hash` of `rustc -vV`: the standard library's sources are `/rustc/<hash>/…`
+    /// in the prebuilt std. None for a compiler built without one.
+    pub rustc_commit_hash: Option<String>,
 }
 
 impl Toolchain {
@@ -52,11 +57,43 @@ impl Toolchain {
         let rustup_home = std::env::var_os("RUSTUP_HOME")
             .map(PathBuf::from)
             .unwrap_or_else(|| home.join(".rustup"));
+        let rustc_commit_hash = verbose
+            .lines()
+            .find_map(|line| line.strip_prefix("commit-hash: "))
+            .filter(|hash| *hash != "unknown")
+            .map(str::to_owned);
         Ok(Toolchain {
             objcopy,
             cargo_home,
             rustup_home,
+            rust_src: sysroot.join("lib/rustlib/src/rust"),
+            rustc_commit_hash,
         })
+    }
+
+    /// The `--remap-path-prefix` pairs of a build of `root` into `target_dir`, least
+    /// specific first.
+    ///
+    /// With `rust-src` installed, rustc turns the std's `/rustc/<hash>/library/…` paths back
+    /// into local paths (then remapped with the rustup home) in the panic locations of std
+    /// code it instantiates in our crates, and leaves them alone without it: the same commit
+    /// built differently on machines with and without rust-src, and on one machine once
+    /// rust-src was added (nix-offline adds it for the dev shell). Mapping rust-src back to
+    /// the std's own prefix keeps artifacts independent of the component.
+    pub fn remaps(&self, root: &Path, target_dir: &Path) -> Vec<(PathBuf, String)> {
+        let mut remaps = vec![
+            (self.rustup_home.clone(), "/rustup".to_owned()),
+            (self.cargo_home.clone(), "/cargo".to_owned()),
+        ];
+        if let Some(hash) = &self.rustc_commit_hash {
+            remaps.push((self.rust_src.clone(), format!("/rustc/{hash}")));
+        }
+        remaps.push((root.to_owned(), REMAPPED_WORKSPACE.to_owned()));
+        remaps.push((
+            target_dir.to_owned(),
+            format!("{REMAPPED_WORKSPACE}/target"),
+        ));
+        remaps
     }
 }
 
@@ -117,15 +154,7 @@ pub struct Invocation<'a> {
 impl Invocation<'_> {
     /// The `cargo build` command of `job`.
     pub fn command(&self, job: &Job<'_>) -> Command {
-        let remaps = vec![
-            (self.toolchain.rustup_home.clone(), "/rustup".to_owned()),
-            (self.toolchain.cargo_home.clone(), "/cargo".to_owned()),
-            (self.root.to_owned(), REMAPPED_WORKSPACE.to_owned()),
-            (
-                self.target_dir.to_owned(),
-                format!("{REMAPPED_WORKSPACE}/target"),
-            ),
-        ];
+        let remaps = self.toolchain.remaps(self.root, self.target_dir);
         let mut flags = rustflags(job.variant, &remaps);
         flags.extend(job.rustflags.iter().cloned());
 
@@ -358,6 +387,8 @@ mod tests {
             objcopy: PathBuf::from("/t/rust-objcopy"),
             cargo_home: PathBuf::from("/home/u/.cargo"),
             rustup_home: PathBuf::from("/home/u/.rustup"),
+            rust_src: PathBuf::from("/home/u/.rustup/toolchains/t/lib/rustlib/src/rust"),
+            rustc_commit_hash: Some("5980".into()),
         };
         let source = SourceInfo {
             git_commit: "abc".into(),
@@ -405,11 +436,107 @@ mod tests {
                 "-Clinker=/z/ld"
             ]
         );
+        let rustup = flags
+            .iter()
+            .position(|f| *f == "--remap-path-prefix=/home/u/.rustup=/rustup");
+        let rust_src = flags.iter().position(|f| {
+            *f == "--remap-path-prefix=/home/u/.rustup/toolchains/t/lib/rustlib/src/rust=/rustc/5980"
+        });
+        assert!(rustup < rust_src && rustup.is_some(), "{flags:?}");
         // RUSTFLAGS from the caller's environment would reach build scripts: removed.
         assert!(
             command
                 .get_envs()
                 .any(|(k, v)| k == "RUSTFLAGS" && v.is_none())
+        );
+    }
+
+    /// Compiles `source` (a library) to an object file with the sysroot `sysroot` and the
+    /// remaps of `toolchain`, as dist would, and returns the object's bytes.
+    fn compile_with(toolchain: &Toolchain, sysroot: &Path, source: &Path) -> Vec<u8> {
+        let out = source.with_extension(format!(
+            "{}.o",
+            sysroot.file_name().unwrap().to_string_lossy()
+        ));
+        let dir = source.parent().unwrap();
+        let flags = rustflags(&variant(), &toolchain.remaps(dir, &dir.join("target")));
+        let mut command = Command::new("rustc");
+        command
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .arg("--sysroot")
+            .arg(sysroot)
+            .args(["--crate-type=lib", "-O", "--emit=obj", "-o"])
+            .arg(&out)
+            .arg(source)
+            // The variant's target-cpu is not the point here.
+            .args(flags.iter().filter(|f| f.starts_with("--remap")));
+        process::run(&mut command).unwrap();
+        fs::read(&out).unwrap()
+    }
+
+    /// A real rustc, a sysroot with and one without rust-src: dist's remaps keep the object
+    /// identical, and without the rust-src remap it is not (the hazard is real).
+    #[test]
+    fn installing_rust_src_does_not_change_what_dist_builds() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let real_sysroot = process::rustc_sysroot(root).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let rustup_home = dir.path().join("rustup");
+        let sysroot = |name: &str, with_rust_src: bool| {
+            let sysroot = rustup_home.join("toolchains").join(name);
+            let rustlib = sysroot.join("lib/rustlib");
+            fs::create_dir_all(&rustlib).unwrap();
+            for entry in fs::read_dir(real_sysroot.join("lib/rustlib")).unwrap() {
+                let entry = entry.unwrap();
+                if entry.file_name() != "src" {
+                    std::os::unix::fs::symlink(entry.path(), rustlib.join(entry.file_name()))
+                        .unwrap();
+                }
+            }
+            if with_rust_src {
+                // The file by which rustc recognises an installed rust-src.
+                let lib_rs = rustlib.join("src/rust/library/std/src/lib.rs");
+                fs::create_dir_all(lib_rs.parent().unwrap()).unwrap();
+                fs::write(lib_rs, "").unwrap();
+            }
+            sysroot
+        };
+        let without = sysroot("without", false);
+        let with = sysroot("with", true);
+        // std code instantiated here carries std paths in its panic locations.
+        let source = dir.path().join("lib.rs");
+        fs::write(
+            &source,
+            "pub fn f(s: &str, p: &str) -> usize { s.split(p).count() + s.matches(p).count() }\n\
+             pub fn g(s: &mut String, i: usize, t: &str) { s.insert_str(i, t); s.truncate(i) }\n",
+        )
+        .unwrap();
+        let detected = Toolchain::detect(root).unwrap();
+        assert!(detected.rustc_commit_hash.is_some(), "{detected:?}");
+        let toolchain = |sysroot: &Path| Toolchain {
+            rustup_home: rustup_home.clone(),
+            rust_src: sysroot.join("lib/rustlib/src/rust"),
+            ..detected.clone()
+        };
+
+        let reference = compile_with(&toolchain(&without), &without, &source);
+        assert!(
+            reference.windows(7).any(|w| w == b"/rustc/"),
+            "the test code must carry a std path"
+        );
+        assert_eq!(
+            compile_with(&toolchain(&with), &with, &source),
+            reference,
+            "rust-src changed the object despite the remap"
+        );
+        let unmapped = Toolchain {
+            rustc_commit_hash: None,
+            ..toolchain(&with)
+        };
+        assert_ne!(
+            compile_with(&unmapped, &with, &source),
+            reference,
+            "without the rust-src remap, rust-src should change the object"
         );
     }
 }
