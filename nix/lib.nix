@@ -6,7 +6,8 @@
 # - root Cargo.toml `[workspace.metadata.mcp-foundry.variants.<name>]`: target-cpu,
 #   rustflags, architectures;
 # - every workspace member's `[package.metadata.mcp-foundry]`: role (server |
-#   python-module | library | build-tool | launcher), python-module, python-feature.
+#   python-module | library | build-tool | launcher), python-module, python-feature,
+#   dependency-list-tool (the build tool every package embeds its dependency list with).
 { root }:
 let
   inherit (builtins)
@@ -152,6 +153,7 @@ let
         shipped = role == "server" || role == "python-module";
         pythonModule = meta.python-module or null;
         pythonFeature = meta.python-feature or null;
+        dependencyListTool = meta.dependency-list-tool or false;
         # Programs a server runs, shipped statically linked in its images (bash-god: bash).
         imagePrograms = meta.image-programs or [ ];
         # The cdylib cargo writes is lib<libName>.so.
@@ -170,6 +172,7 @@ let
   serverNames = namesWithRole [ "server" ];
   pythonModuleNames = namesWithRole [ "python-module" ];
   launcherNames = namesWithRole [ "launcher" ];
+  dependencyListToolNames = filter (n: crates.${n}.dependencyListTool) (attrNames crates);
 
   # The crate itself plus every member it depends on, transitively: the sources a
   # derivation of this crate really needs.
@@ -285,6 +288,12 @@ in
     ;
   repository = workspace.package.repository or "";
   license = workspace.package.license or "";
+  # The build tool that embeds an artifact's dependency list, as `cargo xtask dist` does.
+  dependencyListTool =
+    if builtins.length dependencyListToolNames != 1 then
+      throw "exactly one crate must set dependency-list-tool = true in [package.metadata.mcp-foundry]; found: [ ${concatStringsSep ", " dependencyListToolNames} ]"
+    else
+      head dependencyListToolNames;
   # The one launcher crate of the dispatch images, or null while it does not exist.
   launcher =
     if launcherNames == [ ] then

@@ -162,6 +162,35 @@ let
     done
   '';
 
+  # dist embeds cargo-auditable's dependency list (`.dep-v0`) after stripping; each package
+  # runs the same code, the workspace's dependency-list tool, on its own source (cargo tree
+  # and metadata, offline against the vendored crates), so both pipelines embed the same
+  # bytes. Host code: built once, not per variant.
+  dependencyListTool =
+    let
+      name = workspace.dependencyListTool;
+      args = {
+        pname = name;
+        inherit (crates.${name}) version;
+        strictDeps = true;
+        inherit cargoVendorDir;
+        src = crateSource name;
+        CARGO_BUILD_TARGET = hostTarget;
+        cargoExtraArgs = "--locked -p ${name}";
+        doCheck = false;
+      };
+    in
+    craneLib.buildPackage (args // { cargoArtifacts = craneLib.buildDepsOnly args; });
+  # After stripLikeDist (it sets $objcopy); the Python layout copies the embedded module.
+  embedDependencyList = crateName: ''
+    for file in $out/bin/* $out/lib/*.so; do
+      if [ -f "$file" ]; then
+        ${dependencyListTool}/bin/${workspace.dependencyListTool} embed --package ${crateName} \
+          --target "$CARGO_BUILD_TARGET"${featureArgs [ crateName ]} --objcopy "$objcopy" "$file"
+      fi
+    done
+  '';
+
   # ---- shared derivation arguments ------------------------------------------------------
   # Identical in a variant x target's dependency build and in every package built on it:
   # any difference (an env var a build script reads, e.g. PYO3_PYTHON) makes cargo rebuild
@@ -258,7 +287,8 @@ let
           src = crateSource crateName;
           cargoArtifacts = depsFor.${variant}.${target};
           cargoExtraArgs = "--locked -p ${crateName}" + featureArgs [ crateName ];
-          postInstall = stripLikeDist + lib.optionalString isPythonModule (pythonLayout crate);
+          postInstall =
+            stripLikeDist + embedDependencyList crateName + lib.optionalString isPythonModule (pythonLayout crate);
           # `import mcp_rust_core` imports numpy (embed_text returns arrays): an
           # environment made with python3.withPackages must get it with the module.
           propagatedBuildInputs = lib.optional isPythonModule python.pkgs.numpy;
@@ -298,7 +328,7 @@ let
           src = crateSource workspace.launcher;
           cargoArtifacts = depsFor.${baselineVariant}.${muslTarget};
           cargoExtraArgs = "--locked -p ${workspace.launcher}";
-          postInstall = stripLikeDist;
+          postInstall = stripLikeDist + embedDependencyList workspace.launcher;
           meta = {
             inherit (crates.${workspace.launcher}) description;
             mainProgram = workspace.launcher;
@@ -315,6 +345,7 @@ in
     depsFor
     cratePackages
     launcher
+    dependencyListTool
     ;
   packages =
     cratePackages // lib.optionalAttrs (launcher != null) { ${workspace.launcher} = launcher; };

@@ -140,6 +140,19 @@ let
     (import (stubs + "/nixpkgs") { inherit system; }).python3.interpreter
   ];
 
+  # dist embeds the dependency list after stripping, with the workspace's dependency-list
+  # tool; a package built by Nix must run the same command, with the module's feature.
+  embedsLikeDist =
+    crate: args:
+    let
+      install = args.postInstall or "";
+      tool = workspace.dependencyListTool;
+      feature = workspace.crates.${crate}.pythonFeature;
+    in
+    unless (contains "/bin/${tool} embed --package ${crate} " install) "the dependency list is not embedded as dist does (${tool} embed)"
+    ++ unless (feature == null || contains "--features ${crate}/${feature} --objcopy" install) "the dependency list is not the one of the ${feature} feature"
+    ++ unless (match ".*--strip-all.*/bin/${escapeRegex tool} embed.*" install != null) "the dependency list is embedded before stripping (strip removes it)";
+
   # ---- one crate x variant package ------------------------------------------------------
   packageProblems =
     system: crate: variant: drv:
@@ -172,6 +185,7 @@ let
     # The same bytes as `cargo xtask dist`: its profile, stripping and path prefixes.
     ++ unless ((args.CARGO_PROFILE or null) == "audit" && (deps.args.CARGO_PROFILE or null) == "audit") "not built with dist's audit profile"
     ++ unless (contains "rust-objcopy" (args.postInstall or "") && contains "--strip-all" (args.postInstall or "")) "not stripped with rust-objcopy --strip-all like dist"
+    ++ embedsLikeDist crate args
     ++ unless (contains "=/cargo/registry/src/" (args.CARGO_BUILD_RUSTFLAGS or "")) "vendored sources are not mapped to dist's /cargo prefix"
     ++ unless (contains "=/mcp-foundry" (args.RUSTC_WRAPPER.recorded.args.text or "")) "the workspace is not mapped to dist's /mcp-foundry prefix"
     ++ unless ((args.MCP_FOUNDRY_VARIANT or null) == variant) "MCP_FOUNDRY_VARIANT is not ${variant}"
@@ -323,6 +337,12 @@ let
             )
           ) crateVariants
         )
+      ))
+      (test "${system}: the launcher embeds its dependency list like dist" (
+        if workspace.launcher != null then
+          map (p: "${workspace.launcher}: ${p}") (embedsLikeDist workspace.launcher packages.${workspace.launcher}.recorded.args)
+        else
+          [ ]
       ))
       (test "${system}: every package has its dependency build's environment (nothing recompiled)" (
         concatLists (

@@ -135,6 +135,9 @@ struct FoundryPackage {
     smoke_call: Option<SmokeCall>,
     #[serde(default)]
     image_programs: Vec<String>,
+    /// The build tool the Nix packages embed their dependency list with (nix/lib.nix).
+    #[serde(default)]
+    dependency_list_tool: bool,
 }
 
 impl Workspace {
@@ -290,7 +293,8 @@ fn crate_spec(package: &Package) -> Result<CrateSpec> {
     let foundry = FoundryPackage::deserialize(table).with_context(|| {
         format!(
             "[package.metadata.mcp-foundry] of crate `{name}` ({}) is malformed; keys: role \
-             ({roles}), python-module, python-feature, smoke-call, image-programs",
+             ({roles}), python-module, python-feature, smoke-call, image-programs, \
+             dependency-list-tool",
             package.manifest_path
         )
     })?;
@@ -300,6 +304,12 @@ fn crate_spec(package: &Package) -> Result<CrateSpec> {
         bail!(
             "crate `{name}` has role python-module but lacks `python-module = \"<import name>\"` \
              or `python-feature = \"<cargo feature>\"` in [package.metadata.mcp-foundry]"
+        );
+    }
+    if foundry.dependency_list_tool && foundry.role != Role::BuildTool {
+        bail!(
+            "crate `{name}` sets dependency-list-tool but its role is not build-tool: the tool \
+             runs on the build machine after each Nix package build and is never shipped"
         );
     }
     let bin_targets = package

@@ -389,6 +389,11 @@ fn compare_with_dist(
         for line in difference.lines() {
             eprintln!("  {line}");
         }
+        bail!(
+            "nix build and cargo xtask dist built different {SERVER} {baseline} binaries from \
+             one commit (differences above); an artifact's bytes must depend on the crate, \
+             variant, target and sources only (NIX.md, \"Two pipelines, one artifact\")"
+        );
     }
     Ok(())
 }

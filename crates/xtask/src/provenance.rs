@@ -130,7 +130,7 @@ pub fn write_records<'a>(
         if !check::has_records(artifact.kind) {
             continue;
         }
-        let sbom = to_file_bytes(&linked.cyclonedx(&artifact.path, &artifact.sha256)?)?;
+        let sbom = to_file_bytes(&sbom::cyclonedx(linked, &artifact.path, &artifact.sha256)?)?;
         let sbom_path = record_path(&artifact.path, "sbom", sbom::SBOM_SUFFIX);
         write(dir, &sbom_path, &sbom)?;
         let statement = to_file_bytes(&statement(artifact, facts, &sha256_hex(&sbom)))?;

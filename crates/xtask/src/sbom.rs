@@ -1,273 +1,75 @@
 //! What is linked into an artifact, and the two records of it that `cargo xtask dist` ships:
-//! the dependency list embedded in the binary the way `cargo auditable` does it (a zlib-
-//! compressed JSON list in an ELF section named `.dep-v0`, which `cargo audit bin`, syft and
-//! trivy read), and a CycloneDX 1.5 SBOM file next to the artifact.
-//!
-//! Both list what cargo builds into the artifact: `cargo tree` of its package alone for its
-//! target and features (the Python feature for the module), normal edges only — build
-//! scripts, dev-dependencies and other targets' dependencies are not linked, nor are
-//! proc-macros (they run in the compiler; cargo-auditable lists them) and what they depend
-//! on. Not the whole `Cargo.lock`, and not `cargo metadata`'s resolution either: that one
-//! unifies features over every workspace member, xtask's included, and lists crates the
-//! artifact does not link. The workspace-hack (cargo-hakari's `hakari-package`) keeps a
-//! package's features the same alone and in dist's joint build (`dist::isolation` checks
-//! it); it is an empty crate no code refers to, so rustc never loads it nor what it depends
-//! on, and the tree is pruned there (a crate it alone reaches is not linked). Sources come
-//! from `cargo metadata`.
-//!
-//! The list is embedded after stripping, with the toolchain's `rust-objcopy --add-section`, as
-//! a non-allocated section like cargo-auditable's: the code is untouched, and the bytes are a
-//! function of the sources (sorted, fixed compression level), so rebuilds stay bit-identical.
+//! the dependency list embedded in the binary the way `cargo auditable` does it (the
+//! `dep-list` crate, shared with the Nix packages), and a CycloneDX 1.5 SBOM file next to
+//! the artifact, made from the same list.
 
-use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use anyhow::{Context, Result, bail};
-use auditable_serde::{DependencyKind, Package as AuditablePackage, Source, VersionInfo};
-use cargo_metadata::{CargoOpt, Metadata, MetadataCommand};
+use anyhow::{Context, Result};
+pub use dep_list::{LinkedCrate, LinkedCrates, SECTION, embed, resolve};
 use serde_json::{Value, json};
 
-use crate::process;
-
-/// The ELF section cargo-auditable's readers look for.
-pub const SECTION: &str = ".dep-v0";
 /// CycloneDX SBOM files: `<variant>/sbom/<artifact file name>` + this.
 pub const SBOM_SUFFIX: &str = ".cdx.json";
 /// The SBOM files' media type (CycloneDX JSON), for the OCI referrers.
 pub const MEDIA_TYPE: &str = "application/vnd.cyclonedx+json";
-/// cargo-auditable's compression level (fast, and fixed: the output must not vary).
-const ZLIB_LEVEL: u32 = 7;
 
-/// One crate linked into an artifact.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct LinkedCrate {
-    pub name: String,
-    pub version: String,
-    /// cargo's source id (`registry+…`, `git+…`), `None` for path dependencies.
-    pub source: Option<String>,
-    /// Indices into the list of the crates this one depends on (normal dependencies).
-    pub dependencies: Vec<usize>,
-    /// The artifact's own package.
-    pub root: bool,
-}
-
-/// The crates linked into one artifact, root included, sorted by name, version and source.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkedCrates {
-    pub crates: Vec<LinkedCrate>,
-}
-
-/// cargo's resolution for one target and feature set: `cargo metadata` (sources and
-/// repositories of the packages) and what `cargo tree` needs to ask for one package.
-#[derive(Debug, Clone)]
-pub struct Resolution {
-    pub metadata: Metadata,
-    /// cargo-hakari's `hakari-package` (`.config/hakari.toml`), when the workspace has one.
-    pub unifier: Option<String>,
-    root: PathBuf,
-    target: String,
-    features: Vec<String>,
-}
-
-/// The `hakari-package` of `root/.config/hakari.toml`, if there is one.
-pub fn feature_unifier(root: &Path) -> Result<Option<String>> {
-    let path = root.join(".config/hakari.toml");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    let config: toml::Table =
-        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    Ok(config
-        .get("hakari-package")
-        .and_then(toml::Value::as_str)
-        .map(str::to_owned))
-}
-
-/// `cargo metadata` resolved for `target` with `features` (`package/feature`) enabled.
-pub fn resolve(root: &Path, target: &str, features: &[String]) -> Result<Resolution> {
-    let mut command = MetadataCommand::new();
-    command.current_dir(root).other_options(vec![
-        "--locked".to_owned(),
-        "--filter-platform".to_owned(),
-        target.to_owned(),
-    ]);
-    if !features.is_empty() {
-        command.features(CargoOpt::SomeFeatures(features.to_vec()));
-    }
-    let metadata = command.exec().with_context(|| {
-        format!(
-            "resolving the dependencies of {} for {target} (cargo metadata)",
-            root.display()
-        )
-    })?;
-    Ok(Resolution {
-        metadata,
-        unifier: feature_unifier(root)?,
-        root: root.to_owned(),
-        target: target.to_owned(),
-        features: features.to_vec(),
-    })
-}
-
-impl LinkedCrates {
-    /// The crates linked into `package` (a package name of the workspace): cargo tree's
-    /// normal dependencies of a build of that package alone for the resolution's target and
-    /// features, outside proc-macros and the feature unifier (see the module documentation).
-    pub fn of(resolution: &Resolution, package: &str) -> Result<LinkedCrates> {
-        let metadata = &resolution.metadata;
-        if !metadata
-            .workspace_packages()
-            .iter()
-            .any(|p| p.name.as_str() == package)
-        {
-            bail!("`{package}` is not a package of the workspace");
+/// A CycloneDX 1.5 SBOM of the list of an artifact named `artifact` (its dist path) with `sha256`.
+/// The root crate describes the artifact (`metadata.component`); every other linked
+/// crate is one component, with the dependency graph.
+pub fn cyclonedx(list: &LinkedCrates, artifact: &str, sha256: &str) -> Result<Value> {
+    let root = list
+        .root()
+        .context("the dependency list has no root crate")?;
+    let bom_ref = |c: &LinkedCrate| purl(c);
+    let mut components = Vec::new();
+    for c in list.crates.iter().filter(|c| !c.root) {
+        let mut component = json!({
+            "type": "library",
+            "bom-ref": bom_ref(c),
+            "name": c.name,
+            "version": c.version,
+            "scope": "required",
+            "purl": purl(c),
+        });
+        if let Some(source) = &c.source {
+            component["externalReferences"] = json!([{ "type": "distribution", "url": source }]);
         }
-        let graph = tree::linked(resolution, package)?;
-        // Sources from the metadata: (name, version) → cargo's source id.
-        let mut sources: BTreeMap<(&str, String), Option<String>> = BTreeMap::new();
-        for p in &metadata.packages {
-            sources.insert(
-                (p.name.as_str(), p.version.to_string()),
-                p.source.as_ref().map(|s| s.repr.clone()),
-            );
-        }
-        let keys: Vec<&tree::Key> = graph.keys().collect();
-        let index: BTreeMap<&tree::Key, usize> =
-            keys.iter().enumerate().map(|(i, k)| (*k, i)).collect();
-        let mut crates = Vec::new();
-        for key in &keys {
-            let (name, version) = key;
-            let source = sources
-                .get(&(name.as_str(), version.clone()))
-                .with_context(|| format!("{name} {version} is not in cargo metadata's packages"))?
-                .clone();
-            let mut dependencies: Vec<usize> = graph[*key].iter().map(|d| index[d]).collect();
-            dependencies.sort_unstable();
-            crates.push(LinkedCrate {
-                name: name.clone(),
-                version: version.clone(),
-                source,
-                dependencies,
-                root: name == package,
-            });
-        }
-        Ok(LinkedCrates { crates })
+        components.push(component);
     }
-
-    /// The root crate (the artifact's package).
-    pub fn root(&self) -> Option<&LinkedCrate> {
-        self.crates.iter().find(|c| c.root)
-    }
-
-    /// The list in cargo-auditable's format.
-    pub fn to_auditable(&self) -> Result<VersionInfo> {
-        let mut packages = Vec::new();
-        for c in &self.crates {
-            packages.push(AuditablePackage {
-                name: c.name.clone(),
-                version: c.version.parse().with_context(|| {
-                    format!("version {} of {} is not semver", c.version, c.name)
-                })?,
-                source: auditable_source(c.source.as_deref()),
-                kind: DependencyKind::Runtime,
-                dependencies: c.dependencies.clone(),
-                root: c.root,
-            });
-        }
-        // Through the format's own validation (one root, no cycles).
-        let json = serde_json::to_string(&json!({ "packages": packages }))?;
-        serde_json::from_str(&json).context("the dependency list fails cargo-auditable's checks")
-    }
-
-    /// The bytes of the `.dep-v0` section: the JSON list, zlib-compressed.
-    pub fn section_bytes(&self) -> Result<Vec<u8>> {
-        let json = serde_json::to_vec(&self.to_auditable()?)?;
-        let mut encoder =
-            flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(ZLIB_LEVEL));
-        encoder.write_all(&json)?;
-        Ok(encoder.finish()?)
-    }
-
-    /// A CycloneDX 1.5 SBOM of an artifact named `artifact` (its dist path) with `sha256`.
-    /// The root crate describes the artifact (`metadata.component`); every other linked
-    /// crate is one component, with the dependency graph.
-    pub fn cyclonedx(&self, artifact: &str, sha256: &str) -> Result<Value> {
-        let root = self
-            .root()
-            .context("the dependency list has no root crate")?;
-        let bom_ref = |c: &LinkedCrate| purl(c);
-        let mut components = Vec::new();
-        for c in self.crates.iter().filter(|c| !c.root) {
-            let mut component = json!({
-                "type": "library",
-                "bom-ref": bom_ref(c),
-                "name": c.name,
-                "version": c.version,
-                "scope": "required",
-                "purl": purl(c),
-            });
-            if let Some(source) = &c.source {
-                component["externalReferences"] =
-                    json!([{ "type": "distribution", "url": source }]);
-            }
-            components.push(component);
-        }
-        let dependencies: Vec<Value> = self
-            .crates
-            .iter()
-            .map(|c| {
-                json!({
-                    "ref": bom_ref(c),
-                    "dependsOn": c.dependencies.iter()
-                        .map(|&i| bom_ref(&self.crates[i]))
-                        .collect::<Vec<_>>(),
-                })
+    let dependencies: Vec<Value> = list
+        .crates
+        .iter()
+        .map(|c| {
+            json!({
+                "ref": bom_ref(c),
+                "dependsOn": c.dependencies.iter()
+                    .map(|&i| bom_ref(&list.crates[i]))
+                    .collect::<Vec<_>>(),
             })
-            .collect();
-        Ok(json!({
-            "bomFormat": "CycloneDX",
-            "specVersion": "1.5",
-            "version": 1,
-            "metadata": {
-                "tools": { "components": [{
-                    "type": "application",
-                    "name": "cargo xtask dist",
-                    "description": "mcp-foundry's build driver (crates/xtask/src/sbom.rs)",
-                }]},
-                "component": {
-                    "type": "application",
-                    "bom-ref": bom_ref(root),
-                    "name": root.name,
-                    "version": root.version,
-                    "purl": purl(root),
-                    "description": format!("dist artifact {artifact}"),
-                    "hashes": [{ "alg": "SHA-256", "content": sha256 }],
-                },
+        })
+        .collect();
+    Ok(json!({
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.5",
+        "version": 1,
+        "metadata": {
+            "tools": { "components": [{
+                "type": "application",
+                "name": "cargo xtask dist",
+                "description": "mcp-foundry's build driver (crates/xtask/src/sbom.rs)",
+            }]},
+            "component": {
+                "type": "application",
+                "bom-ref": bom_ref(root),
+                "name": root.name,
+                "version": root.version,
+                "purl": purl(root),
+                "description": format!("dist artifact {artifact}"),
+                "hashes": [{ "alg": "SHA-256", "content": sha256 }],
             },
-            "components": components,
-            "dependencies": dependencies,
-        }))
-    }
-}
-
-fn auditable_source(source: Option<&str>) -> Source {
-    match source {
-        None => Source::Local,
-        Some(s) if is_default_registry(s) => Source::CratesIo,
-        Some(s) if s.starts_with("git+") => Source::Git,
-        Some(s) if s.starts_with("registry+") || s.starts_with("sparse+") => Source::Registry,
-        Some(s) => Source::Other(s.to_owned()),
-    }
-}
-
-/// Cargo's default registry, in its git and sparse spellings.
-fn is_default_registry(source: &str) -> bool {
-    source == "registry+https://github.com/rust-lang/crates.io-index"
-        || source.starts_with("sparse+https://index.crates.io")
+        },
+        "components": components,
+        "dependencies": dependencies,
+    }))
 }
 
 /// The package URL: `pkg:cargo/name@version` for the default registry; other sources carry
@@ -277,7 +79,7 @@ fn purl(c: &LinkedCrate) -> String {
     let base = format!("pkg:cargo/{}@{}", c.name, c.version);
     match c.source.as_deref() {
         None => base,
-        Some(s) if is_default_registry(s) => base,
+        Some(s) if dep_list::is_default_registry(s) => base,
         Some(s) => match s.strip_prefix("git+") {
             Some(url) => format!("{base}?vcs_url={}", percent_encode(&format!("git+{url}"))),
             None => format!("{base}?repository_url={}", percent_encode(s)),
@@ -295,26 +97,6 @@ fn percent_encode(text: &str) -> String {
         })
         .collect()
 }
-
-/// Adds `section` (the bytes of [`LinkedCrates::section_bytes`]) to the ELF file `path` in
-/// place, as the non-allocated section [`SECTION`].
-pub fn embed(objcopy: &Path, path: &Path, section: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut data = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    data.write_all(section)?;
-    data.flush()?;
-    process::output(
-        Command::new(objcopy)
-            .arg("--add-section")
-            .arg(format!("{SECTION}={}", data.path().display()))
-            .arg(path),
-    )
-    .with_context(|| format!("embedding the dependency list into {}", path.display()))?;
-    Ok(())
-}
-
-mod tree;
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -6,8 +6,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use super::Resolution;
-use crate::process;
+use super::{Resolution, output};
 
 /// `(name, version)` of a crate (version without the `v`).
 pub type Key = (String, String);
@@ -32,9 +31,9 @@ pub fn linked(resolution: &Resolution, package: &str) -> Result<BTreeMap<Key, BT
     // The feature unifier is cut out of the parsed tree, not with `--prune`: cargo refuses a
     // `--prune` spec that matches nothing, which it does for a package that does not
     // depend on the unifier (mcp-launcher, mcp-rust-core).
-    let output = process::output(&mut command)
+    let printed = output(&mut command)
         .with_context(|| format!("listing what {package} links (cargo tree)"))?;
-    let graph = parse(&output, resolution.unifier.as_deref())?;
+    let graph = parse(&printed, resolution.unifier.as_deref())?;
     if graph.is_empty() {
         bail!("cargo tree printed nothing for {package}");
     }
