@@ -86,6 +86,9 @@ let
             (root + "/Cargo.toml")
             (root + "/Cargo.lock")
             (lib.fileset.maybeMissing (root + "/.cargo"))
+            # cargo-hakari's config: the dependency-list tool cuts the workspace-hack named
+            # there out of the list (it links nothing), as dist does.
+            (lib.fileset.maybeMissing (root + "/.config/hakari.toml"))
           ]
           ++ map (d: craneLib.fileset.cargoTomlAndLock (root + "/${d}")) otherDirs
           ++ map memberSources builtDirs

@@ -217,6 +217,9 @@ let
             ) otherDirs
           )
           ++ unless (elem "Cargo.lock" real.sourceFiles) "source lacks Cargo.lock"
+          ++ unless (
+            !(builtins.pathExists (self + "/.config/hakari.toml")) || elem ".config/hakari.toml" real.sourceFiles
+          ) "source lacks .config/hakari.toml: the embedded dependency list would include the workspace-hack's tree"
       )
     )
     ++ (

@@ -55,7 +55,7 @@ pub fn cyclonedx(list: &LinkedCrates, artifact: &str, sha256: &str) -> Result<Va
             "tools": { "components": [{
                 "type": "application",
                 "name": "cargo xtask dist",
-                "description": "mcp-foundry's build driver (crates/xtask/src/sbom.rs)",
+                "description": "mcp-foundry's build driver (crates/xtask/src/sbom.rs, crates/dep-list)",
             }]},
             "component": {
                 "type": "application",
