@@ -55,10 +55,12 @@ fn main() -> Result<()> {
         Some(objcopy) => objcopy,
         None => dep_list::toolchain_objcopy(&workspace)?,
     };
+    // Every file is checked before any is changed: a rerun after a half-done run would
+    // find the section in the first files and refuse them.
+    if let Some(missing) = files.iter().find(|file| !file.is_file()) {
+        bail!("{}: no such file", missing.display());
+    }
     for file in &files {
-        if !file.is_file() {
-            bail!("{}: no such file", file.display());
-        }
         dep_list::embed(&objcopy, file, &section)?;
     }
     Ok(())

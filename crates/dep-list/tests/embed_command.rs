@@ -45,12 +45,14 @@ fn embed_writes_the_librarys_list_and_bad_input_is_an_error_that_changes_nothing
         stderr.contains("not a package of the workspace"),
         "{stderr}"
     );
+    // A missing file anywhere in the list: nothing is changed, not even the files before it.
     let missing = dep_list(&[
         "embed",
         "--package",
         "bash-god",
         "--target",
         target,
+        binary.to_str().unwrap(),
         dir.path().join("absent").to_str().unwrap(),
     ]);
     assert!(!missing.status.success());

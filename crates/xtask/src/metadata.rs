@@ -512,6 +512,14 @@ architectures = ["x86_64", "aarch64"]
         assert!(err.contains("`srv`") && err.contains("tool"), "{err}");
         let err = load("[package.metadata.mcp-foundry]\nrole = \"python-module\"\n");
         assert!(err.contains("python-module = "), "{err}");
+        // The dependency-list tool runs on the build machine: a shipped crate cannot be it.
+        let err = load(
+            "[package.metadata.mcp-foundry]\nrole = \"server\"\ndependency-list-tool = true\n",
+        );
+        assert!(
+            err.contains("`srv`") && err.contains("dependency-list-tool"),
+            "{err}"
+        );
 
         let dir = fixture(
             "",

@@ -36,18 +36,7 @@ impl Toolchain {
     pub fn detect(root: &Path) -> Result<Toolchain> {
         let sysroot = process::rustc_sysroot(root)?;
         let verbose = process::output(Command::new("rustc").arg("-vV").current_dir(root))?;
-        let host = verbose
-            .lines()
-            .find_map(|line| line.strip_prefix("host: "))
-            .context("`rustc -vV` printed no host line")?;
-        let objcopy = sysroot.join(format!("lib/rustlib/{host}/bin/rust-objcopy"));
-        if !objcopy.is_file() {
-            bail!(
-                "{} is missing; it ships with the Rust toolchain (reinstall the toolchain from \
-                 rust-toolchain.toml)",
-                objcopy.display()
-            );
-        }
+        let objcopy = dep_list::toolchain_objcopy(root)?;
         let home = std::env::var_os("HOME")
             .map(PathBuf::from)
             .unwrap_or_default();
@@ -78,8 +67,11 @@ impl Toolchain {
     /// into local paths (then remapped with the rustup home) in the panic locations of std
     /// code it instantiates in our crates, and leaves them alone without it: the same commit
     /// built differently on machines with and without rust-src, and on one machine once
-    /// rust-src was added (nix-offline adds it for the dev shell). Mapping rust-src back to
-    /// the std's own prefix keeps artifacts independent of the component.
+    /// rust-src was added (nix-offline adds it for the dev shell). rustc skips that
+    /// translation when a remap's target is exactly `/rustc/<hash>` ("don't translate away
+    /// /rustc/$hash if we're still remapping to it", rustc_metadata), so the rust-src
+    /// directory mapped there keeps artifacts independent of the component, whatever the
+    /// order of the other remaps.
     pub fn remaps(&self, root: &Path, target_dir: &Path) -> Vec<(PathBuf, String)> {
         let mut remaps = vec![
             (self.rustup_home.clone(), "/rustup".to_owned()),
@@ -436,13 +428,14 @@ mod tests {
                 "-Clinker=/z/ld"
             ]
         );
-        let rustup = flags
-            .iter()
-            .position(|f| *f == "--remap-path-prefix=/home/u/.rustup=/rustup");
-        let rust_src = flags.iter().position(|f| {
-            *f == "--remap-path-prefix=/home/u/.rustup/toolchains/t/lib/rustlib/src/rust=/rustc/5980"
-        });
-        assert!(rustup < rust_src && rustup.is_some(), "{flags:?}");
+        // Exactly the std's prefix, no trailing slash: rustc compares the remap target
+        // with it to keep std paths untranslated.
+        assert!(
+            flags.contains(
+                &"--remap-path-prefix=/home/u/.rustup/toolchains/t/lib/rustlib/src/rust=/rustc/5980"
+            ),
+            "{flags:?}"
+        );
         // RUSTFLAGS from the caller's environment would reach build scripts: removed.
         assert!(
             command
