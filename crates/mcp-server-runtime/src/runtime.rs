@@ -200,6 +200,20 @@ macro_rules! server_identity {
 /// Exit code for startup failures (bad `--root`, bad log filter, port in use...).
 const EXIT_STARTUP: u8 = 2;
 
+/// Writes the `--version` text to `out`. A reader that stopped reading (`--version | head
+/// -1`: a broken pipe) is not an error; `println!` panicked there.
+fn print_version(out: &mut impl std::io::Write, identity: ServerIdentity) -> ExitCode {
+    let text = version_string(identity.name, identity.version);
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{}: writing the version to stdout: {error}", identity.name);
+            ExitCode::from(EXIT_STARTUP)
+        }
+    }
+}
+
 /// Parses the command line, sets up logging to stderr, resolves the roots, builds the
 /// server with `build` and serves it (wrapped in [`Guarded`]) until the client hangs up
 /// (stdin EOF) or SIGTERM/SIGINT arrives.
@@ -234,8 +248,7 @@ where
     let argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
     // Answer `--version` before full parsing so a server's required options cannot block it.
     if wants_version(&argv) {
-        println!("{}", version_string(identity.name, identity.version));
-        return ExitCode::SUCCESS;
+        return print_version(&mut std::io::stdout().lock(), identity);
     }
     let args = match A::try_parse_from(&argv) {
         Ok(args) => args,
@@ -247,8 +260,7 @@ where
     };
     let common_args = common(&args).clone();
     if common_args.print_version {
-        println!("{}", version_string(identity.name, identity.version));
-        return ExitCode::SUCCESS;
+        return print_version(&mut std::io::stdout().lock(), identity);
     }
     if let Err(message) = init_logging(&common_args.log_level) {
         eprintln!("{}: {message}", identity.name);
@@ -529,5 +541,37 @@ mod tests {
             !wants_version(&argv(&["--version"])),
             "argv[0] is the program name"
         );
+    }
+
+    /// A stdout that fails every write with `kind`.
+    struct FailingOut(std::io::ErrorKind);
+
+    impl std::io::Write for FailingOut {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(self.0.into())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn version_output_survives_a_closed_reader_and_reports_other_write_errors() {
+        let identity = ServerIdentity {
+            name: "demo",
+            version: "1.2.3",
+        };
+        let mut written = Vec::new();
+        assert_eq!(print_version(&mut written, identity), ExitCode::SUCCESS);
+        assert!(
+            String::from_utf8(written)
+                .unwrap()
+                .starts_with("demo 1.2.3")
+        );
+        // `demo --version | head -1`: the reader is gone.
+        let closed = print_version(&mut FailingOut(std::io::ErrorKind::BrokenPipe), identity);
+        assert_eq!(closed, ExitCode::SUCCESS);
+        let full = print_version(&mut FailingOut(std::io::ErrorKind::StorageFull), identity);
+        assert_eq!(full, ExitCode::from(EXIT_STARTUP));
     }
 }
