@@ -21,6 +21,7 @@
 
 pub(crate) mod chroot;
 mod compare;
+mod inspect;
 mod stage;
 
 use std::path::{Path, PathBuf};
@@ -36,7 +37,7 @@ use crate::process;
 /// crane v0.23.4 (flake.lock) refuses older Nix.
 pub const MIN_NIX: (u32, u32, u32) = (2, 31, 2);
 /// The server whose packages, image and `cargo xtask dist` build the run covers.
-const SERVER: &str = "bash-god";
+pub(crate) const SERVER: &str = "bash-god";
 /// The variants built: the portable one and one that needs a recent CPU (built on any
 /// builder; only run where the CPU has its features).
 const VARIANTS: [&str; 2] = ["generic", "znver4"];
@@ -203,7 +204,7 @@ pub fn run(workspace: &Workspace, args: &NixOfflineArgs) -> Result<()> {
             })?;
             built.push((attr, PathBuf::from(out)));
         }
-        inspect(workspace, &runner, &built)?;
+        inspect::inspect(workspace, &runner, &built)?;
     }
     if steps.contains(&Step::FlakeCheck) {
         timed("nix flake check", || {
@@ -281,66 +282,6 @@ fn build_attrs(workspace: &Workspace) -> Result<Vec<String>> {
     Ok(attrs)
 }
 
-/// What a built output must be, checked with the host's tools.
-fn inspect(workspace: &Workspace, runner: &Runner, built: &[(String, PathBuf)]) -> Result<()> {
-    for (attr, out) in built {
-        let host_out = runner_path(runner, out);
-        if attr.ends_with("-image") {
-            let json = process::output(
-                Command::new("skopeo")
-                    .args(["--insecure-policy", "inspect", "--config"])
-                    .arg(format!("docker-archive:{}", host_out.display())),
-            )
-            .with_context(|| format!("skopeo cannot read the image .#{attr}"))?;
-            if !json.contains(&format!("/usr/local/bin/{SERVER}")) {
-                bail!(".#{attr}: the image config has no /usr/local/bin/{SERVER} entrypoint");
-            }
-            eprintln!("nix-offline: .#{attr}: skopeo reads the image");
-            continue;
-        }
-        let (name, variant) = attr
-            .rsplit_once('-')
-            .with_context(|| format!("{attr} is not <crate>-<variant>"))?;
-        let spec = workspace
-            .crates
-            .iter()
-            .find(|c| c.name == name)
-            .with_context(|| format!("{attr}: no crate {name}"))?;
-        let variant = workspace
-            .variants
-            .iter()
-            .find(|v| v.name == variant)
-            .with_context(|| format!("{attr}: no variant {variant}"))?;
-        let target = dist::target_triple(spec.role, std::env::consts::ARCH);
-        let missing = crate::cpu::missing_on_this_machine(&target, &variant.target_cpu)?;
-        if spec.role == Role::PythonModule {
-            let module = spec.python_module.as_deref().unwrap_or(name);
-            let so = find_file(&host_out, &format!("{module}.abi3.so"))?;
-            let dynamic = process::output(Command::new("readelf").arg("-d").arg(&so))?;
-            if dynamic.contains("libpython")
-                || dynamic.contains("RPATH")
-                || dynamic.contains("RUNPATH")
-            {
-                bail!(
-                    ".#{attr}: {} links libpython or carries an RPATH (not abi3-portable):\n{dynamic}",
-                    so.display()
-                );
-            }
-            eprintln!("nix-offline: .#{attr}: {} needs no libpython", so.display());
-        } else if missing.is_empty() {
-            let binary = host_out.join("bin").join(name);
-            let version = process::output(Command::new(&binary).arg("--version"))?;
-            eprintln!("nix-offline: .#{attr}: `{name} --version`: {version}");
-        } else {
-            eprintln!(
-                "\n!!! nix-offline: .#{attr} NOT RUN: this CPU lacks {} !!!\n",
-                missing.join(", ")
-            );
-        }
-    }
-    Ok(())
-}
-
 /// The Nix-built baseline server against the one `cargo xtask dist` built in the dev
 /// shell: the same source, toolchain, flags and profile must give the same bytes.
 fn compare_with_dist(
@@ -412,25 +353,8 @@ fn stdout_of(command: &mut Command) -> Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
-fn find_file(dir: &Path, name: &str) -> Result<PathBuf> {
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in
-            std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))?
-        {
-            let path = entry?.path();
-            if path.is_dir() && !path.is_symlink() {
-                pending.push(path);
-            } else if path.file_name().is_some_and(|n| n == name) {
-                return Ok(path);
-            }
-        }
-    }
-    bail!("{name} is not in {}", dir.display())
-}
-
 /// A store path as the host sees it (inside the chroot directory when there is one).
-fn runner_path(runner: &Runner, path: &Path) -> PathBuf {
+pub(crate) fn runner_path(runner: &Runner, path: &Path) -> PathBuf {
     match runner {
         Runner::Host => path.to_path_buf(),
         Runner::Chroot(chroot) => chroot.host_path(path),
