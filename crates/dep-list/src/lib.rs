@@ -273,9 +273,14 @@ pub fn toolchain_objcopy(dir: &Path) -> Result<PathBuf> {
                 .current_dir(dir),
         )
     };
-    let objcopy = Path::new(&rustc("sysroot")?)
+    objcopy_of(Path::new(&rustc("sysroot")?), &rustc("host-tuple")?)
+}
+
+/// The `rust-objcopy` of the toolchain with sysroot `sysroot` on host `host`, if it is there.
+pub fn objcopy_of(sysroot: &Path, host: &str) -> Result<PathBuf> {
+    let objcopy = sysroot
         .join("lib/rustlib")
-        .join(rustc("host-tuple")?)
+        .join(host)
         .join("bin/rust-objcopy");
     if !objcopy.is_file() {
         bail!(

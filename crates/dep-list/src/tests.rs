@@ -92,11 +92,12 @@ fn each_servers_list_is_what_cargo_links_into_it_not_the_workspaces() {
 fn the_embedded_list_reads_back_with_cargo_auditables_reader() {
     let resolution = resolve(&workspace_root(), "x86_64-unknown-linux-musl", &[]).unwrap();
     let list = LinkedCrates::of(&resolution, "devops").unwrap();
+    let objcopy = toolchain_objcopy(&workspace_root()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     // Any ELF file does: this test's own executable, stripped like a shipped artifact.
     let binary = dir.path().join("artifact");
     output(
-        Command::new(toolchain_objcopy(&workspace_root()).unwrap())
+        Command::new(&objcopy)
             .arg("--strip-all")
             .arg(std::env::current_exe().unwrap())
             .arg(&binary),
@@ -106,23 +107,13 @@ fn the_embedded_list_reads_back_with_cargo_auditables_reader() {
     assert!(auditable_info::audit_info_from_file(&binary, limits).is_err());
     let bytes = list.section_bytes().unwrap();
     assert_eq!(bytes, list.section_bytes().unwrap(), "not deterministic");
-    embed(
-        &toolchain_objcopy(&workspace_root()).unwrap(),
-        &binary,
-        &bytes,
-    )
-    .unwrap();
+    embed(&objcopy, &binary, &bytes).unwrap();
     let read = auditable_info::audit_info_from_file(&binary, limits).unwrap();
     assert_eq!(read, list.to_auditable().unwrap());
     assert_eq!(read.packages.iter().filter(|p| p.root).count(), 1);
     // A second list is refused (objcopy would quietly add a second section, and readers
     // take the first); the file keeps the first.
-    let err = embed(
-        &toolchain_objcopy(&workspace_root()).unwrap(),
-        &binary,
-        &bytes,
-    )
-    .unwrap_err();
+    let err = embed(&objcopy, &binary, &bytes).unwrap_err();
     assert!(format!("{err:#}").contains(SECTION), "{err:#}");
     assert_eq!(
         auditable_info::audit_info_from_file(&binary, limits).unwrap(),

@@ -8,13 +8,17 @@ fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn dep_list(args: &[&str]) -> Output {
+/// `dep-list embed --package <package> --target x86_64-unknown-linux-musl <files>`.
+fn embed(package: &str, files: &[&Path]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_dep-list"))
-        .args(args)
+        .args(["embed", "--package", package, "--target", TARGET])
+        .args(files)
         .current_dir(workspace_root())
         .output()
         .unwrap()
 }
+
+const TARGET: &str = "x86_64-unknown-linux-musl";
 
 #[test]
 fn embed_writes_the_librarys_list_and_bad_input_is_an_error_that_changes_nothing() {
@@ -29,16 +33,8 @@ fn embed_writes_the_librarys_list_and_bad_input_is_an_error_that_changes_nothing
         .unwrap();
     assert!(status.success());
     let before = std::fs::read(&binary).unwrap();
-    let target = "x86_64-unknown-linux-musl";
 
-    let unknown = dep_list(&[
-        "embed",
-        "--package",
-        "no-such-crate",
-        "--target",
-        target,
-        binary.to_str().unwrap(),
-    ]);
+    let unknown = embed("no-such-crate", &[&binary]);
     assert!(!unknown.status.success());
     let stderr = String::from_utf8_lossy(&unknown.stderr);
     assert!(
@@ -46,15 +42,7 @@ fn embed_writes_the_librarys_list_and_bad_input_is_an_error_that_changes_nothing
         "{stderr}"
     );
     // A missing file anywhere in the list: nothing is changed, not even the files before it.
-    let missing = dep_list(&[
-        "embed",
-        "--package",
-        "bash-god",
-        "--target",
-        target,
-        binary.to_str().unwrap(),
-        dir.path().join("absent").to_str().unwrap(),
-    ]);
+    let missing = embed("bash-god", &[&binary, &dir.path().join("absent")]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no such file"));
     assert_eq!(
@@ -63,14 +51,7 @@ fn embed_writes_the_librarys_list_and_bad_input_is_an_error_that_changes_nothing
         "a failed run changed the file"
     );
 
-    let embedded = dep_list(&[
-        "embed",
-        "--package",
-        "bash-god",
-        "--target",
-        target,
-        binary.to_str().unwrap(),
-    ]);
+    let embedded = embed("bash-god", &[&binary]);
     assert!(
         embedded.status.success(),
         "{}",
@@ -78,7 +59,7 @@ fn embed_writes_the_librarys_list_and_bad_input_is_an_error_that_changes_nothing
     );
     let read =
         auditable_info::audit_info_from_file(&binary, auditable_info::Limits::default()).unwrap();
-    let resolution = dep_list::resolve(&workspace_root(), target, &[]).unwrap();
+    let resolution = dep_list::resolve(&workspace_root(), TARGET, &[]).unwrap();
     let expected = dep_list::LinkedCrates::of(&resolution, "bash-god").unwrap();
     assert_eq!(read, expected.to_auditable().unwrap());
     // The exact bytes the library (what `cargo xtask dist` embeds) gives.

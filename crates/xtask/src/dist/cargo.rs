@@ -36,7 +36,12 @@ impl Toolchain {
     pub fn detect(root: &Path) -> Result<Toolchain> {
         let sysroot = process::rustc_sysroot(root)?;
         let verbose = process::output(Command::new("rustc").arg("-vV").current_dir(root))?;
-        let objcopy = dep_list::toolchain_objcopy(root)?;
+        // sysroot and host are known here: no second round of rustc calls.
+        let host = verbose
+            .lines()
+            .find_map(|line| line.strip_prefix("host: "))
+            .context("`rustc -vV` printed no host line")?;
+        let objcopy = dep_list::objcopy_of(&sysroot, host)?;
         let home = std::env::var_os("HOME")
             .map(PathBuf::from)
             .unwrap_or_default();
