@@ -52,13 +52,57 @@ pub struct Variant {
     /// `ci-crates`: the shipped crates `cargo xtask ci` builds in this variant (absent: every
     /// one). It bounds CI time on 2 cores; `cargo xtask dist` always builds every crate.
     #[serde(default)]
-    pub ci_crates: Option<Vec<String>>,
+    pub ci_crates: Option<CiCrates>,
 }
 
 impl Variant {
     /// Whether the variant can be built for `target_arch`.
     pub fn supports(&self, target_arch: &str) -> bool {
         self.architectures.iter().any(|a| a == target_arch)
+    }
+
+    /// Whether `cargo xtask ci` builds `crate_name` in this variant for `target_arch`.
+    pub fn ci_builds(&self, target_arch: &str, crate_name: &str) -> bool {
+        self.ci_crates
+            .as_ref()
+            .is_none_or(|ci| ci.keeps(target_arch, crate_name))
+    }
+}
+
+/// A variant's `ci-crates`: one list for every architecture (`ci-crates = ["a", "b"]`), or a
+/// list per architecture (`ci-crates = { aarch64 = ["a"] }`; an architecture not named there
+/// gets every crate).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a list of crate names, or a table of such lists by architecture"
+)]
+pub enum CiCrates {
+    Everywhere(Vec<String>),
+    ByArchitecture(BTreeMap<String, Vec<String>>),
+}
+
+impl CiCrates {
+    /// Whether CI builds `crate_name` for `target_arch`.
+    pub fn keeps(&self, target_arch: &str, crate_name: &str) -> bool {
+        let list = match self {
+            Self::Everywhere(list) => list,
+            Self::ByArchitecture(by_arch) => match by_arch.get(target_arch) {
+                Some(list) => list,
+                None => return true,
+            },
+        };
+        list.iter().any(|name| name == crate_name)
+    }
+
+    /// Every crate name the lists hold, for validation.
+    pub fn names(&self) -> Vec<&str> {
+        match self {
+            Self::Everywhere(list) => list.iter().map(String::as_str).collect(),
+            Self::ByArchitecture(by_arch) => {
+                by_arch.values().flatten().map(String::as_str).collect()
+            }
+        }
     }
 }
 
@@ -204,6 +248,18 @@ fn validate(metadata: Option<WorkspaceMetadata>, origin: &str) -> Result<Vec<Var
                 name,
             });
         }
+        if let Some(CiCrates::ByArchitecture(by_arch)) = &variant.ci_crates
+            && let Some(arch) = by_arch.keys().find(|arch| !variant.supports(arch))
+        {
+            return Err(Error::Invalid {
+                origin: origin.to_owned(),
+                message: format!(
+                    "variant `{name}`: ci-crates names architecture `{arch}`, which is not in its \
+                     architectures ({})",
+                    variant.architectures.join(", ")
+                ),
+            });
+        }
         variant.name = name;
         variants.push(variant);
     }
@@ -230,6 +286,8 @@ target-cpu = "x86-64-v3"
 rustflags = ["-C", "target-cpu=x86-64-v3"]
 architectures = ["x86_64"]
 
+ci-crates = ["core"]
+
 [workspace.metadata.other-tool]
 anything = true
 "#;
@@ -254,6 +312,36 @@ anything = true
             from_workspace_metadata(&metadata).unwrap(),
             from_manifest_text(MANIFEST, "Cargo.toml").unwrap()
         );
+    }
+
+    #[test]
+    fn ci_crates_are_one_list_or_a_list_per_architecture() {
+        let variants = from_manifest_text(MANIFEST, "Cargo.toml").unwrap();
+        let (generic, v3) = (&variants[0], &variants[1]);
+        assert!(generic.ci_builds("x86_64", "server") && generic.ci_builds("aarch64", "server"));
+        assert!(v3.ci_builds("x86_64", "core") && !v3.ci_builds("x86_64", "server"));
+
+        let by_arch = MANIFEST.replace(
+            "architectures = [\"x86_64\", \"aarch64\"]",
+            "architectures = [\"x86_64\", \"aarch64\"]\nci-crates = { aarch64 = [\"core\"] }",
+        );
+        let variants = from_manifest_text(&by_arch, "Cargo.toml").unwrap();
+        let generic = &variants[0];
+        assert!(
+            generic.ci_builds("x86_64", "server"),
+            "x86_64 is not named: every crate"
+        );
+        assert!(generic.ci_builds("aarch64", "core") && !generic.ci_builds("aarch64", "server"));
+        let mut names = generic.ci_crates.as_ref().unwrap().names();
+        names.sort_unstable();
+        assert_eq!(names, ["core"]);
+
+        let foreign_arch = by_arch.replace("{ aarch64 =", "{ riscv64 =");
+        let err = from_manifest_text(&foreign_arch, "Cargo.toml").unwrap_err();
+        assert!(err.to_string().contains("architecture `riscv64`"), "{err}");
+        let not_a_list = MANIFEST.replace("ci-crates = [\"core\"]", "ci-crates = \"core\"");
+        let err = from_manifest_text(&not_a_list, "Cargo.toml").unwrap_err();
+        assert!(err.to_string().contains("table of such lists"), "{err}");
     }
 
     #[test]

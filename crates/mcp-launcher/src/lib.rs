@@ -8,9 +8,9 @@
 //!
 //! Environment:
 //! - `MCP_FOUNDRY_VARIANT=auto|<variant>`: `auto` (or unset) picks, among the variants whose
-//!   every feature this CPU has, the one needing the most (a variant whose features include
-//!   another's is better; today znver4 > x86-64-v4 > x86-64-v3 > generic, all from the
-//!   table); a variant name forces it, and is refused with the list of missing features when
+//!   every feature this CPU has and whose build the image holds, the one needing the most (a
+//!   variant whose features include another's is better; today znver4 > x86-64-v4 >
+//!   x86-64-v3 > generic, all from the table); a variant name forces it, and is refused with the list of missing features when
 //!   this CPU cannot run it (never a SIGILL).
 //! - `MCP_FOUNDRY_SERVER`: the server to run, instead of the name in `argv[0]`.
 //! - `MCP_FOUNDRY_VARIANTS_DIR`: the directory holding `<variant>/<server>` (default `/opt/mcp`).
@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 include!(concat!(env!("OUT_DIR"), "/choice.rs"));
-pub use choice::{ChoiceError, VariantRequest, VariantSpec, missing_features};
+pub use choice::{ChoiceError, VariantRequest, VariantSpec, candidates, missing_features};
 include!(concat!(env!("OUT_DIR"), "/variants.rs"));
 
 pub const VARIANT_ENV: &str = "MCP_FOUNDRY_VARIANT";
@@ -195,6 +195,29 @@ pub fn binary_path(variants_dir: &Path, variant: &VariantSpec, server: &OsStr) -
     variants_dir.join(variant.name).join(server)
 }
 
+/// The first of `candidates` (best first) whose build of `server` is installed, with its
+/// path: an image may hold only some variants (`cargo xtask ci` builds some crates in some
+/// variants), and a runnable variant without a build is passed over, never exec'd. Missing
+/// all, the error names the last candidate's path (for `auto`, the baseline's).
+pub fn first_installed(
+    candidates: &[VariantSpec],
+    variants_dir: &Path,
+    server: &OsStr,
+) -> Result<(PathBuf, VariantSpec), LaunchError> {
+    let mut last = None;
+    for variant in candidates {
+        let path = binary_path(variants_dir, variant, server);
+        if path.is_file() {
+            return Ok((path, *variant));
+        }
+        last = Some((variant.name, path));
+    }
+    let (variant, path) = last.ok_or(LaunchError::Choice(ChoiceError::NoRunnableVariant {
+        missing_per_variant: Vec::new(),
+    }))?;
+    Err(LaunchError::BinaryMissing { variant, path })
+}
+
 /// Chooses the variant from the environment and this CPU, then replaces this process with
 /// the server. Returns only on failure.
 pub fn launch() -> LaunchError {
@@ -212,15 +235,18 @@ pub fn launch() -> LaunchError {
         if debug {
             log_candidates(&request);
         }
-        let variant = choose_variant(&request, VARIANTS, &cpu_has_feature)?;
+        let candidates =
+            candidates(&request, VARIANTS, &cpu_has_feature).map_err(LaunchError::Choice)?;
         let variants_dir = std::env::var_os(VARIANTS_DIR_ENV)
             .map_or_else(|| PathBuf::from(DEFAULT_VARIANTS_DIR), PathBuf::from);
-        let path = binary_path(&variants_dir, &variant, &server);
-        if !path.is_file() {
-            return Err(LaunchError::BinaryMissing {
-                variant: variant.name,
-                path,
-            });
+        let (path, variant) = first_installed(&candidates, &variants_dir, &server)?;
+        if debug && variant != candidates[0] {
+            eprintln!(
+                "{LAUNCHER_NAME}: no {} build in {}; the best build installed is {}",
+                candidates[0].name,
+                variants_dir.display(),
+                variant.name
+            );
         }
         Ok((path, variant))
     };

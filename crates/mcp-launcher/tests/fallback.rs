@@ -256,3 +256,77 @@ fn a_missing_variant_binary_is_reported_with_its_path() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("generic/fake-server"), "{stderr}");
 }
+
+/// An image holding some variants only (what `cargo xtask ci` builds): `auto` passes over a
+/// runnable variant whose build is not there and takes the best one that is.
+#[test]
+fn auto_takes_the_best_build_the_image_holds() {
+    let dir = variants_dir();
+    let best = mcp_launcher::choose_variant(
+        &mcp_launcher::VariantRequest::Auto,
+        mcp_launcher::VARIANTS,
+        &mcp_launcher::cpu_has_feature,
+    )
+    .expect("some variant runs here");
+    // Only the baseline and a variant this CPU cannot run stay installed, unless the best
+    // runnable one is the baseline (then there is nothing better to leave out).
+    let unrunnable = mcp_launcher::VARIANTS
+        .iter()
+        .find(|v| !mcp_launcher::missing_features(v, &mcp_launcher::cpu_has_feature).is_empty());
+    for variant in mcp_launcher::VARIANTS {
+        let keep = variant.name == "generic" || Some(variant) == unrunnable;
+        if !keep {
+            fs::remove_dir_all(dir.path().join(variant.name)).expect("remove a variant");
+        }
+    }
+    let (output, _) = launch(&[], dir.path(), None, &[]);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stdout(&output).starts_with("variant=generic "),
+        "best runnable here is {}, but only generic is installed of those: {output:?}",
+        best.name
+    );
+
+    // Verbose, it says which better build it passed over.
+    let mut command = Command::new(LAUNCHER);
+    command
+        .env("MCP_FOUNDRY_SERVER", "fake-server")
+        .env("MCP_FOUNDRY_VARIANTS_DIR", dir.path())
+        .env("MCP_FOUNDRY_LAUNCHER_VERBOSE", "1")
+        .env_remove("MCP_FOUNDRY_VARIANT");
+    let output = command.output().expect("run launcher");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if best.name != "generic" {
+        assert!(
+            stderr.contains(&format!("no {} build in", best.name)),
+            "{stderr}"
+        );
+    }
+    assert!(stderr.contains("running the generic build"), "{stderr}");
+
+    // Nothing this CPU runs is installed: the baseline's path is reported, exit 127.
+    fs::remove_dir_all(dir.path().join("generic")).expect("remove generic");
+    let (output, _) = launch(&[], dir.path(), None, &[]);
+    assert_eq!(output.status.code(), Some(127), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("generic/fake-server"), "{stderr}");
+}
+
+#[test]
+fn haswell_with_only_generic_and_znver4_installed_gets_generic() {
+    if !qemu_available() {
+        return;
+    }
+    let dir = variants_dir();
+    for variant in mcp_launcher::VARIANTS {
+        if !matches!(variant.name, "generic" | "znver4") {
+            fs::remove_dir_all(dir.path().join(variant.name)).expect("remove a variant");
+        }
+    }
+    let (output, _) = launch(&["qemu-x86_64", "-cpu", "Haswell"], dir.path(), None, &[]);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stdout(&output).starts_with("variant=generic "),
+        "{output:?}"
+    );
+}

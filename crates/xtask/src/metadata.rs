@@ -22,7 +22,7 @@ pub struct Workspace {
 }
 
 /// One CPU variant, e.g. `generic` or `znver4`, as the `cpu-variants` crate reads it.
-pub use cpu_variants::Variant as VariantSpec;
+pub use cpu_variants::{CiCrates, Variant as VariantSpec};
 
 /// What a crate is, from `[package.metadata.mcp-foundry] role = ...`.
 #[derive(
@@ -177,11 +177,8 @@ impl Workspace {
             .collect::<Result<Vec<_>>>()?;
         crates.sort_by(|a, b| a.name.cmp(&b.name));
         for variant in &variants {
-            for name in variant.ci_crates.iter().flatten() {
-                if !crates
-                    .iter()
-                    .any(|c| &c.name == name && c.role.is_shipped())
-                {
+            for name in variant.ci_crates.iter().flat_map(|ci| ci.names()) {
+                if !crates.iter().any(|c| c.name == name && c.role.is_shipped()) {
                     bail!(
                         "variant `{}`: ci-crates names `{name}`, which is not a shipped crate; \
                          shipped crates: {}",

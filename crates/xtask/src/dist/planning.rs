@@ -107,14 +107,15 @@ fn plan_arch<'a>(
 }
 
 /// Narrows `jobs` to what `cargo xtask ci` builds: in a variant with `ci-crates`, only
-/// those crates. Says loudly what is left out, so nobody takes CI for the full matrix.
+/// those crates (for the job's architecture). Says loudly what is left out, so nobody takes
+/// CI for the full matrix.
 pub(crate) fn keep_ci_crates(jobs: &mut Vec<Job<'_>>) {
     for job in jobs.iter_mut() {
-        let Some(keep) = &job.variant.ci_crates else {
-            continue;
-        };
-        let (kept, left_out): (Vec<&CrateSpec>, Vec<&CrateSpec>) =
-            job.specs.iter().partition(|spec| keep.contains(&spec.name));
+        let arch = crate::cross::target_arch(&job.target);
+        let (kept, left_out): (Vec<&CrateSpec>, Vec<&CrateSpec>) = job
+            .specs
+            .iter()
+            .partition(|spec| job.variant.ci_builds(arch, &spec.name));
         if !left_out.is_empty() {
             let list = |specs: &[&CrateSpec]| {
                 specs
@@ -184,6 +185,7 @@ pub(crate) fn selection(request: &DistRequest<'_>, ci_matrix: bool) -> Result<Se
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use crate::metadata::CiCrates;
 
     fn variant(name: &str, rustflags: &[&str], architectures: &[&str]) -> VariantSpec {
         VariantSpec {
@@ -249,13 +251,21 @@ pub(super) mod tests {
 
     #[test]
     fn the_ci_matrix_keeps_a_variants_ci_crates_and_every_crate_of_the_others() {
-        let generic = variant("generic", &[], &["x86_64"]);
+        let generic = VariantSpec {
+            ci_crates: Some(CiCrates::ByArchitecture(
+                [("aarch64".to_owned(), vec!["mcp-rust-core".into()])].into(),
+            )),
+            ..variant("generic", &[], &["x86_64", "aarch64"])
+        };
         let v3 = VariantSpec {
-            ci_crates: Some(vec!["bash-god".into(), "mcp-rust-core".into()]),
+            ci_crates: Some(CiCrates::Everywhere(vec![
+                "bash-god".into(),
+                "mcp-rust-core".into(),
+            ])),
             ..variant("x86-64-v3", &["-C", "target-cpu=x86-64-v3"], &["x86_64"])
         };
         let v4 = VariantSpec {
-            ci_crates: Some(vec!["mcp-rust-core".into()]),
+            ci_crates: Some(CiCrates::Everywhere(vec!["mcp-rust-core".into()])),
             ..variant("x86-64-v4", &["-C", "target-cpu=x86-64-v4"], &["x86_64"])
         };
         let server = crate_spec("bash-god", Role::Server);
@@ -267,22 +277,27 @@ pub(super) mod tests {
         let mut jobs = plan(
             &[&generic, &v3, &v4],
             &[&server, &other, &core],
-            &["x86_64".to_owned()],
+            &["x86_64".to_owned(), "aarch64".to_owned()],
         );
         keep_ci_crates(&mut jobs);
         let names: Vec<_> = jobs
             .iter()
-            .map(|job| format!("{}/{}", job.variant.name, job.crate_names()))
+            .map(|job| {
+                let arch = crate::cross::target_arch(&job.target);
+                format!("{}/{arch}/{}", job.variant.name, job.crate_names())
+            })
             .collect();
         assert_eq!(
             names,
             [
-                "generic/bash-god, devops",
-                "generic/mcp-rust-core",
-                "x86-64-v3/bash-god",
-                "x86-64-v3/mcp-rust-core",
+                "generic/x86_64/bash-god, devops",
+                "generic/x86_64/mcp-rust-core",
+                "x86-64-v3/x86_64/bash-god",
+                "x86-64-v3/x86_64/mcp-rust-core",
                 // v4's server job lists none of its ci-crates: it goes.
-                "x86-64-v4/mcp-rust-core",
+                "x86-64-v4/x86_64/mcp-rust-core",
+                // generic's aarch64 list names the module alone; x86_64 is not in it.
+                "generic/aarch64/mcp-rust-core",
             ]
         );
     }

@@ -17,6 +17,8 @@ use super::{
     platform, platform_entries, smoke, write_crate_images,
 };
 use crate::dist::{Artifact, ArtifactKind, BASELINE_CPU, Manifest};
+#[cfg(test)]
+use crate::metadata::CiCrates;
 use crate::metadata::{CrateSpec, Role, VariantSpec, Workspace};
 
 /// Builds the layouts for the selected servers and variants from the dist output.
@@ -62,18 +64,9 @@ pub fn build_images(
         let artifacts = builds.found;
         let target_arch = main_arch.to_owned();
         let architecture = oci_arch(&target_arch)?;
-        // The launcher knows every variant of its architecture; a dispatch image missing one
-        // would make it exec a binary that is not there.
-        let arch_variants: Vec<&str> = workspace
-            .variants
-            .iter()
-            .filter(|v| v.architectures.contains(&target_arch))
-            .map(|v| v.name.as_str())
-            .collect();
-        let all_variants = arch_variants
-            .iter()
-            .all(|name| artifacts.iter().any(|(v, _)| v == name));
-        let launcher = if all_variants && arch_variants.len() > 1 {
+        // The launcher picks among the builds the image holds (release images hold every
+        // variant; `cargo xtask ci`'s those of the ci-crates), so two builds make a choice.
+        let launcher = if artifacts.len() > 1 {
             Some(find_launcher(
                 dist,
                 &manifest,
@@ -82,9 +75,8 @@ pub fn build_images(
             )?)
         } else {
             eprintln!(
-                "image: {}: no `{DISPATCH_TAG}` image, it needs every variant ({})",
-                server.name,
-                arch_variants.join(", ")
+                "image: {}: no `{DISPATCH_TAG}` image: only the {} build, nothing to choose from",
+                server.name, artifacts[0].0
             );
             None
         };
@@ -227,10 +219,7 @@ fn variant_builds<'a>(
                 && a.variant == variant.name
                 && arch_of(a) == arch
         });
-        let ci_leaves_out = variant
-            .ci_crates
-            .as_ref()
-            .is_some_and(|keep| !keep.iter().any(|name| name == server));
+        let ci_leaves_out = !variant.ci_builds(arch, server);
         match found {
             Some(artifact) => builds.found.push((variant.name.as_str(), artifact)),
             None if !asked_by_name && ci_leaves_out => builds.left_out.push(format!(
@@ -369,7 +358,8 @@ mod tests {
             target_cpu: name.into(),
             rustflags: Vec::new(),
             architectures: vec!["x86_64".into()],
-            ci_crates: ci_crates.map(|names| names.iter().map(|n| n.to_string()).collect()),
+            ci_crates: ci_crates
+                .map(|names| CiCrates::Everywhere(names.iter().map(|n| n.to_string()).collect())),
         }
     }
 
