@@ -15,18 +15,25 @@ pub(in crate::project) fn pom(
     let mut dependency: Vec<(String, String)> = Vec::new();
     let mut text = String::new();
     let (mut group, mut parent_group, mut parent_version) = (None, None, None);
+    // Text is decoded by the document's declared version (1.1 normalises more line ends).
+    let mut version = quick_xml::XmlVersion::Implicit1_0;
     loop {
         let event = xml
             .read_event()
             .map_err(|err| format!("invalid XML at byte {}: {err}", xml.error_position()))?;
         match event {
+            Event::Decl(declaration) => {
+                version = declaration
+                    .xml_version()
+                    .map_err(|err| format!("invalid XML declaration: {err}"))?;
+            }
             Event::Start(start) => {
                 path.push(String::from_utf8_lossy(start.local_name().as_ref()).into_owned());
                 text.clear();
             }
             Event::Text(chunk) => {
                 let chunk = chunk
-                    .xml_content()
+                    .xml_content(version)
                     .map_err(|err| format!("invalid XML text: {err}"))?;
                 text.push_str(&chunk);
             }
