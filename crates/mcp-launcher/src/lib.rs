@@ -55,6 +55,13 @@ pub enum LaunchError {
     BinaryMissing {
         variant: &'static str,
         path: PathBuf,
+        /// The variants whose build of the server is there.
+        installed: Vec<&'static str>,
+    },
+    /// A build's path exists (or may) but cannot be inspected: never guessed past.
+    Unreadable {
+        path: PathBuf,
+        error: String,
     },
     Exec {
         path: PathBuf,
@@ -82,11 +89,26 @@ impl fmt::Display for LaunchError {
                 f,
                 "{name:?} is not a server name (it must be a plain file name); fix {SERVER_ENV} or argv[0]"
             ),
-            Self::BinaryMissing { variant, path } => write!(
-                f,
-                "the {variant} build is missing at {}; the image is incomplete (or set {VARIANTS_DIR_ENV})",
-                path.display()
-            ),
+            Self::BinaryMissing {
+                variant,
+                path,
+                installed,
+            } => {
+                let held = if installed.is_empty() {
+                    "no build of this server".to_owned()
+                } else {
+                    format!("the builds {}", installed.join(", "))
+                };
+                write!(
+                    f,
+                    "the {variant} build is missing at {}; the directory holds {held} (a wrong \
+                     {VARIANTS_DIR_ENV}, or an incomplete image)",
+                    path.display()
+                )
+            }
+            Self::Unreadable { path, error } => {
+                write!(f, "cannot inspect {}: {error}", path.display())
+            }
             Self::Exec { path, error } => write!(f, "cannot execute {}: {error}", path.display()),
         }
     }
@@ -100,7 +122,7 @@ impl LaunchError {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::BinaryMissing { .. } => 127,
-            Self::Exec { .. } => 126,
+            Self::Exec { .. } | Self::Unreadable { .. } => 126,
             _ => 2,
         }
     }
@@ -197,25 +219,44 @@ pub fn binary_path(variants_dir: &Path, variant: &VariantSpec, server: &OsStr) -
 
 /// The first of `candidates` (best first) whose build of `server` is installed, with its
 /// path: an image may hold only some variants (`cargo xtask ci` builds some crates in some
-/// variants), and a runnable variant without a build is passed over, never exec'd. Missing
-/// all, the error names the last candidate's path (for `auto`, the baseline's).
+/// variants), and a runnable variant whose build is absent is passed over, never exec'd. A
+/// path that cannot be inspected (permissions, I/O) is an error, not a reason to run a
+/// slower build. Missing all, the error names the last candidate's path (for `auto`, the
+/// baseline's) and what is installed.
 pub fn first_installed(
     candidates: &[VariantSpec],
     variants_dir: &Path,
     server: &OsStr,
 ) -> Result<(PathBuf, VariantSpec), LaunchError> {
-    let mut last = None;
     for variant in candidates {
         let path = binary_path(variants_dir, variant, server);
-        if path.is_file() {
-            return Ok((path, *variant));
+        match std::fs::metadata(&path) {
+            Ok(metadata) if metadata.is_file() => return Ok((path, *variant)),
+            // A directory or other non-file there is no build either.
+            Ok(_) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => {
+                return Err(LaunchError::Unreadable {
+                    path,
+                    error: error.to_string(),
+                });
+            }
         }
-        last = Some((variant.name, path));
     }
-    let (variant, path) = last.ok_or(LaunchError::Choice(ChoiceError::NoRunnableVariant {
-        missing_per_variant: Vec::new(),
-    }))?;
-    Err(LaunchError::BinaryMissing { variant, path })
+    let last = candidates
+        .last()
+        .ok_or(LaunchError::Choice(ChoiceError::NoRunnableVariant {
+            missing_per_variant: Vec::new(),
+        }))?;
+    Err(LaunchError::BinaryMissing {
+        variant: last.name,
+        path: binary_path(variants_dir, last, server),
+        installed: VARIANTS
+            .iter()
+            .filter(|v| binary_path(variants_dir, v, server).is_file())
+            .map(|v| v.name)
+            .collect(),
+    })
 }
 
 /// Chooses the variant from the environment and this CPU, then replaces this process with
@@ -240,13 +281,14 @@ pub fn launch() -> LaunchError {
         let variants_dir = std::env::var_os(VARIANTS_DIR_ENV)
             .map_or_else(|| PathBuf::from(DEFAULT_VARIANTS_DIR), PathBuf::from);
         let (path, variant) = first_installed(&candidates, &variants_dir, &server)?;
-        if debug && variant != candidates[0] {
-            eprintln!(
-                "{LAUNCHER_NAME}: no {} build in {}; the best build installed is {}",
-                candidates[0].name,
-                variants_dir.display(),
-                variant.name
-            );
+        if debug {
+            for passed_over in candidates.iter().take_while(|c| **c != variant) {
+                eprintln!(
+                    "{LAUNCHER_NAME}: no {} build in {}; passing over it",
+                    passed_over.name,
+                    variants_dir.display()
+                );
+            }
         }
         Ok((path, variant))
     };

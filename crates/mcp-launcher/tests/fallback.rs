@@ -86,6 +86,16 @@ fn best_declared(preferred: &[&'static str]) -> &'static str {
         .unwrap_or("generic")
 }
 
+/// The variant the launcher's rule picks on this CPU when every build is installed.
+fn best_runnable_here() -> mcp_launcher::VariantSpec {
+    mcp_launcher::choose_variant(
+        &mcp_launcher::VariantRequest::Auto,
+        mcp_launcher::VARIANTS,
+        &mcp_launcher::cpu_has_feature,
+    )
+    .expect("some variant runs here")
+}
+
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -95,12 +105,7 @@ fn native_run_picks_the_best_variant_and_keeps_pid_args_and_env() {
     let dir = variants_dir();
     let (output, pid) = launch(&[], dir.path(), None, &["--flag", "two words"]);
     assert!(output.status.success(), "{output:?}");
-    let expected = mcp_launcher::choose_variant(
-        &mcp_launcher::VariantRequest::Auto,
-        mcp_launcher::VARIANTS,
-        &mcp_launcher::cpu_has_feature,
-    )
-    .expect("some variant runs here");
+    let expected = best_runnable_here();
     assert_eq!(
         stdout(&output),
         format!(
@@ -255,6 +260,32 @@ fn a_missing_variant_binary_is_reported_with_its_path() {
     assert_eq!(output.status.code(), Some(127), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("generic/fake-server"), "{stderr}");
+    // What is there instead is named.
+    let others: Vec<&str> = mcp_launcher::VARIANTS
+        .iter()
+        .map(|v| v.name)
+        .filter(|name| *name != "generic")
+        .collect();
+    assert!(
+        stderr.contains(&format!("holds the builds {}", others.join(", "))),
+        "{stderr}"
+    );
+}
+
+/// A build that cannot be inspected (here a symlink loop) stops the launcher: it does not
+/// quietly run a slower build instead.
+#[test]
+fn an_uninspectable_build_is_an_error_not_a_fallback() {
+    let dir = variants_dir();
+    let best = best_runnable_here();
+    let path = dir.path().join(best.name).join("fake-server");
+    fs::remove_file(&path).expect("remove the best build");
+    std::os::unix::fs::symlink(&path, &path).expect("make a symlink loop");
+    let (output, _) = launch(&[], dir.path(), None, &[]);
+    assert_eq!(output.status.code(), Some(126), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot inspect"), "{stderr}");
+    assert!(output.stdout.is_empty(), "no build ran: {output:?}");
 }
 
 /// An image holding some variants only (what `cargo xtask ci` builds): `auto` passes over a
@@ -262,12 +293,7 @@ fn a_missing_variant_binary_is_reported_with_its_path() {
 #[test]
 fn auto_takes_the_best_build_the_image_holds() {
     let dir = variants_dir();
-    let best = mcp_launcher::choose_variant(
-        &mcp_launcher::VariantRequest::Auto,
-        mcp_launcher::VARIANTS,
-        &mcp_launcher::cpu_has_feature,
-    )
-    .expect("some variant runs here");
+    let best = best_runnable_here();
     // Only the baseline and a variant this CPU cannot run stay installed, unless the best
     // runnable one is the baseline (then there is nothing better to leave out).
     let unrunnable = mcp_launcher::VARIANTS

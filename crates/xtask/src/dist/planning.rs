@@ -125,13 +125,13 @@ pub(crate) fn keep_ci_crates(jobs: &mut Vec<Job<'_>>) {
                     .join(", ")
             };
             let built = if kept.is_empty() {
-                "nothing".to_owned()
+                "none of its crates (its `ci-crates` name none)".to_owned()
             } else {
-                list(&kept)
+                format!("{} only (its `ci-crates`)", list(&kept))
             };
             eprintln!(
-                "!!! CI matrix: {} × {}: built for {built} only (its `ci-crates`); NOT built \
-                 here: {}. `cargo xtask dist` builds every crate. !!!",
+                "!!! CI matrix: {} × {}: built for {built}; NOT built here: {}. `cargo xtask \
+                 dist` builds every crate. !!!",
                 job.variant.name,
                 job.target,
                 list(&left_out)

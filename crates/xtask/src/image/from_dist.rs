@@ -50,12 +50,14 @@ pub fn build_images(
                 .iter()
                 .filter(|a| a.kind == ArtifactKind::ServerBinary && a.crate_name == server.name)
         };
+        // Only a `--ci-matrix` dist may lack what a variant's ci-crates leave out.
+        let ci_dist = manifest.selection.as_ref().is_some_and(|s| s.ci_matrix);
         let builds = variant_builds(
             &manifest.artifacts,
             &server.name,
             &variants,
             main_arch,
-            !args.variants.is_empty(),
+            !args.variants.is_empty() || !ci_dist,
             dist,
         )?;
         for notice in &builds.left_out {
@@ -64,9 +66,23 @@ pub fn build_images(
         let artifacts = builds.found;
         let target_arch = main_arch.to_owned();
         let architecture = oci_arch(&target_arch)?;
-        // The launcher picks among the builds the image holds (release images hold every
-        // variant; `cargo xtask ci`'s those of the ci-crates), so two builds make a choice.
-        let launcher = if artifacts.len() > 1 {
+        let launcher = if makes_dispatch_image(&artifacts) {
+            let held: Vec<&str> = artifacts.iter().map(|(v, _)| *v).collect();
+            let not_held: Vec<&str> = workspace
+                .variants
+                .iter()
+                .filter(|v| v.supports(main_arch) && !held.contains(&v.name.as_str()))
+                .map(|v| v.name.as_str())
+                .collect();
+            if !not_held.is_empty() {
+                eprintln!(
+                    "!!! image: {}: `{DISPATCH_TAG}` holds {} only, not {}: the launcher picks \
+                     among those !!!",
+                    server.name,
+                    held.join(", "),
+                    not_held.join(", ")
+                );
+            }
             Some(find_launcher(
                 dist,
                 &manifest,
@@ -75,8 +91,14 @@ pub fn build_images(
             )?)
         } else {
             eprintln!(
-                "image: {}: no `{DISPATCH_TAG}` image: only the {} build, nothing to choose from",
-                server.name, artifacts[0].0
+                "image: {}: no `{DISPATCH_TAG}` image: it needs the {BASELINE_CPU} build and \
+                 another, dist has {}",
+                server.name,
+                artifacts
+                    .iter()
+                    .map(|(v, _)| *v)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
             None
         };
@@ -118,6 +140,25 @@ pub fn build_images(
                     path,
                 },
             ));
+        }
+        for baseline in variants.iter().filter(|v| v.target_cpu == BASELINE_CPU) {
+            for arch in baseline.architectures.iter().filter(|a| *a != main_arch) {
+                if server_binaries().any(|a| a.variant == baseline.name && arch_of(a) == arch) {
+                    continue;
+                }
+                let why = if ci_dist && !baseline.ci_builds(arch, &server.name) {
+                    "not in that variant's ci-crates"
+                } else {
+                    "not built"
+                };
+                eprintln!(
+                    "!!! image: {}: no {arch} build of {} in {}/manifest.json ({why}); its \
+                     images have no {arch} platform !!!",
+                    server.name,
+                    baseline.name,
+                    dist.display()
+                );
+            }
         }
         let request = CrateImages {
             crate_name: server.name.clone(),
@@ -180,6 +221,14 @@ pub fn build_images(
     Ok(built)
 }
 
+/// Whether a server's builds make a `latest` image: the launcher picks among the builds the
+/// image holds (release images hold every variant; `cargo xtask ci`'s those of the
+/// ci-crates), so two builds make a choice, and the baseline must be one of them, or
+/// `latest` would not run on every CPU of the architecture.
+fn makes_dispatch_image(builds: &[(&str, &Artifact)]) -> bool {
+    builds.len() > 1 && builds.iter().any(|(_, a)| a.target_cpu == BASELINE_CPU)
+}
+
 /// The target architecture an artifact was built for (`x86_64` of `x86_64-unknown-linux-musl`).
 fn arch_of(artifact: &Artifact) -> &str {
     artifact.target.split('-').next().unwrap_or_default()
@@ -196,16 +245,17 @@ struct VariantBuilds<'a> {
 
 /// Picks the server binary of `server` for each of `variants` on `arch` from dist's artifacts.
 ///
-/// A missing build is an error (dist is incomplete), with one exception: by default (no
-/// variant asked for by name), a variant whose `ci-crates` leave this server out is left out
-/// of its images with a loud notice, because `cargo xtask ci` builds such a variant only for
-/// its `ci-crates`. A variant asked for by name must be there.
+/// A missing build is an error (dist is incomplete), with one exception: unless
+/// `every_build_required` (a variant asked for by name, or a dist that was not a
+/// `--ci-matrix` run), a variant whose `ci-crates` leave this server out is left out of its
+/// images with a loud notice, because `cargo xtask ci` builds such a variant only for its
+/// `ci-crates`.
 fn variant_builds<'a>(
     artifacts: &'a [Artifact],
     server: &str,
     variants: &[&'a VariantSpec],
     arch: &str,
-    asked_by_name: bool,
+    every_build_required: bool,
     dist: &Path,
 ) -> Result<VariantBuilds<'a>> {
     let mut builds = VariantBuilds {
@@ -222,7 +272,7 @@ fn variant_builds<'a>(
         let ci_leaves_out = !variant.ci_builds(arch, server);
         match found {
             Some(artifact) => builds.found.push((variant.name.as_str(), artifact)),
-            None if !asked_by_name && ci_leaves_out => builds.left_out.push(format!(
+            None if !every_build_required && ci_leaves_out => builds.left_out.push(format!(
                 "!!! image: {server}: no {} build in {}/manifest.json (not in that variant's \
                  ci-crates); its images leave it out !!!",
                 variant.name,
@@ -387,14 +437,14 @@ mod tests {
         artifacts: &'a [Artifact],
         server: &str,
         variants: &[&'a VariantSpec],
-        asked_by_name: bool,
+        every_build_required: bool,
     ) -> Result<VariantBuilds<'a>> {
         variant_builds(
             artifacts,
             server,
             variants,
             "x86_64",
-            asked_by_name,
+            every_build_required,
             Path::new(DIST),
         )
     }
@@ -448,6 +498,31 @@ mod tests {
             ]
         );
         assert!(builds.left_out.is_empty(), "{:?}", builds.left_out);
+    }
+
+    #[test]
+    fn latest_needs_the_baseline_and_another_build() {
+        let build = |variant: &str, target_cpu: &str| Artifact {
+            target_cpu: target_cpu.into(),
+            ..server_binary("bash-god", variant, "x86_64-unknown-linux-musl")
+        };
+        let (generic, v3, v4) = (
+            build("generic", BASELINE_CPU),
+            build("x86-64-v3", "x86-64-v3"),
+            build("x86-64-v4", "x86-64-v4"),
+        );
+        assert!(makes_dispatch_image(&[
+            ("generic", &generic),
+            ("x86-64-v3", &v3)
+        ]));
+        assert!(
+            !makes_dispatch_image(&[("generic", &generic)]),
+            "nothing to choose"
+        );
+        assert!(
+            !makes_dispatch_image(&[("x86-64-v3", &v3), ("x86-64-v4", &v4)]),
+            "without the baseline, latest would fail on a CPU older than x86-64-v3"
+        );
     }
 
     #[test]
