@@ -211,7 +211,8 @@ pub fn run(workspace: &Workspace, args: &NixOfflineArgs) -> Result<()> {
             process::run(
                 runner
                     .command(root, "nix")
-                    .args(["flake", "check", "-L"])
+                    // Every failing check in one run, not only the first.
+                    .args(["flake", "check", "-L", "--keep-going"])
                     .args(&overrides),
             )
         })?;
