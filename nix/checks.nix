@@ -64,7 +64,15 @@ let
         module = workspace.crates.${n}.pythonModule;
         package = packages.${workspace.packageName n baseline};
       }) workspace.pythonModuleNames;
-      env = build.python.withPackages (ps: [ ps.pytest ] ++ map (m: m.package) modules);
+      # hypothesis: the property tests of tests/ffi/test_bad_input.py.
+      env = build.python.withPackages (
+        ps:
+        [
+          ps.pytest
+          ps.hypothesis
+        ]
+        ++ map (m: m.package) modules
+      );
     in
     # runCommandCC: the FFI test reads the module's exports with `nm` (binutils), which
     # only the C stdenv puts on PATH.
@@ -102,6 +110,8 @@ in
   nextest = craneLib.cargoNextest (
     checkArgs
     // {
+      # The tests compare READMEs and docs with the code.
+      src = build.testSrc;
       # What the tests run: development's git repositories, bash-god's process tests
       # (pgrep), the launcher's fallback through qemu-user.
       nativeCheckInputs = [
@@ -111,7 +121,7 @@ in
       ];
       # xtask's integration tests need the repository's .git and start nested release
       # builds of the workspace; its unit tests still run.
-      cargoNextestExtraArgs = "--no-tests=warn -E 'not (package(xtask) & kind(test))'";
+      cargoNextestExtraArgs = "--no-tests=warn --no-fail-fast -E 'not (package(xtask) & kind(test))'";
     }
   );
 

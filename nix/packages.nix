@@ -35,9 +35,7 @@ let
 
   # Everything cargo reads for the whole workspace (deps, checks); not nix/, whose test
   # fixtures contain Cargo.toml files of their own.
-  workspaceSrc = lib.fileset.toSource {
-    inherit root;
-    fileset = lib.fileset.unions (
+  workspaceFileset = lib.fileset.unions (
       [
         (root + "/Cargo.toml")
         (root + "/Cargo.lock")
@@ -54,6 +52,30 @@ let
         "clippy.toml"
         ".clippy.toml"
         "deny.toml"
+      ]
+    );
+  workspaceSrc = lib.fileset.toSource {
+    inherit root;
+    fileset = workspaceFileset;
+  };
+
+  # What the tests read beyond cargo's sources (the nextest check only, so a README edit
+  # does not rebuild the dependencies): each crate's README (a server's tool list, bash-god's
+  # risk table), the root documents xtask's unit tests compare with the code, tests/ and .ci/.
+  testSrc = lib.fileset.toSource {
+    inherit root;
+    fileset = lib.fileset.unions (
+      [
+        workspaceFileset
+        (lib.fileset.fileFilter (file: file.hasExt "md") (root + "/crates"))
+      ]
+      ++ map (name: lib.fileset.maybeMissing (root + "/${name}")) [
+        "README.md"
+        "BENCHMARKS.md"
+        "NIX.md"
+        "docs"
+        "tests"
+        ".ci"
       ]
     );
   };
@@ -343,6 +365,7 @@ in
   inherit
     python
     workspaceSrc
+    testSrc
     cargoVendorDir
     muslCEnv
     depsFor

@@ -1,5 +1,5 @@
 # The host's CPython as nixpkgs' python3: `interpreter`, `sitePackages`, `pkgs` (numpy,
-# pytest from Debian, `toPythonModule`) and `withPackages`, whose environment sees exactly
+# pytest, hypothesis from Debian, `toPythonModule`) and `withPackages`, whose environment sees exactly
 # the modules given and, transitively, the modules they propagate — not the host's
 # dist-packages (the interpreter runs with -S and PYTHONPATH).
 { lib, final }:
@@ -69,6 +69,11 @@ let
     pkgs = {
       inherit toPythonModule;
       numpy = debianModule "numpy" [ "python3-numpy" ];
+      hypothesis = debianModule "hypothesis" [
+        "python3-hypothesis"
+        "python3-attr"
+        "python3-sortedcontainers"
+      ];
       pytest = debianModule "pytest" [
         "python3-pytest"
         "python3-pluggy"

@@ -427,6 +427,8 @@ let
         ++ unless (contains "pytest" (checks.ffi-import.recorded.args.script or "")) "ffi-import does not run tests/ffi"
         ++ unless (elem "nm" (checks.ffi-import.path or [ ])) "ffi-import: nm is not on PATH (runCommand is stdenvNoCC)"
         ++ unless (elem "numpy" (checks.ffi-import.pythonEnvModules or [ ])) "ffi-import: numpy does not reach the environment through the module"
+        ++ unless (elem "hypothesis" (checks.ffi-import.pythonEnvModules or [ ])) "ffi-import: tests/ffi needs hypothesis"
+        ++ unless (elem "crates/bash-god/README.md" (checks.nextest.recorded.args.src.sourceFiles or [ ])) "nextest: the tests read the crates' READMEs, which its source lacks"
         ++ unless (!(checks ? ${workspace.packageName (builtins.head workspace.shippedNames) workspace.baselineVariant})) "packages are checks (see nix/checks.nix for why not)"
       ))
       (test "${system}: images" (

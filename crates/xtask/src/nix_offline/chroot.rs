@@ -62,6 +62,7 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "python3-dev",
     "python3-numpy",
     "python3-pytest",
+    "python3-hypothesis",
     "skopeo",
     "umoci",
     "qemu-user",

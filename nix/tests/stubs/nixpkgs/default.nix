@@ -50,6 +50,7 @@ let
         toPythonModule = drv: drv // { pythonModule = python3; };
         numpy = tool "numpy" [ ];
         pytest = tool "pytest" [ ];
+        hypothesis = tool "hypothesis" [ ];
       };
       withPackages =
         f:
