@@ -12,7 +12,7 @@
 //!
 //! - variant image: `/usr/local/bin/<server>` is the server.
 //! - dispatch image: `/opt/mcp/<variant>/<server>` per variant, `/usr/local/bin/mcp-launcher`,
-//!   and `/usr/local/bin/<server>` a symlink to it (the launcher reads the server from argv[0]).
+//!   and `/usr/local/bin/<server>` a symlink to it (the launcher reads the server from `argv[0]`).
 //! - both: `/etc/passwd` and `/etc/group` with `nonroot` (uid/gid 65532) as the image user,
 //!   its home `/home/nonroot` and the working directory `/work` owned by it, `/tmp` (1777).
 //!   No CA certificates: no server makes outgoing TLS connections.

@@ -2,7 +2,7 @@
 //!
 //! - [`metadata`]: the workspace's crates and CPU variants, read from `cargo metadata`.
 //! - [`apt`]: Debian packages of another architecture, fetched with a private apt state.
-//! - [`bench`]: build-profile choices, runtime numbers and the reference MCP servers, each
+//! - [`mod@bench`]: build-profile choices, runtime numbers and the reference MCP servers, each
 //!   measured side by side (`cargo xtask bench`).
 //! - [`cross`]: builds for other architectures (aarch64 from x86_64) and their run under
 //!   qemu-user (`cargo xtask emulate`).

@@ -44,6 +44,8 @@ const MAX_URL_BYTES: usize = 4 * 1024;
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckEndpointParams {
+    // The doc comment is the tool schema's description, shown to clients as plain text.
+    #[allow(rustdoc::bare_urls)]
     /// http:// or https:// URL to request, e.g. "https://example.com/health". Give either
     /// `url`, or `host` and `port` for a TCP check without HTTP.
     pub url: Option<String>,

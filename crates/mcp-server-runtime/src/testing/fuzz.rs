@@ -1,6 +1,6 @@
 //! Property-based fuzzing of a server's JSON-RPC input, for every server's tests.
 //!
-//! [`fuzz_json_rpc`] serves a fresh [`Guarded`](crate::Guarded) wrapper of the server
+//! [`fuzz_json_rpc`] serves a fresh [`Guarded`] wrapper of the server
 //! in-process over the same newline-delimited framing as stdio, completes the handshake,
 //! then sends a seeded random mix of adversarial input: raw bytes, invalid UTF-8, broken
 //! and deeply nested JSON, huge numbers and strings, JSON-RPC with wrong versions, odd ids,
