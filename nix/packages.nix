@@ -36,24 +36,24 @@ let
   # Everything cargo reads for the whole workspace (deps, checks); not nix/, whose test
   # fixtures contain Cargo.toml files of their own.
   workspaceFileset = lib.fileset.unions (
-      [
-        (root + "/Cargo.toml")
-        (root + "/Cargo.lock")
-        (craneLib.fileset.commonCargoSources (root + "/crates"))
-        # The MCP registry's server.json schema, which xtask embeds (include_str!).
-        (root + "/crates/xtask/schemas")
-      ]
-      # Tool configuration cargo, rustfmt, clippy, nextest and cargo-deny read from the root.
-      ++ map (name: lib.fileset.maybeMissing (root + "/${name}")) [
-        ".cargo"
-        ".config"
-        "rustfmt.toml"
-        ".rustfmt.toml"
-        "clippy.toml"
-        ".clippy.toml"
-        "deny.toml"
-      ]
-    );
+    [
+      (root + "/Cargo.toml")
+      (root + "/Cargo.lock")
+      (craneLib.fileset.commonCargoSources (root + "/crates"))
+      # The MCP registry's server.json schema, which xtask embeds (include_str!).
+      (root + "/crates/xtask/schemas")
+    ]
+    # Tool configuration cargo, rustfmt, clippy, nextest and cargo-deny read from the root.
+    ++ map (name: lib.fileset.maybeMissing (root + "/${name}")) [
+      ".cargo"
+      ".config"
+      "rustfmt.toml"
+      ".rustfmt.toml"
+      "clippy.toml"
+      ".clippy.toml"
+      "deny.toml"
+    ]
+  );
   workspaceSrc = lib.fileset.toSource {
     inherit root;
     fileset = workspaceFileset;

@@ -1,6 +1,6 @@
 # The host's CPython as nixpkgs' python3: `interpreter`, `sitePackages`, `pkgs` (numpy,
-# pytest, hypothesis from Debian, `toPythonModule`) and `withPackages`, whose environment sees exactly
-# the modules given and, transitively, the modules they propagate — not the host's
+# pytest, hypothesis from Debian, `toPythonModule`) and `withPackages`, whose environment
+# sees exactly the modules given and, transitively, the modules they propagate — not the host's
 # dist-packages (the interpreter runs with -S and PYTHONPATH).
 { lib, final }:
 let

@@ -285,7 +285,6 @@ description = "AVX2"
 target-cpu = "x86-64-v3"
 rustflags = ["-C", "target-cpu=x86-64-v3"]
 architectures = ["x86_64"]
-
 ci-crates = ["core"]
 
 [workspace.metadata.other-tool]

@@ -10,8 +10,8 @@
 //! - `MCP_FOUNDRY_VARIANT=auto|<variant>`: `auto` (or unset) picks, among the variants whose
 //!   every feature this CPU has and whose build the image holds, the one needing the most (a
 //!   variant whose features include another's is better; today znver4 > x86-64-v4 >
-//!   x86-64-v3 > generic, all from the table); a variant name forces it, and is refused with the list of missing features when
-//!   this CPU cannot run it (never a SIGILL).
+//!   x86-64-v3 > generic, all from the table); a variant name forces it, and is refused with
+//!   the list of missing features when this CPU cannot run it (never a SIGILL).
 //! - `MCP_FOUNDRY_SERVER`: the server to run, instead of the name in `argv[0]`.
 //! - `MCP_FOUNDRY_VARIANTS_DIR`: the directory holding `<variant>/<server>` (default `/opt/mcp`).
 //! - `RUST_LOG` / `--log-level` (the servers' own filter): at `debug` for the default or the
@@ -276,13 +276,13 @@ pub fn launch() -> LaunchError {
         if debug {
             log_candidates(&request);
         }
-        let candidates =
+        let best_first =
             candidates(&request, VARIANTS, &cpu_has_feature).map_err(LaunchError::Choice)?;
         let variants_dir = std::env::var_os(VARIANTS_DIR_ENV)
             .map_or_else(|| PathBuf::from(DEFAULT_VARIANTS_DIR), PathBuf::from);
-        let (path, variant) = first_installed(&candidates, &variants_dir, &server)?;
+        let (path, variant) = first_installed(&best_first, &variants_dir, &server)?;
         if debug {
-            for passed_over in candidates.iter().take_while(|c| **c != variant) {
+            for passed_over in best_first.iter().take_while(|c| **c != variant) {
                 eprintln!(
                     "{LAUNCHER_NAME}: no {} build in {}; passing over it",
                     passed_over.name,

@@ -4,8 +4,8 @@
 //! For each server crate, `dist/images/<crate>/` is one OCI layout with one tag per CPU
 //! variant (`generic`, `x86-64-v3`, `znver4`, …: the variant's static binary alone),
 //! `latest`: the dispatch image with every variant built (two at least) plus `mcp-launcher`,
-//! which picks the best build the image holds for the CPU at start, and `platforms`: an image index whose entries carry standard
-//! platforms (`linux/amd64`, `linux/amd64/v3`, `linux/amd64/v4`, `linux/arm64` when dist has
+//! which picks the best build the image holds for the CPU at start, and `platforms`: an image
+//! index whose entries carry standard platforms (`linux/amd64`, `linux/amd64/v3`, `linux/amd64/v4`, `linux/arm64` when dist has
 //! an aarch64 build; see [`platform`]), so a container engine picks the level itself. Every
 //! manifest, config and the index name the MCP server ([`registry`]), and
 //! `dist/mcp-registry/<crate>/server.json` describes it for the MCP registry. In-image layout:

@@ -19,7 +19,8 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// hash selects (the sign, from another hash bit, keeps collisions from only adding up). The
 /// result is L2-normalized, so similar strings get a high cosine similarity. Text with no
 /// characters embeds to the zero vector; `dim == 0` gives an empty vector. The vector is
-/// allocated whole: check untrusted dimensions with [`check_dimension`](super::check_dimension) first.
+/// allocated whole: check untrusted dimensions with
+/// [`check_dimension`](super::check_dimension) first.
 pub fn embed_text(text: &str, dim: usize) -> Vec<f32> {
     let mut embedding = vec![0.0f32; dim];
     if dim == 0 || text.is_empty() {

@@ -17,8 +17,6 @@ use super::{
     platform, platform_entries, smoke, write_crate_images,
 };
 use crate::dist::{Artifact, ArtifactKind, BASELINE_CPU, Manifest};
-#[cfg(test)]
-use crate::metadata::CiCrates;
 use crate::metadata::{CrateSpec, Role, VariantSpec, Workspace};
 
 /// Builds the layouts for the selected servers and variants from the dist output.
@@ -42,6 +40,8 @@ pub fn build_images(
     if variants.is_empty() {
         bail!("none of the selected variants is built for {main_arch}");
     }
+    // Only a `--ci-matrix` dist may lack what a variant's ci-crates leave out.
+    let ci_dist = manifest.selection.as_ref().is_some_and(|s| s.ci_matrix);
     let mut built = Vec::new();
     for server in servers {
         let server_binaries = || {
@@ -50,8 +50,6 @@ pub fn build_images(
                 .iter()
                 .filter(|a| a.kind == ArtifactKind::ServerBinary && a.crate_name == server.name)
         };
-        // Only a `--ci-matrix` dist may lack what a variant's ci-crates leave out.
-        let ci_dist = manifest.selection.as_ref().is_some_and(|s| s.ci_matrix);
         let builds = variant_builds(
             &manifest.artifacts,
             &server.name,
@@ -66,8 +64,8 @@ pub fn build_images(
         let artifacts = builds.found;
         let target_arch = main_arch.to_owned();
         let architecture = oci_arch(&target_arch)?;
+        let held: Vec<&str> = artifacts.iter().map(|(v, _)| *v).collect();
         let launcher = if makes_dispatch_image(&artifacts) {
-            let held: Vec<&str> = artifacts.iter().map(|(v, _)| *v).collect();
             let not_held: Vec<&str> = workspace
                 .variants
                 .iter()
@@ -94,11 +92,7 @@ pub fn build_images(
                 "image: {}: no `{DISPATCH_TAG}` image: it needs the {BASELINE_CPU} build and \
                  another, dist has {}",
                 server.name,
-                artifacts
-                    .iter()
-                    .map(|(v, _)| *v)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                held.join(", ")
             );
             None
         };
@@ -231,7 +225,7 @@ fn makes_dispatch_image(builds: &[(&str, &Artifact)]) -> bool {
 
 /// The target architecture an artifact was built for (`x86_64` of `x86_64-unknown-linux-musl`).
 fn arch_of(artifact: &Artifact) -> &str {
-    artifact.target.split('-').next().unwrap_or_default()
+    crate::cross::target_arch(&artifact.target)
 }
 
 /// The builds of one server that its images hold, and why any variant is left out.
@@ -398,6 +392,7 @@ pub(super) fn image_labels(
 mod tests {
     use super::*;
     use crate::dist::manifest::tests::artifact;
+    use crate::metadata::CiCrates;
 
     const DIST: &str = "/tmp/dist";
 
