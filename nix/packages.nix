@@ -21,13 +21,16 @@ let
 
   # C code (e.g. tree-sitter grammars, built by the `cc` crate) in a static musl binary must
   # be compiled against musl headers: glibc's would leave unresolved glibc-only symbols.
-  # Rust links musl targets self-contained (its own crt objects and libc.a), so only the C
-  # compiler and archiver are set, not the linker. Only musl derivations carry these, so a
-  # glibc build (the Python module) never builds the static C toolchain.
+  # Rust links musl targets self-contained (its own crt objects and libc.a) with the
+  # toolchain's rust-lld, as `cargo xtask dist` does (crates/xtask/src/cross.rs), so the
+  # link depends on neither nixpkgs' nor the host's binutils. Only musl derivations carry
+  # these, so a glibc build (the Python module) never builds the static C toolchain.
   muslCC = pkgs.pkgsStatic.stdenv.cc;
-  muslCEnv = {
+  muslEnv = {
     "CC_${workspace.ccTargetEnv muslTarget}" = "${muslCC}/bin/${muslCC.targetPrefix}cc";
     "AR_${workspace.ccTargetEnv muslTarget}" = "${muslCC.bintools}/bin/${muslCC.targetPrefix}ar";
+    # rustc finds rust-lld in the toolchain's own bin directory.
+    "CARGO_TARGET_${workspace.cargoTargetEnv muslTarget}_LINKER" = "rust-lld";
   };
 
   # ---- sources --------------------------------------------------------------------------
@@ -244,7 +247,7 @@ let
       doCheck = false;
     }
     // distBuildArgs
-    // lib.optionalAttrs (target == muslTarget) muslCEnv
+    // lib.optionalAttrs (target == muslTarget) muslEnv
     # pyo3 >= 0.26: without this the module links libpython (NEEDED + RPATH into one
     # interpreter), breaking the abi3 promise. Test binaries need libpython, so only the
     # package builds (never checks.nix) set it.
@@ -367,7 +370,7 @@ in
     workspaceSrc
     testSrc
     cargoVendorDir
-    muslCEnv
+    muslEnv
     depsFor
     cratePackages
     launcher

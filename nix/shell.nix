@@ -35,6 +35,7 @@ craneLib.devShell (
     PYO3_PYTHON = build.python.interpreter;
   }
   # `cargo xtask dist` builds C code (tree-sitter) for musl: without musl's C compiler the
-  # cc crate falls back to the glibc one and the link fails on glibc-only symbols.
-  // build.muslCEnv
+  # cc crate falls back to the glibc one and the link fails on glibc-only symbols. The
+  # linker (rust-lld) is the packages' too; dist would set the same itself.
+  // build.muslEnv
 )

@@ -9,13 +9,13 @@
   - packages.<system> is exactly crate x variant (+ images, launcher, default), with no
     x86_64-only variant on aarch64-linux;
   - every crate x variant package: `-p <crate>`, CARGO_BUILD_TARGET <triple> (musl for
-    servers, glibc for Python modules), its variant's RUSTFLAGS (from Cargo.toml, read
-    here independently), the dependency artifacts of its own variant and target, no tests
-    (they need git, pgrep, qemu: the nextest check has them), the same PYO3_PYTHON as
-    every other derivation, the git commit, a source holding its own
-    crate and the members it depends on but no other member's code, the musl C compiler
-    only for musl, and for Python modules the site-packages layout, numpy propagated and
-    no libpython link (PYO3_BUILD_EXTENSION_MODULE);
+    servers, glibc for Python modules), its variant's RUSTFLAGS (from Cargo.toml, read here
+    independently), the dependency artifacts of its own variant and target, no tests (they
+    need git, pgrep, qemu: the nextest check has them), the same PYO3_PYTHON as every other
+    derivation, the git commit, a source holding its own crate and the members it depends on
+    but no other member's code, the musl C compiler and rust-lld (dist's linker) only for
+    musl, and for Python modules the site-packages layout, numpy propagated and no libpython
+    link (PYO3_BUILD_EXTENSION_MODULE);
   - dependency builds: one per variant x target, nothing that changes per commit (git
     commit, SOURCE_DATE_EPOCH), no musl C compiler in a glibc one; every package (and the
     launcher) has exactly its dependency build's environment but for the per-package
@@ -136,6 +136,16 @@ let
   variantFlags =
     flags: builtins.concatStringsSep " " (filter (w: match "--remap-path-prefix=.*" w == null) (words flags));
   hasMuslCC = args: any (n: match "(CC|AR)_.*_musl" n != null) (attrNames args);
+  # The linker cargo is told to use for `target` (null: rustc's default).
+  linkerOf = args: target: args."CARGO_TARGET_${workspace.cargoTargetEnv target}_LINKER" or null;
+  # musl builds link with the toolchain's rust-lld, as `cargo xtask dist` does; glibc ones
+  # (the Python module) keep rustc's default.
+  linkerProblems =
+    what: args: target:
+    let
+      expected = if match ".*-musl" target != null then "rust-lld" else null;
+    in
+    unless (linkerOf args target == expected) "${what}: linker for ${target} is ${toJSON (linkerOf args target)}, not ${toJSON expected}";
   pythonInterpreters = system: [
     (import (stubs + "/nixpkgs") { inherit system; }).python3.interpreter
   ];
@@ -171,6 +181,7 @@ let
     ++ unless ((args.CARGO_BUILD_TARGET or null) == target) "CARGO_BUILD_TARGET is ${toJSON (args.CARGO_BUILD_TARGET or null)}, not ${target}"
     ++ unless ((deps.args.CARGO_BUILD_TARGET or null) == target) "cargoArtifacts are built for ${toJSON (deps.args.CARGO_BUILD_TARGET or null)}, not ${target}"
     ++ unless (hasMuslCC args == (target == "${workspace.archOf system}-unknown-linux-musl")) "the musl C compiler is ${if hasMuslCC args then "set" else "missing"} for ${target}"
+    ++ linkerProblems "package" args target
     ++ unless (contains "--locked" extra) "cargoExtraArgs lacks --locked"
     ++ unless (
       !isPython || hasFlag "--features" "${crate}/${workspace.crates.${crate}.pythonFeature}" extra
@@ -369,6 +380,7 @@ let
             unless ((d.recorded.fn or null) == "crane.buildDepsOnly") "${d.name}: not a buildDepsOnly"
             ++ unless (!(a ? MCP_FOUNDRY_GIT_COMMIT) && (a.SOURCE_DATE_EPOCH or null) != toString self.lastModified && !(a ? MCP_FOUNDRY_VARIANT)) "${d.name}: per-commit values reach the dependency build (no binary cache hit across commits)"
             ++ unless (hasMuslCC a == (match ".*-musl" target != null)) "${d.name}: musl C compiler set for ${target}"
+            ++ linkerProblems d.name a target
             ++ unless ((a.doCheck or true) == false) "${d.name}: builds tests the packages never use"
           ) deps
         )
@@ -488,6 +500,7 @@ let
           )
         ) "dev shell's toolchain lacks targets of rust-toolchain.toml or of ${system}: ${toJSON (shell.toolchain.toolchainArgs.targets or null)}"
         ++ unless (hasMuslCC shell) "dev shell lacks CC_/AR_ for musl: cargo xtask dist compiles C with the glibc compiler"
+        ++ linkerProblems "dev shell" shell "${workspace.archOf system}-unknown-linux-musl"
         ++ unless ((outputs.apps.${system}.push-images.type or null) == "app") "apps.push-images missing"
         ++ unless (
           (system == "x86_64-linux") == !(contains "only x86_64-linux images are published" pushText)

@@ -42,18 +42,16 @@ fn main() -> std::process::ExitCode {
     // Every parse runs in this binary re-executed as a helper (see bash_god::parse::helper).
     bash_god::parse::helper::run_helper_if_requested();
     let identity = mcp_server_runtime::server_identity!();
-    if wants_version() {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if mcp_server_runtime::wants_version(&argv) {
         // The version line, then what execute_command would get on this host.
-        println!(
-            "{}",
-            mcp_server_runtime::version_string(identity.name, identity.version)
-        );
         let executor = bash_god::exec::Executor::new(&bash_god::exec::ExecOptions::default());
-        println!("exec sandbox: {}", executor.describe());
-        return std::process::ExitCode::SUCCESS;
+        let sandbox = format!("exec sandbox: {}", executor.describe());
+        return mcp_server_runtime::print_version(identity, &[sandbox]);
     }
-    mcp_server_runtime::run_server(
+    mcp_server_runtime::run_server_from(
         identity,
+        argv,
         |args: &Args| &args.common,
         |args, ctx| {
             let options = bash_god::Options {
@@ -72,12 +70,4 @@ fn main() -> std::process::ExitCode {
             bash_god::BashGod::new(ctx, &options)
         },
     )
-}
-
-/// `--version`/`-V` anywhere before `--` (as the common runtime reads it).
-fn wants_version() -> bool {
-    std::env::args_os()
-        .skip(1)
-        .take_while(|arg| arg != "--")
-        .any(|arg| arg == "--version" || arg == "-V")
 }

@@ -254,6 +254,23 @@ fn version_says_which_protections_are_active() {
     assert!(line.contains("PID namespace"), "{line}");
 }
 
+/// `bash-god --version | head -1`: the reader is gone before the second line; `println!`
+/// panicked there (exit 101). The read end is closed before the start, so every write fails.
+#[test]
+fn version_into_a_closed_pipe_exits_cleanly() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = std::process::Command::new(BIN)
+        .arg("--version")
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 /// Where user namespaces are blocked (as the default seccomp profiles of container engines
 /// do), bash-god says so and what to do. Simulated by running bash-god inside its own
 /// sandbox, whose seccomp filter denies unshare(2).

@@ -69,7 +69,8 @@ pub use guarded::Guarded;
 pub use http::{AUTH_TOKEN_ENV, HttpArgs};
 pub use limits::Limits;
 pub use runtime::{
-    CommonArgs, RootsError, ServerContext, ServerIdentity, Transport, run_server, run_server_from,
+    CommonArgs, RootsError, ServerContext, ServerIdentity, Transport, print_version, run_server,
+    run_server_from, wants_version,
 };
 pub use tool::{
     CancelFlag, ToolError, ToolErrorKind, ToolResult, current_cancel_flag, round2, run_blocking,

@@ -200,11 +200,25 @@ macro_rules! server_identity {
 /// Exit code for startup failures (bad `--root`, bad log filter, port in use...).
 const EXIT_STARTUP: u8 = 2;
 
+/// Prints the `--version` text to stdout: the version line, then `details` (a server's own
+/// lines, e.g. bash-god's exec sandbox status), one per line. Returns the exit code.
+pub fn print_version(identity: ServerIdentity, details: &[String]) -> ExitCode {
+    write_version(&mut std::io::stdout().lock(), identity, details)
+}
+
 /// Writes the `--version` text to `out`. A reader that stopped reading (`--version | head
 /// -1`: a broken pipe) is not an error; `println!` panicked there.
-fn print_version(out: &mut impl std::io::Write, identity: ServerIdentity) -> ExitCode {
+fn write_version(
+    out: &mut impl std::io::Write,
+    identity: ServerIdentity,
+    details: &[String],
+) -> ExitCode {
     let text = version_string(identity.name, identity.version);
-    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+    let written = std::iter::once(&text)
+        .chain(details)
+        .try_for_each(|line| writeln!(out, "{line}"))
+        .and_then(|()| out.flush());
+    match written {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(error) => {
@@ -248,7 +262,7 @@ where
     let argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
     // Answer `--version` before full parsing so a server's required options cannot block it.
     if wants_version(&argv) {
-        return print_version(&mut std::io::stdout().lock(), identity);
+        return print_version(identity, &[]);
     }
     let args = match A::try_parse_from(&argv) {
         Ok(args) => args,
@@ -260,7 +274,7 @@ where
     };
     let common_args = common(&args).clone();
     if common_args.print_version {
-        return print_version(&mut std::io::stdout().lock(), identity);
+        return print_version(identity, &[]);
     }
     if let Err(message) = init_logging(&common_args.log_level) {
         eprintln!("{}: {message}", identity.name);
@@ -359,7 +373,9 @@ fn runtime_builder(transport: Transport) -> tokio::runtime::Builder {
     }
 }
 
-fn wants_version(argv: &[OsString]) -> bool {
+/// Whether the command line (`argv[0]` first) asks for `--version`/`-V` before any `--`.
+/// Servers answer it before full parsing, so required options cannot block it.
+pub fn wants_version(argv: &[OsString]) -> bool {
     argv.iter()
         .skip(1)
         .take_while(|arg| *arg != "--")
@@ -562,16 +578,26 @@ mod tests {
             version: "1.2.3",
         };
         let mut written = Vec::new();
-        assert_eq!(print_version(&mut written, identity), ExitCode::SUCCESS);
-        assert!(
-            String::from_utf8(written)
-                .unwrap()
-                .starts_with("demo 1.2.3")
+        let details = ["exec sandbox: contained".to_owned()];
+        assert_eq!(
+            write_version(&mut written, identity, &details),
+            ExitCode::SUCCESS
         );
+        let text = String::from_utf8(written).unwrap();
+        assert!(text.starts_with("demo 1.2.3"), "{text}");
+        assert!(text.ends_with("\nexec sandbox: contained\n"), "{text}");
         // `demo --version | head -1`: the reader is gone.
-        let closed = print_version(&mut FailingOut(std::io::ErrorKind::BrokenPipe), identity);
+        let closed = write_version(
+            &mut FailingOut(std::io::ErrorKind::BrokenPipe),
+            identity,
+            &details,
+        );
         assert_eq!(closed, ExitCode::SUCCESS);
-        let full = print_version(&mut FailingOut(std::io::ErrorKind::StorageFull), identity);
+        let full = write_version(
+            &mut FailingOut(std::io::ErrorKind::StorageFull),
+            identity,
+            &[],
+        );
         assert_eq!(full, ExitCode::from(EXIT_STARTUP));
     }
 }

@@ -31,6 +31,8 @@ pub enum CiStep {
     /// clippy with `-D warnings` on every target of every member, all features, as the
     /// members' compiler in the test build (see [`clippy_build`])
     Clippy,
+    /// `cargo doc` of every member with rustdoc's warnings denied, as the flake's doc check
+    Doc,
     /// `cargo hakari generate --diff` and `manage-deps --dry-run`: the workspace-hack is current
     Hakari,
     /// `cargo nextest run` and the doctests for the whole workspace
@@ -58,6 +60,7 @@ impl CiStep {
         match self {
             CiStep::Fmt => "format check",
             CiStep::Clippy => "clippy (-D warnings), building the tests",
+            CiStep::Doc => "docs (rustdoc --deny warnings)",
             CiStep::Hakari => "workspace-hack up to date",
             CiStep::Test => "tests",
             CiStep::Dist => {
@@ -78,6 +81,7 @@ impl CiStep {
         match self {
             CiStep::Fmt => needs.uses.insert(Use::Fmt),
             CiStep::Clippy => needs.uses.insert(Use::Clippy),
+            CiStep::Doc => needs.uses.insert(Use::Doc),
             CiStep::Hakari => needs.uses.insert(Use::Hakari),
             CiStep::Test => needs.uses.insert(Use::Test),
             CiStep::Dist | CiStep::Verify => {
@@ -99,7 +103,12 @@ impl CiStep {
             // Only when the pinned sources are given; otherwise the step says loudly that it
             // skips, and nothing is installed for it.
             CiStep::NixOffline => {
-                crate::nix_offline::sources_given() && needs.uses.insert(Use::NixOffline)
+                if crate::nix_offline::sources_given()
+                    && let Ok(offline) = crate::nix_offline::needs(workspace)
+                {
+                    needs.uses.extend(offline.uses);
+                }
+                true
             }
         };
         needs
@@ -255,6 +264,15 @@ fn run_step(workspace: &Workspace, args: &CiArgs, step: CiStep) -> Result<()> {
                 "--locked",
             ]))
         }
+        CiStep::Doc => process::run(
+            cargo(workspace)
+                .args(DOC_ARGS)
+                .env_remove("RUSTDOCFLAGS")
+                .env(
+                    "CARGO_ENCODED_RUSTDOCFLAGS",
+                    RUSTDOCFLAGS.split(' ').collect::<Vec<_>>().join("\x1f"),
+                ),
+        ),
         CiStep::Hakari => check_workspace_hack(workspace),
         CiStep::Test => run_tests(workspace, !args.skip.contains(&CiStep::Clippy)),
         CiStep::Dist => dist::run(
@@ -293,6 +311,20 @@ fn run_step(workspace: &Workspace, args: &CiArgs, step: CiStep) -> Result<()> {
         },
     }
 }
+
+/// The doc step's command line, after `cargo`.
+const DOC_ARGS: [&str; 5] = [
+    "doc",
+    "--no-deps",
+    "--workspace",
+    "--all-features",
+    "--locked",
+];
+
+/// rustdoc's flags in the doc step: the same as the flake's doc check (nix/checks.nix), so a
+/// broken intra-doc link fails here before it fails `nix flake check`. Passed encoded, so a
+/// user's RUSTDOCFLAGS neither adds to them nor replaces them.
+const RUSTDOCFLAGS: &str = "--deny warnings";
 
 /// The workspace-hack must be what `cargo hakari generate` makes of the current dependency
 /// graph, and every member must depend on it; otherwise an artifact's bits would again
@@ -466,6 +498,18 @@ mod tests {
             .flat_map(|v| &v.architectures)
             .any(|arch| arch != std::env::consts::ARCH);
         assert_eq!(dist.contains(&Use::DistCross), foreign);
+    }
+
+    #[test]
+    fn the_doc_step_uses_the_flakes_rustdoc_flags() {
+        let workspace = Workspace::load().unwrap();
+        let checks = std::fs::read_to_string(workspace.root.join("nix/checks.nix")).unwrap();
+        assert!(
+            checks.contains(&format!("RUSTDOCFLAGS = \"{RUSTDOCFLAGS}\";")),
+            "nix/checks.nix's doc check and ci's doc step must deny the same rustdoc warnings"
+        );
+        assert!(checks.contains("cargoDocExtraArgs = \"--no-deps\";"));
+        assert!(DOC_ARGS.contains(&"--no-deps"));
     }
 
     #[test]

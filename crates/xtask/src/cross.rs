@@ -12,10 +12,11 @@
 //!
 //! - Static musl targets (servers, launcher): zig only compiles C. Linking stays with the
 //!   Rust toolchain: `rust-lld` with the target's self-contained crt objects and musl `libc.a`
-//!   from rustup's `rust-std`, the libc every musl server of the project carries (x86_64 musl
-//!   links the same files through `cc`; the Nix flake builds each system natively the same
-//!   way, `nix/packages.nix`). So a cross-built server is static, has no interpreter, and
-//!   contains no glibc and no zig libc.
+//!   from rustup's `rust-std`, the libc every musl server of the project carries. This
+//!   machine's musl target links the same way ([`musl_linker_env`]; its C code stays with
+//!   `musl-gcc`), and so does the Nix flake (`nix/packages.nix`), so the link of a server
+//!   depends on neither the host's nor nixpkgs' binutils. So a cross-built server is static,
+//!   has no interpreter, and contains no glibc and no zig libc.
 //! - glibc targets (the Python module, this machine's architecture included): zig also
 //!   links, against its stub libraries of glibc [`GLIBC_FLOOR`] (`-target
 //!   <arch>-linux-gnu.2.17`), so the module runs on every glibc since then (manylinux2014)
@@ -174,12 +175,32 @@ pub struct TargetToolchain {
     pub rustflags: Vec<String>,
 }
 
-/// The toolchain of a build for `target` ([`uses_zig`]): the `cc` crate's C compiler and
-/// archiver for that target (wrappers written next to zig), and the linker: `rust-lld` for
-/// static musl, zig against glibc [`GLIBC_FLOOR`] for glibc. Every variable and flag is per
-/// target, so build scripts and proc-macros keep this machine's `cc`.
+/// The linker of a static musl build for `target`: the Rust toolchain's `rust-lld` (rustc
+/// finds it in the toolchain's own bin directory), with the target's self-contained crt
+/// objects and musl `libc.a`. Per target, so build scripts and proc-macros keep `cc`.
+pub fn musl_linker_env(target: &str) -> (String, String) {
+    (
+        format!(
+            "CARGO_TARGET_{}_LINKER",
+            target.replace('-', "_").to_uppercase()
+        ),
+        "rust-lld".to_owned(),
+    )
+}
+
+/// The toolchain of a build for `target`. With zig ([`uses_zig`]): the `cc` crate's C
+/// compiler and archiver for that target (wrappers written next to zig), and the linker:
+/// `rust-lld` for static musl, zig against glibc [`GLIBC_FLOOR`] for glibc. This machine's
+/// musl target gets only its linker, `rust-lld`. Every variable and flag is per target, so
+/// build scripts and proc-macros keep this machine's `cc`.
 pub fn toolchain_for(target: &str) -> Result<TargetToolchain> {
     let libc = target_libc(target)?;
+    if !uses_zig(target) {
+        return Ok(TargetToolchain {
+            env: vec![musl_linker_env(target)],
+            rustflags: Vec::new(),
+        });
+    }
     let zig_target = zig_target(target)?;
     let home = zig_home();
     let zig = zig_binary(&home).with_context(|| {
@@ -203,11 +224,7 @@ pub fn toolchain_for(target: &str) -> Result<TargetToolchain> {
         rustflags: Vec::new(),
     };
     match libc {
-        TargetLibc::Musl => toolchain.env.push((
-            format!("CARGO_TARGET_{}_LINKER", cc_suffix.to_uppercase()),
-            // rustc finds it in the toolchain's own bin directory.
-            "rust-lld".to_owned(),
-        )),
+        TargetLibc::Musl => toolchain.env.push(musl_linker_env(target)),
         TargetLibc::Glibc => {
             let linker = wrappers.join(format!("zig-ld-{zig_target}"));
             write_executable(&linker, &linker_wrapper(&zig, &zig_target))?;

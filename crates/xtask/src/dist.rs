@@ -181,7 +181,8 @@ pub(crate) struct Job<'a> {
     pub variant: &'a VariantSpec,
     pub target: String,
     pub profile: &'static str,
-    /// Extra environment of the cargo invocation (a foreign target's C toolchain).
+    /// Extra environment of the cargo invocation (the target's linker; a foreign target's C
+    /// toolchain).
     pub env: Vec<(String, String)>,
     /// Rustflags after the variant's (the glibc floor's linker, see `crate::cross`).
     pub rustflags: Vec<String>,
@@ -207,6 +208,16 @@ impl Job<'_> {
     }
 }
 
+/// Each job's C compiler and linker for its target ([`crate::cross::toolchain_for`]).
+fn set_target_toolchains(jobs: &mut [Job]) -> Result<()> {
+    for job in jobs {
+        let toolchain = crate::cross::toolchain_for(&job.target)?;
+        job.env = toolchain.env;
+        job.rustflags = toolchain.rustflags;
+    }
+    Ok(())
+}
+
 /// [`build`] with options, recording each step's wall time in `steps`.
 pub fn build_with(
     request: &DistRequest<'_>,
@@ -225,13 +236,7 @@ pub fn build_with(
     }
     let all_variants = variant_names(request.workspace);
     out_dir::previous_run(&request.out, &all_variants)?;
-    for job in &mut jobs {
-        if crate::cross::uses_zig(&job.target) {
-            let toolchain = crate::cross::toolchain_for(&job.target)?;
-            job.env = toolchain.env;
-            job.rustflags = toolchain.rustflags;
-        }
-    }
+    set_target_toolchains(&mut jobs)?;
     for spec in &request.crates {
         check_buildable(spec)?;
     }
@@ -441,6 +446,33 @@ fn print_summary(built: &[Built]) {
 mod tests {
     use super::planning::tests::crate_spec;
     use super::*;
+
+    /// The Nix flake links its musl builds with rust-lld too (nix/packages.nix), so the two
+    /// pipelines' servers come from the same linker.
+    #[test]
+    fn this_machines_musl_jobs_link_with_rust_lld() {
+        let baseline = VariantSpec {
+            name: "generic".into(),
+            description: String::new(),
+            target_cpu: BASELINE_CPU.into(),
+            rustflags: vec![],
+            architectures: vec![std::env::consts::ARCH.into()],
+            ci_crates: None,
+        };
+        let server = crate_spec("s", Role::Server);
+        let mut jobs = plan(&[&baseline], &[&server], &[std::env::consts::ARCH.into()]);
+        set_target_toolchains(&mut jobs).unwrap();
+        let job = jobs
+            .iter()
+            .find(|job| job.target.ends_with("-musl"))
+            .expect("a server is built for musl");
+        let variable = format!(
+            "CARGO_TARGET_{}_LINKER",
+            job.target.replace('-', "_").to_uppercase()
+        );
+        assert_eq!(job.env, [(variable, "rust-lld".to_owned())]);
+        assert!(job.rustflags.is_empty());
+    }
 
     #[test]
     fn servers_are_musl_and_the_python_module_is_gnu() {

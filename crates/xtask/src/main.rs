@@ -68,10 +68,7 @@ fn main() -> Result<()> {
         }
         Command::NixCheck => xtask::nix_check::run(&workspace.root),
         Command::NixOffline(args) => {
-            prereq::ensure(
-                &workspace.root,
-                &Needs::new("nix-offline", [prereq::Use::NixOffline]),
-            )?;
+            prereq::ensure(&workspace.root, &xtask::nix_offline::needs(&workspace)?)?;
             xtask::nix_offline::run(&workspace, &args)
         }
         Command::Bench(args) => xtask::bench::run(&workspace, &args),

@@ -12,8 +12,10 @@
 //! server's dispatch image (each output then inspected: the module links no libpython,
 //! the binaries run when this CPU can, skopeo reads the image), `nix flake check`, and
 //! `nix develop -c cargo xtask dist --crate <server> --variant <baseline> --arch <this
-//! machine's>`, whose binary is compared with the Nix-built one (sha256, then where they
-//! differ: [`compare`]). The inputs are locked once to the local sources in a lock file of
+//! machine's>`, and the same dist on this host outside Nix (its own toolchain, C compiler
+//! and target directory). Both binaries are compared with the Nix-built one (sha256, then
+//! where they differ: [`compare`]): the dev shell's proves that the flake's dev shell builds
+//! what its packages build, the host's that Nix and plain Cargo give one artifact. The inputs are locked once to the local sources in a lock file of
 //! the run's own, so the flake keeps `self.rev` (see `run`).
 //!
 //! When the host's Nix is older (Debian 12 ships 2.8), it runs as root in a Debian sid
@@ -32,6 +34,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::dist;
 use crate::metadata::{Role, Workspace};
+use crate::prereq::{Needs, Use};
 use crate::process;
 
 /// crane v0.23.4 (flake.lock) refuses older Nix.
@@ -68,6 +71,16 @@ pub enum Step {
     Build,
     FlakeCheck,
     Develop,
+}
+
+/// What a run needs installed: the Nix offline build's tools, and what the host's own
+/// `cargo xtask dist` of [`SERVER`] needs (the Develop step compares it with Nix's build).
+pub fn needs(workspace: &Workspace) -> Result<Needs> {
+    let server = workspace.crate_spec(SERVER)?;
+    let mut needs = Needs::dist(&[server]);
+    needs.task = "nix-offline".to_owned();
+    needs.uses.insert(Use::NixOffline);
+    Ok(needs)
 }
 
 /// Whether every pinned source is given: only then does ci run the Nix offline build (and
@@ -218,19 +231,37 @@ pub fn run(workspace: &Workspace, args: &NixOfflineArgs) -> Result<()> {
         })?;
     }
     if steps.contains(&Step::Develop) {
-        let dist_out = work.join("dist");
-        let dist_args = dist_args(&dist_out);
-        timed(&format!("nix develop -c {}", dist_args.join(" ")), || {
+        let shell_out = work.join("dist");
+        let shell_args = dist_args(&shell_out);
+        timed(&format!("nix develop -c {}", shell_args.join(" ")), || {
             process::run(
                 runner
                     .command(root, "nix")
                     .arg("develop")
                     .args(&overrides)
                     .arg("-c")
-                    .args(&dist_args),
+                    .args(&shell_args),
             )
         })?;
-        compare_with_dist(workspace, &runner, &overrides, &dist_out)?;
+        // The same dist outside Nix, in a target directory of its own so that neither
+        // build reuses the other's artifacts.
+        let host_out = work.join("host-dist");
+        let host_args = dist_args(&host_out);
+        timed(
+            &format!("{} (host, outside Nix)", host_args.join(" ")),
+            || {
+                process::run(
+                    crate::ci::cargo(workspace)
+                        .args(&host_args[1..])
+                        .env("CARGO_TARGET_DIR", work.join("host-target")),
+                )
+            },
+        )?;
+        let nix_binary = nix_built_server(workspace, &runner, &overrides)?;
+        // Both, then one verdict: a difference in one must not hide the other's result.
+        let shell = compare_with_dist(&nix_binary, &shell_out, "dev shell dist");
+        let host = compare_with_dist(&nix_binary, &host_out, "host dist");
+        shell.and(host)?;
     }
     eprintln!("nix-offline: all steps passed");
     Ok(())
@@ -283,16 +314,13 @@ fn build_attrs(workspace: &Workspace) -> Result<Vec<String>> {
     Ok(attrs)
 }
 
-/// The Nix-built baseline server against the one `cargo xtask dist` built in the dev
-/// shell: the same source, toolchain, flags and profile must give the same bytes.
-fn compare_with_dist(
+/// The binary of the Nix-built baseline server (already built: this only looks it up).
+fn nix_built_server(
     workspace: &Workspace,
     runner: &Runner,
     overrides: &[String],
-    dist_out: &Path,
-) -> Result<()> {
-    let baseline = VARIANTS[0];
-    let attr = format!("{SERVER}-{baseline}");
+) -> Result<PathBuf> {
+    let attr = format!("{SERVER}-{}", VARIANTS[0]);
     let out = process::output(
         runner
             .command(&workspace.root, "nix")
@@ -300,9 +328,15 @@ fn compare_with_dist(
             .args(overrides)
             .arg(format!(".#{attr}")),
     )?;
-    let nix_binary = runner_path(runner, Path::new(&out))
+    Ok(runner_path(runner, Path::new(&out))
         .join("bin")
-        .join(SERVER);
+        .join(SERVER))
+}
+
+/// The Nix-built baseline server against the one a `cargo xtask dist` (`label`) wrote to
+/// `dist_out`: the same source, toolchain, flags and profile must give the same bytes.
+fn compare_with_dist(nix_binary: &Path, dist_out: &Path, label: &str) -> Result<()> {
+    let baseline = VARIANTS[0];
     let manifest = dist::Manifest::load(dist_out)?;
     let artifact = manifest
         .artifacts
@@ -310,34 +344,33 @@ fn compare_with_dist(
         .find(|a| a.crate_name == SERVER && a.variant == baseline)
         .with_context(|| format!("{}: no {SERVER} {baseline} artifact", dist_out.display()))?;
     let dist_binary = dist_out.join(&artifact.path);
-    let (nix_sha, nix_size) = dist::hash_file(&nix_binary)?;
+    let (nix_sha, nix_size) = dist::hash_file(nix_binary)?;
     let (dist_sha, dist_size) = dist::hash_file(&dist_binary)?;
     let read =
         |path: &Path| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
-    let difference = compare::compare(&read(&nix_binary)?, &read(&dist_binary)?)?;
-    eprintln!("nix-offline: {SERVER} {baseline}:");
+    let difference = compare::compare(&read(nix_binary)?, &read(&dist_binary)?)?;
+    eprintln!("nix-offline: {SERVER} {baseline}, nix build against {label}:");
     eprintln!(
-        "  nix build:   {nix_sha}  {nix_size} bytes  {}",
+        "  nix build:  {nix_sha}  {nix_size} bytes  {}",
         nix_binary.display()
     );
     eprintln!(
-        "  xtask dist:  {dist_sha}  {dist_size} bytes  {}",
+        "  {label}:  {dist_sha}  {dist_size} bytes  {}",
         dist_binary.display()
     );
     if difference.identical() {
         eprintln!("  IDENTICAL");
-    } else {
-        eprintln!("  DIFFERENT (nix build first, xtask dist second):");
-        for line in difference.lines() {
-            eprintln!("  {line}");
-        }
-        bail!(
-            "nix build and cargo xtask dist built different {SERVER} {baseline} binaries from \
-             one commit (differences above); an artifact's bytes must depend on the crate, \
-             variant, target and sources only (NIX.md, \"Two pipelines, one artifact\")"
-        );
+        return Ok(());
     }
-    Ok(())
+    eprintln!("  DIFFERENT (nix build first, {label} second):");
+    for line in difference.lines() {
+        eprintln!("  {line}");
+    }
+    bail!(
+        "nix build and {label} built different {SERVER} {baseline} binaries from one commit \
+         (differences above); an artifact's bytes must depend on the crate, variant, target \
+         and sources only (NIX.md, \"Two pipelines, one artifact\")"
+    )
 }
 
 /// Runs `command` with its log on our stderr (builds are long) and returns its stdout.
@@ -468,6 +501,21 @@ mod tests {
             "{joined}"
         );
         assert!(joined.ends_with("--out /w/dist"), "{joined}");
+    }
+
+    /// The host dist in the Develop step needs what a dist of the server needs (musl C
+    /// compiler, toolchain targets), not only the Nix tools.
+    #[test]
+    fn a_run_needs_the_servers_dist_and_the_nix_tools() {
+        let workspace = Workspace::load().unwrap();
+        let needs = needs(&workspace).unwrap();
+        assert_eq!(needs.task, "nix-offline");
+        for expected in [Use::NixOffline, Use::Dist, Use::DistMusl] {
+            assert!(needs.uses.contains(&expected), "{expected:?}: {needs:?}");
+        }
+        // This machine's architecture only: no cross toolchain, no Python module.
+        assert!(!needs.uses.contains(&Use::DistCross));
+        assert!(!needs.uses.contains(&Use::DistPython));
     }
 
     #[test]

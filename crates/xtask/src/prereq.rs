@@ -38,6 +38,8 @@ pub enum Use {
     Fmt,
     /// `cargo clippy`.
     Clippy,
+    /// `cargo doc` with rustdoc's warnings denied.
+    Doc,
     /// The workspace's tests.
     Test,
     /// The workspace-hack check (`cargo hakari`).
@@ -69,6 +71,7 @@ impl Use {
             Use::Emulate => "emulate (other architectures)",
             Use::Fmt => "fmt",
             Use::Clippy => "clippy",
+            Use::Doc => "docs",
             Use::Test => "tests",
             Use::Hakari => "workspace-hack check",
             Use::Ffi => "FFI tests",
@@ -204,7 +207,7 @@ pub const PROGRAMS: &[Program] = &[
         name: "cc",
         probe: Probe::OnPath("cc"),
         debian: "gcc",
-        used_by: &[Use::Dist, Use::Clippy, Use::Test],
+        used_by: &[Use::Dist, Use::Clippy, Use::Doc, Use::Test],
         why: "links host programs (build scripts, tests)",
     },
     Program {
@@ -353,7 +356,17 @@ pub const CARGO_TOOLS: &[CargoTool] = &[
 ];
 
 /// The uses that need the toolchain's targets and components (rust-toolchain.toml).
-pub const TOOLCHAIN_USES: &[Use] = &[Use::Dist, Use::DistCross, Use::Fmt, Use::Clippy, Use::Test];
+/// The Nix offline build's substitute serves `rust-bin` from this rustup toolchain, so the
+/// flake's musl builds need its targets too.
+pub const TOOLCHAIN_USES: &[Use] = &[
+    Use::Dist,
+    Use::DistCross,
+    Use::Fmt,
+    Use::Clippy,
+    Use::Doc,
+    Use::Test,
+    Use::NixOffline,
+];
 
 /// The README's table of prerequisites, generated from [`PROGRAMS`] and [`CARGO_TOOLS`].
 pub fn markdown_table() -> String {
@@ -366,10 +379,17 @@ pub fn markdown_table() -> String {
     };
     let mut text = String::from("| prerequisite | installed from | needed by | why |\n");
     text.push_str("| --- | --- | --- | --- |\n");
-    text.push_str(
-        "| targets and components of `rust-toolchain.toml` | rustup | dist, fmt, clippy, tests \
+    // DistCross adds targets the row's "dist" already names.
+    let toolchain_uses: Vec<Use> = TOOLCHAIN_USES
+        .iter()
+        .copied()
+        .filter(|u| *u != Use::DistCross)
+        .collect();
+    text.push_str(&format!(
+        "| targets and components of `rust-toolchain.toml` | rustup | {} \
          | the pinned toolchain builds every crate for its target |\n",
-    );
+        uses(&toolchain_uses)
+    ));
     let mut row = |name: String, source: String, used_by: &[Use], why: &str| {
         text.push_str(&format!(
             "| `{name}` | {source} | {} | {why} |\n",
