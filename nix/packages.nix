@@ -79,6 +79,8 @@ let
         "docs"
         "tests"
         ".ci"
+        # ci's doc step must deny the same rustdoc warnings as the doc check (xtask test).
+        "nix/checks.nix"
       ]
     );
   };

@@ -264,15 +264,10 @@ fn run_step(workspace: &Workspace, args: &CiArgs, step: CiStep) -> Result<()> {
                 "--locked",
             ]))
         }
-        CiStep::Doc => process::run(
-            cargo(workspace)
-                .args(DOC_ARGS)
-                .env_remove("RUSTDOCFLAGS")
-                .env(
-                    "CARGO_ENCODED_RUSTDOCFLAGS",
-                    RUSTDOCFLAGS.split(' ').collect::<Vec<_>>().join("\x1f"),
-                ),
-        ),
+        CiStep::Doc => process::run(cargo(workspace).args(doc_args(workspace)).env(
+            "CARGO_ENCODED_RUSTDOCFLAGS",
+            RUSTDOCFLAGS.split(' ').collect::<Vec<_>>().join("\x1f"),
+        )),
         CiStep::Hakari => check_workspace_hack(workspace),
         CiStep::Test => run_tests(workspace, !args.skip.contains(&CiStep::Clippy)),
         CiStep::Dist => dist::run(
@@ -312,18 +307,23 @@ fn run_step(workspace: &Workspace, args: &CiArgs, step: CiStep) -> Result<()> {
     }
 }
 
-/// The doc step's command line, after `cargo`.
-const DOC_ARGS: [&str; 5] = [
-    "doc",
-    "--no-deps",
-    "--workspace",
-    "--all-features",
-    "--locked",
-];
+/// The doc step's command line, after `cargo`: what the flake's doc check documents
+/// (nix/checks.nix: the workspace with each Python module's feature, our crates only).
+fn doc_args(workspace: &Workspace) -> Vec<String> {
+    let mut args: Vec<String> = ["doc", "--no-deps", "--locked", "--workspace"]
+        .map(str::to_owned)
+        .into();
+    for spec in &workspace.crates {
+        if let Some(feature) = &spec.python_feature {
+            args.extend(["--features".to_owned(), format!("{}/{feature}", spec.name)]);
+        }
+    }
+    args
+}
 
 /// rustdoc's flags in the doc step: the same as the flake's doc check (nix/checks.nix), so a
-/// broken intra-doc link fails here before it fails `nix flake check`. Passed encoded, so a
-/// user's RUSTDOCFLAGS neither adds to them nor replaces them.
+/// broken intra-doc link fails here before it fails `nix flake check`. Passed encoded, which
+/// cargo takes over RUSTDOCFLAGS, so a user's RUSTDOCFLAGS cannot change them.
 const RUSTDOCFLAGS: &str = "--deny warnings";
 
 /// The workspace-hack must be what `cargo hakari generate` makes of the current dependency
@@ -509,7 +509,24 @@ mod tests {
             "nix/checks.nix's doc check and ci's doc step must deny the same rustdoc warnings"
         );
         assert!(checks.contains("cargoDocExtraArgs = \"--no-deps\";"));
-        assert!(DOC_ARGS.contains(&"--no-deps"));
+        assert!(checks.contains("cargoExtraArgs = \"--locked --workspace${pythonFeatures}\";"));
+        assert!(checks.contains("\" --features ${n}/${workspace.crates.${n}.pythonFeature}\""));
+        let args = doc_args(&workspace).join(" ");
+        assert!(
+            args.starts_with("doc --no-deps --locked --workspace"),
+            "{args}"
+        );
+        let core = workspace
+            .crates
+            .iter()
+            .find(|c| c.role == Role::PythonModule)
+            .unwrap();
+        let feature = core.python_feature.as_deref().unwrap();
+        assert!(
+            args.contains(&format!("--features {}/{feature}", core.name)),
+            "{args}"
+        );
+        assert!(!args.contains("--all-features"), "{args}");
     }
 
     #[test]

@@ -116,17 +116,25 @@ pub enum Runner {
 impl Runner {
     /// A command that runs `program` with the Nix configuration of this run, in `dir`.
     pub fn command(&self, dir: &Path, program: &str) -> Command {
+        self.command_with(dir, &[], program)
+    }
+
+    /// [`Runner::command`] with more environment (the chroot's is otherwise clean).
+    pub fn command_with(&self, dir: &Path, env: &[(&str, &str)], program: &str) -> Command {
         match self {
             Runner::Host => {
                 let mut command = Command::new(program);
                 command
                     .current_dir(dir)
+                    .envs(env.iter().copied())
                     .env("NIX_CONFIG", NIX_CONFIG)
                     .env_remove("NIX_PATH");
                 command
             }
             Runner::Chroot(chroot) => {
-                chroot.command_in(dir, &[("NIX_CONFIG", NIX_CONFIG)], program)
+                let mut all = vec![("NIX_CONFIG", NIX_CONFIG)];
+                all.extend_from_slice(env);
+                chroot.command_in(dir, &all, program)
             }
         }
     }
@@ -233,10 +241,14 @@ pub fn run(workspace: &Workspace, args: &NixOfflineArgs) -> Result<()> {
     if steps.contains(&Step::Develop) {
         let shell_out = work.join("dist");
         let shell_args = dist_args(&shell_out);
+        // The dev shell builds in a target directory of its own: its build scripts link
+        // against the chroot's newer glibc, and cargo's fingerprints would let a later
+        // host build reuse them ("GLIBC_2.39 not found").
+        let shell_target = work.join("shell-target").display().to_string();
         timed(&format!("nix develop -c {}", shell_args.join(" ")), || {
             process::run(
                 runner
-                    .command(root, "nix")
+                    .command_with(root, &[("CARGO_TARGET_DIR", &shell_target)], "nix")
                     .arg("develop")
                     .args(&overrides)
                     .arg("-c")
@@ -250,9 +262,12 @@ pub fn run(workspace: &Workspace, args: &NixOfflineArgs) -> Result<()> {
         timed(
             &format!("{} (host, outside Nix)", host_args.join(" ")),
             || {
+                // This xtask binary, so xtask is not rebuilt in the new target directory.
+                let xtask = std::env::current_exe().context("locating the xtask binary")?;
                 process::run(
-                    crate::ci::cargo(workspace)
-                        .args(&host_args[1..])
+                    Command::new(xtask)
+                        .current_dir(root)
+                        .args(&host_args[2..])
                         .env("CARGO_TARGET_DIR", work.join("host-target")),
                 )
             },
