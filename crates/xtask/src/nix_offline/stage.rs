@@ -92,8 +92,9 @@ pub fn prepare(
 
     // fenix reads the release's channel manifest by its published hash (flake.nix);
     // rustup keeps only a re-serialised copy, so the published file is downloaded once.
-    let rust_dist_cache = work.join("rust-dist");
-    let manifest_name = format!("channel-rust-{}.toml", channel(root)?);
+    let channel = channel(root)?;
+    let rust_dist_cache = rust_dist_cache(&channel);
+    let manifest_name = format!("channel-rust-{channel}.toml");
     let manifest_path = rust_dist_cache.join(&manifest_name);
     if !manifest_path.is_file() {
         fs::create_dir_all(&rust_dist_cache)?;
@@ -172,6 +173,7 @@ pub fn prepare(
         workspace.target_dir.clone(),
         rustup_home,
         cargo_home,
+        rust_dist_cache,
     ];
     paths.extend(sources.iter().map(|(_, dir)| dir.clone()));
     paths.extend(
@@ -183,6 +185,14 @@ pub fn prepare(
         nixpkgs,
         paths_to_share: outermost(paths),
     })
+}
+
+/// Where the release's channel manifest is kept: the user's cache, not the checkout's
+/// target directory. Its path is in every Rust component's derivation (`host.nix`), so a
+/// per-checkout path made a second checkout rebuild the toolchain and everything built
+/// with it in the same Nix store (seen: two clones, no derivation shared).
+fn rust_dist_cache(channel: &str) -> PathBuf {
+    crate::prereq::venv::home("rust-dist", channel)
 }
 
 /// `host.nix` of the staged substitute (see nix/offline/pkgs.nix for its use).
@@ -316,6 +326,19 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_manifest_cache_does_not_depend_on_the_checkout() {
+        let workspace = Workspace::load().unwrap();
+        let cache = rust_dist_cache("1.95.0");
+        assert!(!cache.starts_with(&workspace.root), "{}", cache.display());
+        assert!(
+            !cache.starts_with(&workspace.target_dir),
+            "{}",
+            cache.display()
+        );
+        assert!(cache.ends_with("rust-dist-1.95.0"), "{}", cache.display());
+    }
 
     #[test]
     fn nested_paths_share_one_mount() {
