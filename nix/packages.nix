@@ -74,6 +74,8 @@ let
       ]
       ++ map (name: lib.fileset.maybeMissing (root + "/${name}")) [
         "README.md"
+        # xtask's prerequisite and clippy-build tests read the toolchain file.
+        "rust-toolchain.toml"
         "BENCHMARKS.md"
         "NIX.md"
         "docs"

@@ -296,7 +296,12 @@ import ./builders.nix { inherit lib final mkStdenv; }
   gzip = deb "gzip" [ "gzip" ];
   bzip2 = deb "bzip2" [ "bzip2" ];
   xz = deb "xz" [ "xz-utils" ];
-  bash = deb "bash" [ "bash" ];
+  # nixpkgs' bash has bin/sh too; programs and tests start `sh` from PATH.
+  bash = hostPackage {
+    name = "bash";
+    debianPackages = [ "bash" ];
+    bins.sh = "/bin/bash";
+  };
   # What `nix develop` starts an interactive shell with.
   bashInteractive = final.bash;
   gnumake = deb "gnumake" [ "make" ];

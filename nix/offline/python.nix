@@ -70,8 +70,9 @@ let
       inherit toPythonModule;
       numpy = debianModule "numpy" [ "python3-numpy" ];
       hypothesis = debianModule "hypothesis" [
+        # Its Depends in Debian sid (Dec 2026); no longer python3-attr.
         "python3-hypothesis"
-        "python3-attr"
+        "python3-dateutil"
         "python3-sortedcontainers"
       ];
       pytest = debianModule "pytest" [

@@ -320,8 +320,13 @@ async fn escapes_symlinks_and_fifos_are_refused_and_the_server_keeps_serving() {
     assert!(made.success());
     let server = spawn(dir.path()).await;
     let secret = outside.path().join("secret.txt");
+    // Enough `..` to reach /etc/passwd (which exists) from wherever the fixture is: a
+    // fixed "../../" ended elsewhere in a deeper temporary directory (Nix's build dir) and
+    // was refused as "not found" instead of as an escape.
+    let dotdots = "../".repeat(dir.path().components().count());
+    let passwd = format!("{dotdots}etc/passwd");
     let attempts = [
-        ("read_file", json!({"path": "../../etc/passwd"})),
+        ("read_file", json!({"path": passwd})),
         ("read_file", json!({"path": secret.to_str().unwrap()})),
         ("read_file", json!({"path": "leak.txt"})),
         ("read_files", json!({"paths": ["leakdir/secret.txt"]})),

@@ -586,18 +586,10 @@ mod tests {
         let text = String::from_utf8(written).unwrap();
         assert!(text.starts_with("demo 1.2.3"), "{text}");
         assert!(text.ends_with("\nexec sandbox: contained\n"), "{text}");
+        let failing = |kind| write_version(&mut FailingOut(kind), identity, &details);
         // `demo --version | head -1`: the reader is gone.
-        let closed = write_version(
-            &mut FailingOut(std::io::ErrorKind::BrokenPipe),
-            identity,
-            &details,
-        );
-        assert_eq!(closed, ExitCode::SUCCESS);
-        let full = write_version(
-            &mut FailingOut(std::io::ErrorKind::StorageFull),
-            identity,
-            &[],
-        );
+        assert_eq!(failing(std::io::ErrorKind::BrokenPipe), ExitCode::SUCCESS);
+        let full = failing(std::io::ErrorKind::StorageFull);
         assert_eq!(full, ExitCode::from(EXIT_STARTUP));
     }
 }
