@@ -266,7 +266,7 @@ fn run_step(workspace: &Workspace, args: &CiArgs, step: CiStep) -> Result<()> {
         }
         CiStep::Doc => process::run(cargo(workspace).args(doc_args(workspace)).env(
             "CARGO_ENCODED_RUSTDOCFLAGS",
-            RUSTDOCFLAGS.split(' ').collect::<Vec<_>>().join("\x1f"),
+            RUSTDOCFLAGS.replace(' ', "\x1f"),
         )),
         CiStep::Hakari => check_workspace_hack(workspace),
         CiStep::Test => run_tests(workspace, !args.skip.contains(&CiStep::Clippy)),

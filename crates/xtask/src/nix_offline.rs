@@ -8,15 +8,16 @@
 //! the substitute needs and which is never committed here). Their narHashes must match
 //! `flake.lock` for the inputs of the flake; Nix prints both.
 //!
-//! Steps: `nix build` of the Python module and one server in two variants and that
-//! server's dispatch image (each output then inspected: the module links no libpython,
-//! the binaries run when this CPU can, skopeo reads the image), `nix flake check`, and
-//! `nix develop -c cargo xtask dist --crate <server> --variant <baseline> --arch <this
-//! machine's>`, and the same dist on this host outside Nix (its own toolchain, C compiler
-//! and target directory). Both binaries are compared with the Nix-built one (sha256, then
-//! where they differ: [`compare`]): the dev shell's proves that the flake's dev shell builds
-//! what its packages build, the host's that Nix and plain Cargo give one artifact. The inputs are locked once to the local sources in a lock file of
-//! the run's own, so the flake keeps `self.rev` (see `run`).
+//! Steps: `nix build` of the Python module and one server in two variants and that server's
+//! dispatch image (each output then inspected: the module links no libpython, the binaries
+//! run when this CPU can, skopeo reads the image), `nix flake check`, and `nix develop -c
+//! cargo xtask dist --crate <server> --variant <baseline> --arch <this machine's>`, and the
+//! same dist on this host outside Nix (its own toolchain, C compiler and target directory).
+//! Both binaries are compared with the Nix-built one (sha256, then where they differ:
+//! [`compare`]): the dev shell's proves that the flake's dev shell builds what its packages
+//! build, the host's that Nix and plain Cargo give one artifact. The inputs are locked once
+//! to the local sources in a lock file of the run's own, so the flake keeps `self.rev` (see
+//! `run`).
 //!
 //! When the host's Nix is older (Debian 12 ships 2.8), it runs as root in a Debian sid
 //! chroot that it sets up itself ([`chroot`]), whose `nix-bin` is new enough.
